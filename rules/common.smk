@@ -1,0 +1,371 @@
+# Validation, wildcard constraints and input/param helpers. No rules live here.
+import os
+import re
+import sys
+from pathlib import Path
+
+SRC = str(Path(workflow.basedir) / "src")
+if SRC not in sys.path:
+    sys.path.insert(0, SRC)
+# Jobs (script: rules, also on cluster nodes) import the package from the checkout.
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH", "")) if p)
+)
+
+from instruct_pt import config as cfg  # noqa: E402
+
+cfg.validate_config(
+    config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+)
+
+RUN = config["run"]
+SIZES = list(config["pretrain"]["sizes"])
+DOMAINS = list(config["continual_pretrain"]["domains"])
+SETTINGS = list(config["evaluation"]["settings"])
+SUITES = list(config["evaluation"]["suites"])
+N_SHARDS = config["synthesis"]["n_shards"]
+COMPUTE = config["compute"]
+PT_TOKENIZER = config["pretrain"]["tokenizer"]
+CPT_TOKENIZER = config["continual_pretrain"]["tokenizer"]
+# The synthesis engine decides the software environment of the synthesis rules.
+SYNTHESIS_ENV = (
+    "../envs/vllm.yaml"
+    if config["synthesis"]["engine"]["engine"] == "vllm"
+    else "../envs/torch.yaml"
+)
+
+
+def _alt(values):
+    return "|".join(re.escape(str(v)) for v in values)
+
+
+wildcard_constraints:
+    run=re.escape(RUN),
+    dataset=_alt(config["datasets"]),
+    tokenizer=_alt(config["tokenizers"]),
+    base=_alt(config["base_models"]),
+    size=_alt(SIZES),
+    domain=_alt(cfg.DOMAINS),
+    corpus=_alt(cfg.CORPORA),
+    augvariant=_alt(cfg.AUGMENTED_VARIANTS),
+    suite=_alt(SUITES),
+    setting=_alt(SETTINGS),
+    shard=r"\d+",
+    seq_len=r"\d+",
+    model=r"[A-Za-z0-9_.-]+",
+
+
+# ----------------------------------------------------------------------------- resources
+
+
+def gpus(stage):
+    return COMPUTE["gpus"].get(stage, 0)
+
+
+def threads(kind):
+    return COMPUTE["threads"][kind]
+
+
+def mem_mb(kind):
+    return COMPUTE["mem_mb"][kind]
+
+
+def runtime(kind):
+    return COMPUTE["runtime_min"][kind]
+
+
+# ----------------------------------------------------------------------------- paths
+
+
+def data_path(name):
+    return f"results/{RUN}/data/{name}.jsonl"
+
+
+def base_dir(name):
+    return f"results/{RUN}/models/base-{name}"
+
+
+def synthesizer_dir():
+    """The synthesizer the synthesis rules use: ours (fine-tuned here) or the released one."""
+    if config["synthesizer"]["use"] == "released":
+        return base_dir("released_synthesizer")
+    return f"results/{RUN}/models/synthesizer"
+
+
+def packed_dir(tokenizer, mixture, seq_len):
+    return f"results/{RUN}/packed/{tokenizer}/{mixture}.L{seq_len}"
+
+
+def tokenizer_dir(name):
+    return f"results/{RUN}/tokenizers/{name}"
+
+
+def model_dir(model):
+    """The folder a rule declares for a model id (instruction-tuning steps live inside theirs)."""
+    m = re.fullmatch(r"(it-.+)-step\d+", model)
+    return f"results/{RUN}/models/{m.group(1) if m else model}"
+
+
+def model_path(model):
+    """The folder the model's weights are actually in."""
+    m = re.fullmatch(r"(it-.+)-(step\d+)", model)
+    if m:
+        return f"results/{RUN}/models/{m.group(1)}/{m.group(2)}"
+    return f"results/{RUN}/models/{model}"
+
+
+def eval_dirs(models, setting):
+    return [f"results/{RUN}/eval/{m}/{setting}" for m in models]
+
+
+# ----------------------------------------------------------------------------- data flow
+
+
+def tokenizer_corpora(wildcards):
+    """A trained tokenizer (miniature) reads the world's corpora; a hub tokenizer reads nothing."""
+    if config["tokenizers"][wildcards.tokenizer]["source"] != "train":
+        return []
+    return [data_path(name) for name in config["datasets"]]
+
+
+def augmented_shards(wildcards):
+    method, _ = cfg.AUGMENTED_VARIANTS[wildcards.augvariant]
+    return expand(
+        "results/{run}/synthesis/{corpus}/{method}/shard{shard}.jsonl",
+        run=RUN,
+        corpus=wildcards.corpus,
+        method=method,
+        shard=range(N_SHARDS),
+    )
+
+
+def synthesis_rounds(wildcards):
+    if wildcards.method == "one_shot":
+        return config["ablations"]["one_shot"]["rounds"]
+    return config["synthesis"]["corpora"][wildcards.corpus]["rounds"]
+
+
+def include_context(wildcards):
+    if wildcards.augvariant == "wo_corpora":
+        return config["ablations"]["wo_corpora"]["include_context"]
+    return True
+
+
+def mixture_components(mixture):
+    """The paper's mixtures as data (manifests record what each one holds).
+
+    general-vanilla:  all raw texts                                  (Vanilla PT)
+    general-mix:      all raw texts + fine-tuning collection x4      (Mix PT)
+    general-instruct: 1/5 augmented (M=2) + 4/5 raw + collection x4  (Instruct PT)
+    {domain}-vanilla: raw domain texts + general instructions 1:1 by tokens
+    {domain}-{v}:     augmented domain texts (v = instruct or an ablation) + instructions 1:1
+    """
+    group, variant = mixture.split("-", 1)
+    ft = {
+        "name": "ft_collection",
+        "path": data_path("synth_ft.templified"),
+        "format": "text",
+        "repeat": config["pretrain"]["ft_repeat"],
+    }
+    if group == "general":
+        if variant == "vanilla":
+            return [{"name": "raw", "path": data_path("raw_general"), "format": "text"}]
+        if variant == "mix":
+            return [
+                {"name": "raw", "path": data_path("raw_general"), "format": "text"},
+                ft,
+            ]
+        return [
+            {
+                "name": "augmented",
+                "path": f"results/{RUN}/synthesis/general/augmented/instruct.jsonl",
+                "format": "text",
+            },
+            {
+                "name": "raw",
+                "path": f"results/{RUN}/synthesis/general/split/rest.jsonl",
+                "format": "text",
+            },
+            ft,
+        ]
+    if variant == "vanilla":
+        corpus = [
+            {"name": "domain", "path": data_path(f"raw_{group}"), "format": "text"}
+        ]
+    else:
+        corpus = [
+            {
+                "name": "domain",
+                "path": f"results/{RUN}/synthesis/{group}/augmented/{variant}.jsonl",
+                "format": "text",
+            },
+            {
+                "name": "domain_raw",
+                "path": f"results/{RUN}/synthesis/{group}/split/rest.jsonl",
+                "format": "text",
+            },
+        ]
+    instructions = {
+        "name": "general_instructions",
+        "path": data_path("general_instructions"),
+        "format": "instruction",
+        "match": [c["name"] for c in corpus],
+        "ratio": config["continual_pretrain"]["instruction_ratio"],
+    }
+    return corpus + [instructions]
+
+
+def mixture_inputs(wildcards):
+    return [c["path"] for c in mixture_components(wildcards.mixture)]
+
+
+def base_model_inputs(wildcards):
+    spec = config["base_models"][wildcards.base]
+    if spec["source"] != "pretrain":
+        return {}
+    st = config["stand_in_training"]
+    return {
+        "packed": packed_dir(spec["tokenizer"], st["mixture"], st["seq_len"]),
+        "tokenizer": tokenizer_dir(spec["tokenizer"]),
+    }
+
+
+def suite_dir(setting):
+    suite = config["evaluation"]["settings"][setting]["suite"]
+    return f"results/{RUN}/eval/tasks/{suite}"
+
+
+# ----------------------------------------------------------------------------- report inputs
+
+
+def table1_rows():
+    labels = {"vanilla": "Vanilla PT", "mix": "Mix PT", "instruct": "Instruct PT"}
+    return [
+        {"label": f"{size.upper()} {labels[v]}", "model": f"scratch-{size}-{v}"}
+        for size, spec in config["pretrain"]["sizes"].items()
+        for v in spec["variants"]
+    ]
+
+
+def table2_rows():
+    rows = []
+    for size, spec in config["pretrain"]["sizes"].items():
+        if "instruct" in spec["variants"]:
+            rows.append(
+                {
+                    "label": f"Instruct PT {size.upper()}",
+                    "model": f"scratch-{size}-instruct",
+                    "params": None,
+                    "tokens": int(
+                        cfg.train_settings(config, "pretrain", size)["tokens"]
+                    ),
+                    "ours": True,
+                }
+            )
+    for ref in config["evaluation"]["table2_references"]:
+        rows.append(
+            {
+                "label": ref["label"],
+                "model": f"base-{ref['model']}",
+                "params": ref["params"],
+                "tokens": ref["tokens"],
+                "ours": False,
+            }
+        )
+    return rows
+
+
+def domain_rows(variants_labels):
+    return [
+        {"label": label, "models": {d: model.format(domain=d) for d in DOMAINS}}
+        for label, model in variants_labels
+    ]
+
+
+def table3_rows():
+    base = config["continual_pretrain"]["base_model"]
+    return domain_rows(
+        [
+            ("Llama3-8B", f"base-{base}"),
+            ("Vanilla PT-8B", "cpt-{domain}-vanilla"),
+            ("Instruct PT-8B", "cpt-{domain}-instruct"),
+            ("Llama3-70B", "base-llama3_70b"),
+        ]
+    )
+
+
+def table4_rows():
+    return domain_rows(
+        [
+            ("Instruct PT", "cpt-{domain}-instruct"),
+            ("w/o Corpora", "cpt-{domain}-wo_corpora"),
+            ("Rule-based", "cpt-{domain}-rule_based"),
+            ("1-shot", "cpt-{domain}-one_shot"),
+        ]
+    )
+
+
+def rows_eval_dirs(rows):
+    return [
+        f"results/{RUN}/eval/{model}/{domain}"
+        for row in rows
+        for domain, model in row["models"].items()
+    ]
+
+
+def figure4_curves():
+    it = config["instruction_tuning"]
+    return [
+        {
+            "label": {
+                "vanilla": "Vanilla PT",
+                "instruct": "Instruct PT",
+                "mix": "Mix PT",
+            }[v],
+            "variant": v,
+            "steps": {
+                s: f"it-{it['size']}-{v}-step{s}" for s in sorted(it["save_steps"])
+            },
+        }
+        for v in it["variants"]
+    ]
+
+
+def figure4_eval_dirs():
+    models = cfg.it_models(config)
+    return eval_dirs(models, "probe_zeroshot") + eval_dirs(models, "probe_fewshot")
+
+
+def probe_task():
+    tasks = config["evaluation"]["settings"]["probe_zeroshot"].get("tasks") or []
+    return tasks[0] if tasks else None
+
+
+REPORTS = ["table1", "table2", "table3", "table4", "table5", "table6", "table9"]
+FIGURES = ["figure4", "figure6"]
+
+
+def report_files():
+    files = expand(
+        "paper_figures/{run}/{name}.{ext}", run=RUN, name=REPORTS, ext=["csv", "md"]
+    )
+    files += expand(
+        "paper_figures/{run}/{name}.{ext}",
+        run=RUN,
+        name=FIGURES,
+        ext=["csv", "md", "png", "pdf"],
+    )
+    files += expand("paper_figures/{run}/claims.{ext}", run=RUN, ext=["json", "md"])
+    return files
+
+
+def report_target(name):
+    """The files of one table / figure (targets in the Snakefile)."""
+    return [f for f in report_files() if Path(f).stem == name]
+
+
+def ablation_target(ablation):
+    """One Table 4 ablation: its continual pre-training per domain, evaluated, and Table 4."""
+    return [
+        f"results/{RUN}/eval/cpt-{d}-{ablation}/{d}" for d in DOMAINS
+    ] + report_target("table4")

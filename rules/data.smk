@@ -1,0 +1,87 @@
+# Data: every data set behind one loader (hub at paper scale, the built-in world at miniature
+# scale), tokenizers, and the evaluation suites as lm-eval task definitions.
+
+
+rule prepare_dataset:
+    output:
+        "results/{run}/data/{dataset}.jsonl",
+    log:
+        "logs/{run}/data/{dataset}.log",
+    benchmark:
+        "benchmarks/{run}/data/{dataset}.tsv"
+    conda:
+        "../envs/core.yaml"
+    threads: threads("data")
+    resources:
+        mem_mb=mem_mb("data"),
+        runtime=runtime("data"),
+    params:
+        spec=lambda wc: config["datasets"][wc.dataset],
+        world=lambda wc: (
+            config.get("world", {})
+            if config["datasets"][wc.dataset]["source"] == "world"
+            else None
+        ),
+    script:
+        "../workflow/scripts/prepare_dataset.py"
+
+
+rule templify_ft_collection:
+    input:
+        "results/{run}/data/synth_ft.jsonl",
+    output:
+        "results/{run}/data/synth_ft.templified.jsonl",
+    log:
+        "logs/{run}/data/synth_ft.templified.log",
+    conda:
+        "../envs/core.yaml"
+    threads: threads("data")
+    resources:
+        mem_mb=mem_mb("data"),
+        runtime=runtime("data"),
+    params:
+        seed=config["synthesis"]["templify_seed"],
+    script:
+        "../workflow/scripts/templify_ft_collection.py"
+
+
+rule tokenizer:
+    input:
+        tokenizer_corpora,
+    output:
+        directory("results/{run}/tokenizers/{tokenizer}"),
+    log:
+        "logs/{run}/tokenizers/{tokenizer}.log",
+    conda:
+        "../envs/torch.yaml"
+    threads: threads("data")
+    resources:
+        mem_mb=mem_mb("data"),
+        runtime=runtime("data"),
+    params:
+        spec=lambda wc: config["tokenizers"][wc.tokenizer],
+        seed=config["seed"],
+    script:
+        "../workflow/scripts/tokenizer.py"
+
+
+rule eval_tasks:
+    output:
+        directory("results/{run}/eval/tasks/{suite}"),
+    log:
+        "logs/{run}/eval/tasks/{suite}.log",
+    conda:
+        "../envs/eval.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb("data"),
+        runtime=runtime("data"),
+    params:
+        spec=lambda wc: config["evaluation"]["suites"][wc.suite],
+        world=lambda wc: (
+            config.get("world", {})
+            if config["evaluation"]["suites"][wc.suite]["source"] == "world"
+            else None
+        ),
+    script:
+        "../workflow/scripts/build_suite.py"

@@ -1,0 +1,31 @@
+# Evaluation through lm-evaluation-harness: one job per (model, setting); one JSON per task.
+# Settings (config evaluation.settings): the general suite, the two domain suites, and the
+# zero-/few-shot probes of Fig. 4.
+
+
+rule evaluate:
+    input:
+        model=lambda wc: model_dir(wc.model),
+        suite=lambda wc: suite_dir(wc.setting),
+    output:
+        directory("results/{run}/eval/{model}/{setting}"),
+    log:
+        "logs/{run}/eval/{model}/{setting}.log",
+    benchmark:
+        "benchmarks/{run}/eval/{model}/{setting}.tsv"
+    conda:
+        "../envs/eval.yaml"
+    threads: threads("evaluate")
+    resources:
+        mem_mb=mem_mb("evaluate"),
+        runtime=runtime("evaluate"),
+        gpu=gpus("evaluate"),
+    params:
+        model_path=lambda wc: model_path(wc.model),
+        setting=lambda wc: config["evaluation"]["settings"][wc.setting],
+        batch_size=config["evaluation"]["batch_size"],
+        dtype=config["evaluation"]["dtype"],
+        add_bos_token=config["evaluation"]["add_bos_token"],
+        seed=config["seed"],
+    script:
+        "../workflow/scripts/evaluate.py"

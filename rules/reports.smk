@@ -1,0 +1,206 @@
+# Every table and figure of the paper that holds numbers, with the paper's values beside ours,
+# and the claims scorecard. Reports read only result files: `snakemake paper_figures` rebuilds
+# them from existing results without retraining.
+
+
+rule report_table1:
+    input:
+        eval_dirs(cfg.scratch_models(config), "general"),
+    output:
+        csv="paper_figures/{run}/table1.csv",
+        md="paper_figures/{run}/table1.md",
+    log:
+        "logs/{run}/reports/table1.log",
+    localrule: True
+    conda:
+        "../envs/core.yaml"
+    params:
+        table="table1",
+        kwargs={"eval_dir": f"results/{RUN}/eval", "rows": table1_rows()},
+        scale=lambda wc: config["scale"],
+    script:
+        "../workflow/scripts/table.py"
+
+
+rule report_table2:
+    input:
+        eval_dirs([row["model"] for row in table2_rows()], "general"),
+    output:
+        csv="paper_figures/{run}/table2.csv",
+        md="paper_figures/{run}/table2.md",
+    log:
+        "logs/{run}/reports/table2.log",
+    localrule: True
+    conda:
+        "../envs/core.yaml"
+    params:
+        table="table2",
+        kwargs={"eval_dir": f"results/{RUN}/eval", "rows": table2_rows()},
+        scale=lambda wc: config["scale"],
+    script:
+        "../workflow/scripts/table.py"
+
+
+rule report_table3:
+    input:
+        rows_eval_dirs(table3_rows()),
+    output:
+        csv="paper_figures/{run}/table3.csv",
+        md="paper_figures/{run}/table3.md",
+    log:
+        "logs/{run}/reports/table3.log",
+    localrule: True
+    conda:
+        "../envs/core.yaml"
+    params:
+        table="table3",
+        kwargs={"eval_dir": f"results/{RUN}/eval", "rows": table3_rows()},
+        scale=lambda wc: config["scale"],
+    script:
+        "../workflow/scripts/table.py"
+
+
+rule report_table4:
+    input:
+        rows_eval_dirs(table4_rows()),
+    output:
+        csv="paper_figures/{run}/table4.csv",
+        md="paper_figures/{run}/table4.md",
+    log:
+        "logs/{run}/reports/table4.log",
+    localrule: True
+    conda:
+        "../envs/core.yaml"
+    params:
+        table="table4",
+        kwargs={"eval_dir": f"results/{RUN}/eval", "rows": table4_rows()},
+        scale=lambda wc: config["scale"],
+    script:
+        "../workflow/scripts/table.py"
+
+
+rule report_table5:
+    input:
+        "results/{run}/synthesizer/eval.json",
+    output:
+        csv="paper_figures/{run}/table5.csv",
+        md="paper_figures/{run}/table5.md",
+    log:
+        "logs/{run}/reports/table5.log",
+    localrule: True
+    conda:
+        "../envs/core.yaml"
+    params:
+        table="table5",
+        kwargs={"synth_eval_json": f"results/{RUN}/synthesizer/eval.json"},
+        scale=lambda wc: config["scale"],
+    script:
+        "../workflow/scripts/table.py"
+
+
+rule report_table6:
+    input:
+        expand("results/{{run}}/analysis/quality/{corpus}.json", corpus=cfg.CORPORA),
+    output:
+        csv="paper_figures/{run}/table6.csv",
+        md="paper_figures/{run}/table6.md",
+    log:
+        "logs/{run}/reports/table6.log",
+    localrule: True
+    conda:
+        "../envs/core.yaml"
+    params:
+        table="table6",
+        kwargs={
+            "quality_jsons": {
+                c: f"results/{RUN}/analysis/quality/{c}.json" for c in cfg.CORPORA
+            }
+        },
+        scale=lambda wc: config["scale"],
+    script:
+        "../workflow/scripts/table.py"
+
+
+rule report_table9:
+    input:
+        "results/{run}/analysis/contamination.json",
+    output:
+        csv="paper_figures/{run}/table9.csv",
+        md="paper_figures/{run}/table9.md",
+    log:
+        "logs/{run}/reports/table9.log",
+    localrule: True
+    conda:
+        "../envs/core.yaml"
+    params:
+        table="table9",
+        kwargs={"contamination_json": f"results/{RUN}/analysis/contamination.json"},
+        scale=lambda wc: config["scale"],
+    script:
+        "../workflow/scripts/table.py"
+
+
+rule report_figure4:
+    input:
+        figure4_eval_dirs(),
+    output:
+        csv="paper_figures/{run}/figure4.csv",
+        md="paper_figures/{run}/figure4.md",
+        png="paper_figures/{run}/figure4.png",
+        pdf="paper_figures/{run}/figure4.pdf",
+    log:
+        "logs/{run}/reports/figure4.log",
+    localrule: True
+    conda:
+        "../envs/core.yaml"
+    params:
+        eval_dir=lambda wc: f"results/{RUN}/eval",
+        curves=figure4_curves(),
+        settings={"zero-shot": "probe_zeroshot", "few-shot": "probe_fewshot"},
+        task=probe_task(),
+        scale=lambda wc: config["scale"],
+    script:
+        "../workflow/scripts/figure4.py"
+
+
+rule report_figure6:
+    input:
+        expand("results/{{run}}/analysis/quality/{corpus}.json", corpus=cfg.CORPORA),
+    output:
+        csv="paper_figures/{run}/figure6.csv",
+        md="paper_figures/{run}/figure6.md",
+        png="paper_figures/{run}/figure6.png",
+        pdf="paper_figures/{run}/figure6.pdf",
+    log:
+        "logs/{run}/reports/figure6.log",
+    localrule: True
+    conda:
+        "../envs/core.yaml"
+    params:
+        quality_jsons={
+            c: f"results/{RUN}/analysis/quality/{c}.json" for c in cfg.CORPORA
+        },
+        scale=lambda wc: config["scale"],
+    script:
+        "../workflow/scripts/figure6.py"
+
+
+rule report_claims:
+    input:
+        expand(
+            "paper_figures/{{run}}/{name}.csv",
+            name=REPORTS + FIGURES,
+        ),
+    output:
+        json="paper_figures/{run}/claims.json",
+        md="paper_figures/{run}/claims.md",
+    log:
+        "logs/{run}/reports/claims.log",
+    localrule: True
+    conda:
+        "../envs/core.yaml"
+    params:
+        tables={name: f"paper_figures/{RUN}/{name}.csv" for name in REPORTS + FIGURES},
+        scale=lambda wc: config["scale"],
+    script:
+        "../workflow/scripts/claims.py"

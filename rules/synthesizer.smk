@@ -1,0 +1,79 @@
+# The instruction synthesizer (paper §2.1, Table 5): fine-tune a base model on the
+# context-based task collection (loss only on instruction-response pairs), then measure it.
+
+
+rule split_synthesizer_data:
+    input:
+        "results/{run}/data/synth_ft.jsonl",
+    output:
+        train="results/{run}/synthesizer/train.jsonl",
+        heldout="results/{run}/synthesizer/heldout.jsonl",
+    log:
+        "logs/{run}/synthesizer/split.log",
+    conda:
+        "../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb("data"),
+        runtime=runtime("data"),
+    params:
+        heldout_fraction=config["synthesizer"]["heldout_fraction"],
+        seed=config["seed"],
+    script:
+        "../workflow/scripts/split_synthesizer_data.py"
+
+
+rule finetune_synthesizer:
+    input:
+        base=base_dir(config["synthesizer"]["base_model"]),
+        data="results/{run}/synthesizer/train.jsonl",
+    output:
+        directory("results/{run}/models/synthesizer"),
+    log:
+        "logs/{run}/models/synthesizer.log",
+    benchmark:
+        "benchmarks/{run}/models/synthesizer.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: threads("train")
+    resources:
+        mem_mb=mem_mb("train"),
+        runtime=runtime("train"),
+        gpu=gpus("synthesizer_train"),
+    params:
+        train=cfg.train_settings(config, "synthesizer"),
+        max_per_dataset=config["synthesizer"]["max_per_dataset"],
+        seq_len=config["synthesizer"]["seq_len"],
+        checkpoint_dir="results/{run}/checkpoints/synthesizer",
+        seed=config["seed"],
+    script:
+        "../workflow/scripts/finetune_synthesizer.py"
+
+
+rule evaluate_synthesizer:
+    input:
+        base=base_dir(config["synthesizer"]["base_model"]),
+        synthesizer=synthesizer_dir(),
+        heldout="results/{run}/synthesizer/heldout.jsonl",
+    output:
+        "results/{run}/synthesizer/eval.json",
+    log:
+        "logs/{run}/synthesizer/eval.log",
+    benchmark:
+        "benchmarks/{run}/synthesizer/eval.tsv"
+    conda:
+        SYNTHESIS_ENV
+    threads: threads("synthesis")
+    resources:
+        mem_mb=mem_mb("synthesis"),
+        runtime=runtime("synthesis"),
+        gpu=gpus("synthesis"),
+    params:
+        n_examples=config["synthesizer"]["eval"]["n_examples"],
+        shots=config["synthesizer"]["eval"]["shots"],
+        engine=config["synthesis"]["engine"],
+        max_new_tokens=config["synthesis"]["max_new_tokens"],
+        max_model_len=config["synthesis"]["max_model_len"],
+        seed=config["seed"],
+    script:
+        "../workflow/scripts/evaluate_synthesizer.py"

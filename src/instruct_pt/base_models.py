@@ -1,0 +1,74 @@
+"""External models the paper starts from or compares with (Mistral-7B, Llama3-8B/70B, Pythia,
+BLOOM, the released synthesizer).
+
+Paper scale: the hub weights are downloaded once into the run's model folder (run the rule where
+the network is: compute nodes of many clusters have none). Miniature scale: a small stand-in is
+pre-trained on the world's general corpus by the same training loop as every other model, so
+the rest of the DAG cannot tell the two apart.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from .common import DataError, write_json
+
+log = logging.getLogger(__name__)
+
+
+def prepare_base_model(
+    spec: dict,
+    out_dir: str,
+    packed_dir: str | None = None,
+    tokenizer_dir: str | None = None,
+    train: dict | None = None,
+    checkpoint_dir: str | None = None,
+    seed: int = 0,
+    threads: int | None = None,
+) -> dict:
+    source = spec["source"]
+    if source == "hub":
+        from huggingface_hub import snapshot_download
+
+        log.info("downloading %s (revision %s) to %s", spec["id"], spec.get("revision"), out_dir)
+        snapshot_download(
+            repo_id=spec["id"],
+            revision=spec.get("revision"),
+            local_dir=out_dir,
+            allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.tiktoken"],
+        )
+        summary = {"source": "hub", "id": spec["id"], "revision": spec.get("revision")}
+    elif source == "local":
+        src = Path(spec["path"])
+        if not src.is_dir():
+            raise DataError(
+                f"base model folder {src} does not exist (config key base_models.*.path)"
+            )
+        shutil.copytree(src, out_dir, dirs_exist_ok=True)
+        summary = {"source": "local", "path": str(src)}
+    elif source == "pretrain":
+        from .training import pretrain
+
+        if not (packed_dir and tokenizer_dir and train and checkpoint_dir):
+            raise DataError(
+                "a stand-in base model needs packed data, a tokenizer and train settings"
+            )
+        summary = {
+            "source": "pretrain",
+            **pretrain(
+                packed_dir,
+                out_dir,
+                tokenizer_dir,
+                train,
+                checkpoint_dir,
+                seed,
+                arch=spec["arch"],
+                threads=threads,
+            ),
+        }
+    else:
+        raise DataError(f"unknown base model source '{source}' (config key base_models.*.source)")
+    write_json(Path(out_dir) / "base_model.json", {"spec": spec, "summary": summary})
+    return summary

@@ -1,0 +1,129 @@
+"""Shared helpers: deterministic JSON(L) I/O, stable hashing, clear data errors, logging."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+
+class DataError(ValueError):
+    """Bad input data. The message names the file and line (or key) at fault."""
+
+
+def stable_hash(*parts: Any) -> int:
+    """A 64-bit hash that is the same in every process (unlike ``hash()`` of a str)."""
+    h = hashlib.sha256("\x1f".join(str(p) for p in parts).encode("utf-8")).digest()
+    return int.from_bytes(h[:8], "little")
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _atomic_writer(path: str | os.PathLike):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    return path, os.fdopen(fd, "w", encoding="utf-8", newline="\n"), tmp
+
+
+def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> int:
+    """Write records atomically (temp file + rename); returns the number written."""
+    path, f, tmp = _atomic_writer(path)
+    n = 0
+    try:
+        with f:
+            for rec in records:
+                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                n += 1
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return n
+
+
+def iter_jsonl(path: str | os.PathLike, required: Iterable[str] = ()) -> Iterator[dict]:
+    """Yield records; a malformed line or a missing required key raises DataError(file:line)."""
+    required = tuple(required)
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+            if not isinstance(rec, dict):
+                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
+            missing = [k for k in required if k not in rec]
+            if missing:
+                raise DataError(f"{path}:{lineno}: missing key(s) {', '.join(missing)}")
+            yield rec
+
+
+def read_jsonl(path: str | os.PathLike, required: Iterable[str] = ()) -> list[dict]:
+    return list(iter_jsonl(path, required))
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    path, f, tmp = _atomic_writer(path)
+    try:
+        with f:
+            json.dump(obj, f, ensure_ascii=False, indent=2, sort_keys=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    with open(path, encoding="utf-8") as f:
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    path, f, tmp = _atomic_writer(path)
+    with f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def setup_logging(log_path: str | None = None, level: int = logging.INFO) -> None:
+    """Send logging (and stderr, so tracebacks and tqdm bars too) to a rule's log file."""
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        stream = open(log_path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+        sys.stderr = stream
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+
+
+def set_torch_threads(threads: int | None) -> None:
+    """Pin torch's intra-op threads to what the rule was given (Snakemake `threads`)."""
+    if not threads:
+        return
+    import torch
+
+    torch.set_num_threads(max(1, int(threads)))

@@ -1,0 +1,23 @@
+"""Rule evaluate: one model on one evaluation setting through lm-eval; one JSON per task."""
+
+from instruct_pt.common import set_torch_threads, setup_logging
+
+setup_logging(snakemake.log[0])
+set_torch_threads(snakemake.threads)
+
+from instruct_pt.evaluation import evaluate  # noqa: E402
+
+setting = snakemake.params.setting
+evaluate(
+    snakemake.params.model_path,
+    snakemake.input.suite,
+    snakemake.output[0],
+    model_name=snakemake.wildcards.model,
+    suite=setting["suite"],
+    batch_size=snakemake.params.batch_size,
+    num_fewshot=setting.get("num_fewshot"),
+    tasks=setting.get("tasks"),
+    add_bos_token=snakemake.params.add_bos_token,
+    seed=snakemake.params.seed,
+    dtype=snakemake.params.dtype,
+)

@@ -1,0 +1,13 @@
+"""Rule split_synthesizer_data: hold out seen-dataset examples and all unseen task types."""
+
+from instruct_pt.common import setup_logging
+from instruct_pt.synthesizer_eval import split_heldout
+
+setup_logging(snakemake.log[0])
+split_heldout(
+    snakemake.input[0],
+    snakemake.output.train,
+    snakemake.output.heldout,
+    snakemake.params.heldout_fraction,
+    snakemake.params.seed,
+)
