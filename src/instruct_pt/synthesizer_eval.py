@@ -1,0 +1,222 @@
+"""Evaluation of the instruction synthesizer (paper §5.1, Table 5; facts §1.6).
+
+Two measures, each zero-shot (the test context alone) and few-shot (``shots`` examples of the same
+dataset, formatted as a chain, before the test context), on seen and unseen datasets:
+
+* response accuracy: given the context (and the gold pairs before it) and a gold question, the
+  model's answer up to ``</END>`` is scored by token F1 (SQuAD normalisation) against the gold
+  answer;
+* pair quality: the model generates pairs for the context; each parsed pair is scored by its best
+  token F1 (question + answer) against the gold pairs. The paper's judge for pair quality is
+  UNCONFIRMED; token F1 is our stand-in. The parse rate (texts with >= 1 valid pair) is reported
+  as well.
+
+All scores are x100.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import string
+from collections import Counter
+
+from .common import DataError, iter_jsonl, read_jsonl, stable_hash, write_json, write_jsonl
+from .protocol import (
+    ANS,
+    DELIMITER,
+    END,
+    QUE,
+    build_prompt,
+    format_example,
+    format_pair,
+    parse_pairs,
+)
+from .synthesis import Engine, load_engine
+
+log = logging.getLogger(__name__)
+
+_FT_KEYS = ("id", "dataset", "seen", "context", "pairs")
+
+
+def split_heldout(
+    ft_path: str, train_out: str, heldout_out: str, heldout_fraction: float, seed: int
+) -> dict:
+    """Hold out every unseen record and ``heldout_fraction`` of each seen dataset (file order kept).
+
+    Each seen dataset's held-out records are drawn with ``random.Random(stable_hash(seed, dataset))``
+    so adding a dataset does not change the others' split.
+    """
+    if not 0.0 <= heldout_fraction < 1.0:
+        raise ValueError(f"heldout_fraction must be in [0, 1), got {heldout_fraction}")
+    records = []
+    for lineno, rec in enumerate(iter_jsonl(ft_path, required=_FT_KEYS), 1):
+        if not isinstance(rec["seen"], bool):
+            raise DataError(f"{ft_path}:{lineno}: 'seen' must be true or false")
+        records.append(rec)
+    by_dataset: dict[str, list[int]] = {}
+    for k, rec in enumerate(records):
+        if rec["seen"]:
+            by_dataset.setdefault(rec["dataset"], []).append(k)
+    held = {k for k, rec in enumerate(records) if not rec["seen"]}
+    for dataset, idx in by_dataset.items():
+        n = round(heldout_fraction * len(idx))
+        held.update(random.Random(stable_hash(seed, dataset)).sample(idx, n))
+    train = [r for k, r in enumerate(records) if k not in held]
+    heldout = [r for k, r in enumerate(records) if k in held]
+    write_jsonl(train_out, train)
+    write_jsonl(heldout_out, heldout)
+    return {
+        "records": len(records),
+        "train": len(train),
+        "heldout": len(heldout),
+        "heldout_seen": sum(1 for r in heldout if r["seen"]),
+        "heldout_unseen": sum(1 for r in heldout if not r["seen"]),
+        "heldout_fraction": heldout_fraction,
+        "seed": seed,
+    }
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def normalize_answer(s: str) -> str:
+    """SQuAD normalisation: lower case, no punctuation, no articles, single spaces."""
+    s = s.lower()
+    s = "".join(ch for ch in s if ch not in set(string.punctuation))
+    s = re.sub(r"\b(a|an|the)\b", " ", s)
+    return " ".join(s.split())
+
+
+def token_f1(prediction: str, gold: str) -> float:
+    """SQuAD token F1 in [0, 1]; two empty strings agree perfectly."""
+    p, g = normalize_answer(prediction).split(), normalize_answer(gold).split()
+    if not p or not g:
+        return float(p == g)
+    common = sum((Counter(p) & Counter(g)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(p), common / len(g)
+    return 2 * precision * recall / (precision + recall)
+
+
+# ----------------------------------------------------------------------------- prompts
+
+
+def _gold(pairs: list[dict]) -> list[dict]:
+    return [{"question": p["question"], "answer": p["answer"]} for p in pairs]
+
+
+def _demo_chain(test: dict, pool: list[dict], shots: int, rng: random.Random, budget: float) -> str:
+    """``shots`` formatted examples of the test's dataset (not the test itself), fitted to ``budget``."""
+    if shots == 0:
+        return ""
+    same = [
+        r for r in pool if r["dataset"] == test["dataset"] and r["id"] != test["id"] and r["pairs"]
+    ]
+    demos = rng.sample(same, min(shots, len(same)))
+    examples = [format_example(d["context"], _gold(d["pairs"])) for d in demos]
+    while examples and len("".join(examples).split(" ")) * 1.5 > budget:
+        examples.pop(0)  # keep the chain within the model's window (same estimate as synthesis)
+    return "".join(examples)
+
+
+def _response_prompt(chain: str, context: str, pairs: list[dict], k: int) -> str:
+    """Chain + context + the gold pairs before pair k + ``"<QUE> {question k} <ANS>"``."""
+    before = "".join(format_pair(p["question"], p["answer"]) + DELIMITER for p in pairs[:k])
+    return build_prompt(context, chain) + before + f"{QUE} {pairs[k]['question']} {ANS}"
+
+
+def evaluate_synthesizer(
+    models: dict[str, str],
+    heldout_path: str,
+    out_path: str,
+    n_examples: int,
+    shots: int,
+    engine_cfg: dict,
+    max_new_tokens: int,
+    max_model_len: int,
+    seed: int,
+    engines: dict[str, Engine] | None = None,
+) -> dict:
+    """Table 5: response accuracy and pair quality for each model x {seen, unseen} x {0, shots}.
+
+    ``n_examples`` test records per split are drawn with ``seed``; for each, one gold pair is the
+    response-accuracy probe (drawn with ``stable_hash(seed, id)``). Demonstrations come from the
+    same held-out file. ``engines`` (tests) maps model names to ready engines.
+    """
+    pool = [r for r in read_jsonl(heldout_path, required=_FT_KEYS) if r["pairs"]]
+    budget = max_model_len - max_new_tokens
+    settings, plan = [], []
+    for split in ("seen", "unseen"):
+        candidates = [r for r in pool if r["seen"] == (split == "seen")]
+        tests = random.Random(stable_hash(seed, split)).sample(
+            candidates, min(n_examples, len(candidates))
+        )
+        for n_shots in sorted({0, shots}):
+            for t in tests:
+                rng = random.Random(stable_hash(seed, t["id"], n_shots))
+                chain = _demo_chain(
+                    t, pool, n_shots, rng, budget - len(t["context"].split(" ")) * 1.5
+                )
+                k = random.Random(stable_hash(seed, t["id"])).randrange(len(t["pairs"]))
+                plan.append(
+                    {
+                        "split": split,
+                        "shots": n_shots,
+                        "gold": _gold(t["pairs"]),
+                        "answer": t["pairs"][k]["answer"],
+                        "response_prompt": _response_prompt(
+                            chain, t["context"], _gold(t["pairs"]), k
+                        ),
+                        "pairs_prompt": build_prompt(t["context"], chain),
+                    }
+                )
+    for name, model_dir in models.items():
+        engine = (engines or {}).get(name) or load_engine(
+            model_dir, engine_cfg, max_model_len, seed
+        )
+        responses = engine.generate([p["response_prompt"] for p in plan], max_new_tokens)
+        generations = engine.generate([p["pairs_prompt"] for p in plan], max_new_tokens)
+        cells: dict[tuple[str, int], dict] = {}
+        for p, resp, gen in zip(plan, responses, generations, strict=True):
+            cell = cells.setdefault(
+                (p["split"], p["shots"]), {"acc": [], "quality": [], "parsed": 0, "n": 0}
+            )
+            cell["n"] += 1
+            cell["acc"].append(token_f1(resp.split(END, 1)[0].strip(), p["answer"]))
+            pairs, _ = parse_pairs(gen)
+            cell["parsed"] += int(bool(pairs))
+            for q in pairs:
+                text = q["question"] + " " + q["answer"]
+                cell["quality"].append(
+                    max(token_f1(text, g["question"] + " " + g["answer"]) for g in p["gold"])
+                )
+        for (split, n_shots), c in cells.items():
+            settings.append(
+                {
+                    "model": name,
+                    "split": split,
+                    "shots": n_shots,
+                    "response_accuracy": 100 * sum(c["acc"]) / len(c["acc"]),
+                    "pair_quality": 100 * sum(c["quality"]) / len(c["quality"])
+                    if c["quality"]
+                    else 0.0,
+                    "parse_rate": 100 * c["parsed"] / c["n"],
+                    "n_pairs": len(c["quality"]),
+                    "n": c["n"],
+                }
+            )
+            log.info("%s %s %d-shot: %s", name, split, n_shots, settings[-1])
+        if hasattr(engine, "close") and name not in (engines or {}):
+            engine.close()
+    result = {
+        "settings": settings,
+        "n_examples": n_examples,
+        "shots": shots,
+        "seed": seed,
+        "metric": "token F1 x100",
+    }
+    write_json(out_path, result)
+    return result

@@ -1,0 +1,97 @@
+"""The configuration: schema validation names the key; presets overlay sizes; derived settings."""
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from instruct_pt import config as cfg
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def load(*presets):
+    return cfg.load_config(ROOT / "config.yaml", *(ROOT / "presets" / f"{p}.yaml" for p in presets))
+
+
+@pytest.mark.parametrize("presets", [(), ("tiny",), ("smoke",)])
+def test_shipped_configs_are_valid(presets):
+    cfg.validate_config(load(*presets), SCHEMA)
+
+
+@pytest.mark.parametrize(
+    "path, value, key",
+    [
+        (("pretrain", "sizes", "500m", "train", "lr"), 5, "pretrain.sizes.500m.train.lr"),
+        (("synthesis", "corpora", "general", "rounds"), 0, "synthesis.corpora.general.rounds"),
+        (("datasets", "raw_general", "source"), "ftp", "datasets.raw_general.source"),
+        (("scale",), "huge", "scale"),
+        (("evaluation", "batch_size"), "many", "evaluation.batch_size"),
+    ],
+)
+def test_bad_value_names_the_key(path, value, key):
+    c = load()
+    node = c
+    for p in path[:-1]:
+        node = node[p]
+    node[path[-1]] = value
+    with pytest.raises(cfg.ConfigError, match=f"'{key}'"):
+        cfg.validate_config(c, SCHEMA)
+
+
+def test_unknown_top_level_key_is_rejected():
+    c = load()
+    c["pretrian"] = {}
+    with pytest.raises(cfg.ConfigError, match="pretrian"):
+        cfg.validate_config(c, SCHEMA)
+
+
+def test_cross_references_are_checked():
+    c = load()
+    c["continual_pretrain"]["base_model"] = "llama9"
+    with pytest.raises(cfg.ConfigError, match="continual_pretrain.base_model"):
+        cfg.validate_config(c, SCHEMA)
+    c = load()
+    c["instruction_tuning"]["variants"] = ["mix"]
+    c["pretrain"]["sizes"]["500m"]["variants"] = ["vanilla", "instruct"]
+    with pytest.raises(cfg.ConfigError, match="instruction_tuning.variants"):
+        cfg.validate_config(c, SCHEMA)
+
+
+def test_presets_overlay_without_touching_the_paper_defaults():
+    paper, tiny = load(), load("tiny")
+    # Facts that are not sizes stay the paper's.
+    assert tiny["synthesis"]["corpora"] == paper["synthesis"]["corpora"]
+    assert tiny["pretrain"]["ft_repeat"] == paper["pretrain"]["ft_repeat"] == 4
+    assert tiny["continual_pretrain"]["instruction_ratio"] == 1.0
+    assert tiny["run"] != paper["run"]
+
+
+def test_train_settings_derive_batch_and_steps():
+    c = load()
+    t = cfg.train_settings(c, "pretrain", "500m")
+    assert t["seq_len"] == 2048 and t["batch_size"] == 524288 // 2048
+    assert t["steps"] == -(-100_000_000_000 // (256 * 2048))
+    t = cfg.train_settings(c, "continual_pretrain")
+    assert t["lr"] == 1e-5 and t["batch_size"] == 64 and t["steps"] == 3815
+
+
+def test_experiment_lists_match_the_paper():
+    c = load()
+    assert cfg.scratch_models(c) == [
+        "scratch-500m-vanilla",
+        "scratch-500m-mix",
+        "scratch-500m-instruct",
+        "scratch-1.3b-vanilla",
+        "scratch-1.3b-instruct",
+    ]
+    assert len(cfg.cpt_models(c, cfg.CPT_VARIANTS)) == 10
+
+
+def test_deep_merge_matches_snakemake_semantics():
+    base = {"a": {"b": 1, "c": [1, 2]}, "d": 1}
+    out = cfg.deep_merge(base, {"a": {"c": [3]}, "e": 2})
+    assert out == {"a": {"b": 1, "c": [3]}, "d": 1, "e": 2}
+    assert base == {"a": {"b": 1, "c": [1, 2]}, "d": 1}
+    assert copy.deepcopy(out) == out

@@ -1,0 +1,411 @@
+"""Suite building and real, offline lm-eval runs on a tiny random Mistral.
+
+The world module is replaced by a small fake that writes the same record formats
+(instruct_pt.world contract), so these tests do not depend on it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+from instruct_pt import evaluation as E  # noqa: E402
+from instruct_pt.common import DataError, read_json, write_jsonl  # noqa: E402
+
+N_DOCS = 6
+
+
+def _fake_write_eval_suite(suite: str, world_cfg: dict | None, out_dir: str) -> dict:
+    out = Path(out_dir)
+    colours = ["red", "green", "blue"]
+    write_jsonl(
+        out / "colour.jsonl",
+        [
+            {
+                "id": f"c{i}",
+                "query": f"Q: what colour is item {i}?\nA:",
+                "choices": colours,
+                "gold": i % 3,
+            }
+            for i in range(N_DOCS)
+        ],
+    )
+    write_jsonl(
+        out / "sums.jsonl",
+        [
+            {"id": f"s{i}", "query": f"Q: {i} plus {i}?\nA:", "answer": str(2 * i)}
+            for i in range(N_DOCS)
+        ],
+    )
+    write_jsonl(
+        out / "relation.jsonl",
+        [
+            {
+                "id": f"r{i}",
+                "query": f"Does A{i} bind B{i}?",
+                "choices": ["yes", "no"],
+                "gold": i % 2,
+            }
+            for i in range(N_DOCS)
+        ],
+    )
+    return {
+        "colour": {
+            "type": "multiple_choice",
+            "metric": "acc_norm",
+            "paper_name": "Colour",
+            "description": "mc",
+        },
+        "sums": {
+            "type": "generate",
+            "metric": "numeric_em",
+            "paper_name": "Sums",
+            "description": "gen",
+        },
+        "relation": {
+            "type": "multiple_choice",
+            "metric": "micro_f1",
+            "paper_name": "Rel",
+            "description": "f1",
+        },
+    }
+
+
+@pytest.fixture
+def fake_world(monkeypatch):
+    module = types.ModuleType("instruct_pt.world")
+    module.write_eval_suite = _fake_write_eval_suite
+    monkeypatch.setitem(sys.modules, "instruct_pt.world", module)
+    return module
+
+
+SPEC = {"source": "world", "num_fewshot": 1, "max_gen_toks": 6}
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> str:
+    """Byte-level BPE (vocab ~300, <unk>=0 <s>=1 </s>=2 <pad>=3) + random 2-layer Mistral."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import MistralConfig, MistralForCausalLM, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300,
+        special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(
+        ["Q: what colour is item 3?\nA: red", "Does A1 bind B1? yes"] * 10, trainer
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+    )
+    assert [fast.convert_tokens_to_ids(t) for t in ("<unk>", "<s>", "</s>", "<pad>")] == [
+        0,
+        1,
+        2,
+        3,
+    ]
+    config = MistralConfig(
+        vocab_size=len(fast),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=3,
+    )
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("model")
+    MistralForCausalLM(config).save_pretrained(out)
+    fast.save_pretrained(out)
+    return str(out)
+
+
+# ---------------------------------------------------------------------------- build_suite
+
+
+def test_build_world_suite(tmp_path, fake_world):
+    meta = E.build_suite("general", SPEC, str(tmp_path / "s"), {})
+    assert meta == read_json(tmp_path / "s" / "suite.json")
+    assert list(meta["tasks"]) == ["colour", "relation", "sums"]
+    assert meta["tasks"]["sums"] == {
+        "lm_eval_task": "ipt_general_sums",
+        "metric": "numeric_em",
+        "num_fewshot": 1,
+        "paper_name": "Sums",
+        "output_type": "generate_until",
+    }
+    cfg = E._load_yaml_plain((tmp_path / "s" / "ipt_general_relation.yaml").read_text())
+    data = Path(cfg["dataset_kwargs"]["data_files"]["test"])
+    assert data.is_absolute() and data == (tmp_path / "s" / "relation.jsonl").resolve()
+    assert cfg["process_results"] == "instruct_pt.evaluation.lm_mc_micro_f1"
+    gen = E._load_yaml_plain((tmp_path / "s" / "ipt_general_sums.yaml").read_text())
+    assert gen["generation_kwargs"] == {"until": ["\n"], "max_gen_toks": 6, "do_sample": False}
+
+
+def test_yaml_hooks_resolve_through_lm_eval(tmp_path, fake_world):
+    """lm-eval's own YAML loader imports our `!function` hooks by dotted name."""
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    E.build_suite("general", SPEC, str(tmp_path), {})
+    cfg = load_yaml(tmp_path / "ipt_general_relation.yaml", resolve_func=True)
+    assert cfg["process_results"] is E.lm_mc_micro_f1
+    assert cfg["metric_list"][0]["aggregation"] is E.lm_agg_micro_f1
+
+
+def test_task_hash_stable_across_builds_and_tracks_data(tmp_path, fake_world):
+    a, b = tmp_path / "a", tmp_path / "b"
+    E.build_suite("general", SPEC, str(a), {})
+    E.build_suite("general", SPEC, str(b), {})
+    name = "ipt_general_colour"
+    ha = E._task_hash(a.resolve(), name, [], local=True)
+    assert ha == E._task_hash(b.resolve(), name, [], local=True)
+    with open(b / "colour.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps({"id": "x", "query": "q", "choices": ["a", "b"], "gold": 0}) + "\n")
+    assert E._task_hash(b.resolve(), name, [], local=True) != ha
+
+
+def test_rebuild_removes_stale_task_files(tmp_path, fake_world):
+    (tmp_path / "ipt_general_gone.yaml").write_text("task: ipt_general_gone\n")
+    E.build_suite("general", SPEC, str(tmp_path), {})
+    assert not (tmp_path / "ipt_general_gone.yaml").exists()
+
+
+def test_world_bad_gold_names_file_and_line(tmp_path, monkeypatch):
+    def bad(suite, world_cfg, out_dir):
+        write_jsonl(
+            Path(out_dir) / "t.jsonl",
+            [
+                {"id": "1", "query": "q", "choices": ["a", "b"], "gold": 1},
+                {"id": "2", "query": "q", "choices": ["a", "b"], "gold": 2},
+            ],
+        )
+        return {"t": {"type": "multiple_choice", "metric": "acc", "paper_name": "T"}}
+
+    monkeypatch.setitem(
+        sys.modules, "instruct_pt.world", types.SimpleNamespace(write_eval_suite=bad)
+    )
+    with pytest.raises(DataError, match=r"t\.jsonl:2: gold 2"):
+        E.build_suite("general", {"source": "world"}, str(tmp_path), {})
+
+
+def test_world_unknown_metric(tmp_path, monkeypatch):
+    def bad(suite, world_cfg, out_dir):
+        write_jsonl(Path(out_dir) / "t.jsonl", [{"id": "1", "query": "q", "answer": "a"}])
+        return {"t": {"type": "generate", "metric": "bleu", "paper_name": "T"}}
+
+    monkeypatch.setitem(
+        sys.modules, "instruct_pt.world", types.SimpleNamespace(write_eval_suite=bad)
+    )
+    with pytest.raises(DataError, match="bleu"):
+        E.build_suite("general", {"source": "world"}, str(tmp_path), {})
+
+
+def test_build_lm_eval_suite_writes_only_suite_json(tmp_path):
+    spec = {
+        "source": "lm_eval",
+        "tasks": {
+            "arc_e": {
+                "lm_eval_task": "arc_easy",
+                "metric": "acc_norm",
+                "num_fewshot": 0,
+                "paper_name": "ARC-e",
+            },
+            "mmlu": {
+                "lm_eval_task": "mmlu",
+                "metric": "acc",
+                "num_fewshot": 5,
+                "paper_name": "MMLU",
+            },
+        },
+    }
+    meta = E.build_suite("general", spec, str(tmp_path), None)
+    assert meta["tasks"]["mmlu"]["num_fewshot"] == 5
+    assert meta["tasks"]["arc_e"]["output_type"] == "multiple_choice"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["suite.json"]
+    del spec["tasks"]["mmlu"]["paper_name"]
+    with pytest.raises(DataError, match="mmlu.*paper_name"):
+        E.build_suite("general", spec, str(tmp_path), None)
+
+
+def test_build_adaptllm_suite(tmp_path):
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    meta = E.build_suite("finance", {"source": "adaptllm"}, str(tmp_path), None)
+    assert sorted(meta["tasks"]) == ["convfinqa", "fiqa_sa", "fpb", "headline", "ner"]
+    assert meta["tasks"]["headline"]["metric"] == "mean_weighted_f1"
+    cfg = load_yaml(tmp_path / "ipt_finance_convfinqa.yaml", resolve_func=True)
+    assert (cfg["dataset_path"], cfg["dataset_name"], cfg["test_split"]) == (
+        "AdaptLLM/finance-tasks",
+        "ConvFinQA",
+        "test",
+    )
+    assert cfg["process_results"] is E.lm_gen_numeric_em_adaptllm
+    assert cfg["doc_to_target"] is E.lm_answer
+    ner = load_yaml(tmp_path / "ipt_finance_ner.yaml", resolve_func=True)
+    assert ner["metric_list"][0]["aggregation"] is E.lm_agg_entity_f1_doc
+    with pytest.raises(DataError, match="unknown AdaptLLM"):
+        E.build_suite("biomedicine", {"source": "adaptllm", "tasks": ["fpb"]}, str(tmp_path), None)
+
+
+def test_unknown_source(tmp_path):
+    with pytest.raises(DataError, match="source"):
+        E.build_suite("general", {"source": "nope"}, str(tmp_path), None)
+
+
+# ---------------------------------------------------------------------------- hooks
+
+
+def test_choice_hooks_use_length_normalised_prediction():
+    doc = {"choices": ["a", "bbbb"], "gold": 1, "subtask": 3}
+    # summed ll favours "a" (-2 > -4); per character "bbbb" wins (-1 > -2)
+    results = [(-2.0, False), (-4.0, False)]
+    assert E.lm_mc_micro_f1(doc, results) == {"micro_f1": (1, 1)}
+    assert E.lm_mc_mean_weighted_f1(doc, results) == {"mean_weighted_f1": ("3", 1, 1)}
+    assert E.lm_mc_accuracy(doc, results) == {"accuracy": 1.0}
+    adapt = {"options": ["a", "bbbb"], "gold_index": 0, "class_id": 2}
+    assert E.lm_mc_weighted_f1(adapt, results) == {"weighted_f1": (0, 1)}
+    assert E.lm_mc_mean_weighted_f1(adapt, results) == {"mean_weighted_f1": ("2", 0, 1)}
+    world = {"id": "headline_like-up-00007", "choices": ["a", "bbbb"], "gold": 0}
+    assert E.lm_mc_mean_weighted_f1(world, results) == {"mean_weighted_f1": ("up", 0, 1)}
+    with pytest.raises(DataError, match="sub-question"):
+        E.lm_mc_mean_weighted_f1({"id": "x1", "choices": ["a", "bbbb"], "gold": 0}, results)
+
+
+def test_generation_hooks_and_aggregations():
+    assert E.lm_answer({"label": ["42", "x"]}) == "42"
+    assert E.lm_gen_numeric_em({"answer": "12"}, ["12.004 dollars"]) == {"numeric_em": 1.0}
+    assert E.lm_gen_numeric_em_adaptllm({"label": "0.5"}, ["50%"]) == {"numeric_em": 1.0}
+    item = E.lm_gen_entity_f1({"answer": "Acme (org), Bob (per)"}, ["acme (ORG)"])["entity_f1"]
+    assert E.lm_agg_entity_f1([item]) == pytest.approx(2 / 3)  # TP 1, FN 1
+    assert E.lm_agg_micro_f1([(0, 0), (1, 0)]) == 0.5
+    assert E.lm_agg_mean_weighted_f1([(0, 1, 1), (1, 0, 0)]) == 1.0
+
+
+# ---------------------------------------------------------------------------- NativeLM
+
+
+def test_native_lm_scores_like_a_direct_forward_pass(tiny_model):
+    import torch
+
+    lm = E.NativeLM(tiny_model, batch_size=2)
+    reqs = [
+        types.SimpleNamespace(args=(f"Q: item {i}?\nA:", " red" if i % 2 else " blue"))
+        for i in range(3)
+    ]
+    got = lm.loglikelihood(reqs, disable_tqdm=True)
+    for req, (ll, _) in zip(reqs, got, strict=True):
+        ctx = [1, *lm.tokenizer.encode(req.args[0], add_special_tokens=False)]  # BOS first
+        whole = [1, *lm.tokenizer.encode(req.args[0] + req.args[1], add_special_tokens=False)]
+        with torch.no_grad():
+            logp = torch.log_softmax(lm.model(torch.tensor([whole])).logits[0], -1)
+        want = sum(logp[t - 1, whole[t]].item() for t in range(len(ctx), len(whole)))
+        assert ll == pytest.approx(want, abs=1e-4)
+    # batched, left-padded greedy generation equals one prompt at a time, and stops at "\n"
+    prompts = [
+        types.SimpleNamespace(args=(p, {"until": ["\n"], "max_gen_toks": 5}))
+        for p in ("Q:", "Does A1 bind")
+    ]
+    batched = lm.generate_until(prompts, disable_tqdm=True)
+    assert batched == [lm.generate_until([p], disable_tqdm=True)[0] for p in prompts]
+    assert all("\n" not in text for text in batched)
+
+
+# ---------------------------------------------------------------------------- evaluate
+
+
+def test_evaluate_end_to_end(tmp_path, fake_world, tiny_model):
+    suite_dir = tmp_path / "suite"
+    E.build_suite("general", SPEC, str(suite_dir), {})
+    recs = E.evaluate(
+        tiny_model, str(suite_dir), str(tmp_path / "out"), "tiny", "general", batch_size=4, limit=4
+    )
+    assert [r["task"] for r in recs] == ["colour", "relation", "sums"]
+    for rec in recs:
+        assert rec == read_json(tmp_path / "out" / f"{rec['task']}.json")
+        assert 0.0 <= rec["value"] <= 100.0
+        assert rec["n"] == 4 and rec["num_fewshot"] == 1
+        assert rec["model"] == "tiny" and rec["suite"] == "general"
+        assert rec["harness"].startswith("lm-eval 0.4.13")
+        assert rec["task_hash"] == E._task_hash(
+            suite_dir.resolve(), f"ipt_general_{rec['task']}", [], True
+        )
+    by_task = {r["task"]: r for r in recs}
+    assert by_task["relation"]["stderr"] is None  # corpus-level F1 has no closed-form stderr
+    assert by_task["colour"]["stderr"] is not None and by_task["colour"]["metric"] == "acc_norm"
+
+    # Restrict to one task with a shot override; twice, to check the bytes are reproducible.
+    outs = [tmp_path / "zero1", tmp_path / "zero2"]
+    for out in outs:
+        only = E.evaluate(
+            tiny_model,
+            str(suite_dir),
+            str(out),
+            "tiny",
+            "general",
+            limit=N_DOCS,
+            num_fewshot=0,
+            tasks=["relation"],
+        )
+        assert [(r["task"], r["num_fewshot"], r["n"]) for r in only] == [("relation", 0, N_DOCS)]
+        assert only[0]["task_hash"] == by_task["relation"]["task_hash"]
+        assert sorted(p.name for p in out.iterdir()) == ["relation.json"]
+    assert (outs[0] / "relation.json").read_bytes() == (outs[1] / "relation.json").read_bytes()
+
+
+def test_evaluate_rejects_unknown_task_and_wrong_suite(tmp_path, fake_world):
+    E.build_suite("general", SPEC, str(tmp_path), {})
+    with pytest.raises(DataError, match="nope"):
+        E.evaluate("unused", str(tmp_path), str(tmp_path / "o"), "m", "general", tasks=["nope"])
+    with pytest.raises(DataError, match="finance"):
+        E.evaluate("unused", str(tmp_path), str(tmp_path / "o"), "m", "finance")
+
+
+def test_read_metric_picks_filter_and_nulls_missing_stderr():
+    res = {"alias": "x", "acc,none": 0.5, "acc_stderr,none": "N/A", "numeric_em,strict": 0.25}
+    assert E._read_metric(res, "acc", "t") == (0.5, None)
+    assert E._read_metric({"acc,none": 0.5, "acc_stderr,none": float("nan")}, "acc", "t") == (
+        0.5,
+        None,
+    )
+    assert E._read_metric({"f1,x": 0.1, "f1_stderr,x": 0.02}, "f1", "t") == (0.1, 0.02)
+    assert E._read_metric(res, "numeric_em", "t") == (0.25, None)
+    with pytest.raises(DataError, match="acc_norm"):
+        E._read_metric(res, "acc_norm", "t")
+
+
+def test_task_hash_of_builtin_tasks_ignores_shots_and_install_paths(tmp_path):
+    def leaf(name, shots, where, prompt="{{q}}"):
+        cfg = {
+            "task": name,
+            "doc_to_text": prompt,
+            "num_fewshot": shots,
+            "metadata": {"config_source": where},
+        }
+        return types.SimpleNamespace(task_name=name, dump_config=lambda: dict(cfg))
+
+    a = E._task_hash(tmp_path, "g", [leaf("g_2", 0, "/a"), leaf("g_1", 0, "/a")], local=False)
+    b = E._task_hash(tmp_path, "g", [leaf("g_1", 5, "/b"), leaf("g_2", 5, "/b")], local=False)
+    c = E._task_hash(
+        tmp_path, "g", [leaf("g_1", 0, "/a"), leaf("g_2", 0, "/a", "Q: {{q}}")], local=False
+    )
+    assert a == b != c

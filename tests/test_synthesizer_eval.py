@@ -1,0 +1,150 @@
+"""Held-out split and Table 5 evaluation of the synthesizer."""
+
+import re
+
+import pytest
+
+from instruct_pt.common import DataError, read_json, read_jsonl, write_jsonl
+from instruct_pt.protocol import format_pairs
+from instruct_pt.synthesizer_eval import evaluate_synthesizer, split_heldout, token_f1
+
+
+def _ft(n_per=10):
+    recs = []
+    for d, seen in (("squad", True), ("race", True), ("novelqa", False)):
+        for i in range(n_per):
+            recs.append(
+                {
+                    "id": f"{d}-{i}",
+                    "dataset": d,
+                    "task_type": "qa",
+                    "seen": seen,
+                    "context": f"{d} context {i} says the code is K{i}.",
+                    "pairs": [
+                        {
+                            "question": f"What is the {d} code {i}?",
+                            "answer": f"K{i} {d}",
+                            "format": "free",
+                        },
+                        {
+                            "question": f"Which dataset has item {d}{i}?",
+                            "answer": d,
+                            "format": "free",
+                        },
+                    ],
+                }
+            )
+    return recs
+
+
+def test_split_heldout(tmp_path):
+    write_jsonl(tmp_path / "ft.jsonl", _ft())
+    stats = split_heldout(
+        str(tmp_path / "ft.jsonl"),
+        str(tmp_path / "train.jsonl"),
+        str(tmp_path / "held.jsonl"),
+        0.2,
+        seed=1,
+    )
+    train, held = read_jsonl(tmp_path / "train.jsonl"), read_jsonl(tmp_path / "held.jsonl")
+    assert stats["heldout_unseen"] == 10 and stats["heldout_seen"] == 4 and stats["train"] == 16
+    assert not any(not r["seen"] for r in train)
+    assert {r["id"] for r in train}.isdisjoint(r["id"] for r in held)
+    assert (
+        sum(r["dataset"] == "squad" for r in held) == 2
+        and sum(r["dataset"] == "race" for r in held) == 2
+    )
+    split_heldout(
+        str(tmp_path / "ft.jsonl"),
+        str(tmp_path / "t2.jsonl"),
+        str(tmp_path / "h2.jsonl"),
+        0.2,
+        seed=1,
+    )
+    assert (tmp_path / "h2.jsonl").read_bytes() == (tmp_path / "held.jsonl").read_bytes()
+
+
+def test_split_heldout_rejects_bad_seen(tmp_path):
+    recs = _ft(1)
+    recs[1]["seen"] = "yes"
+    write_jsonl(tmp_path / "ft.jsonl", recs)
+    with pytest.raises(DataError, match="ft.jsonl:2"):
+        split_heldout(
+            str(tmp_path / "ft.jsonl"),
+            str(tmp_path / "a.jsonl"),
+            str(tmp_path / "b.jsonl"),
+            0.2,
+            seed=1,
+        )
+
+
+def test_token_f1():
+    assert token_f1("The Cat sat!", "cat sat") == 1.0
+    assert token_f1("a dog", "the cat") == 0.0
+    assert token_f1("cat dog", "cat") == pytest.approx(2 / 3)
+
+
+class OracleEngine:
+    """Answers from the gold data it was given; generates the gold pairs for a context."""
+
+    name = "oracle"
+
+    def __init__(self, records, wrong=False):
+        self.by_q = {p["question"]: p["answer"] for r in records for p in r["pairs"]}
+        self.by_ctx = {r["context"]: r["pairs"] for r in records}
+        self.wrong, self.prompts, self.tokens_generated = wrong, [], 0
+
+    def generate(self, prompts, max_new_tokens):
+        out = []
+        for p in prompts:
+            self.prompts.append(p)
+            if self.wrong:
+                out.append("zzz </END>")
+            elif p.endswith("<ANS>"):
+                q = p.rsplit("<QUE> ", 1)[1][: -len(" <ANS>")]
+                out.append(f" {self.by_q[q]} </END>\n\n<QUE> more")
+            else:
+                ctx = re.findall(r"<CON> (.*?) </CON>", p)[-1]
+                out.append(format_pairs(self.by_ctx[ctx]) + "</s>")
+        return out
+
+
+def test_evaluate_synthesizer_scores_and_prompts(tmp_path):
+    recs = _ft()
+    write_jsonl(tmp_path / "held.jsonl", recs)
+    oracle, wrong = OracleEngine(recs), OracleEngine(recs, wrong=True)
+    res = evaluate_synthesizer(
+        {"synthesizer": "x", "base": "y"},
+        str(tmp_path / "held.jsonl"),
+        str(tmp_path / "t5.json"),
+        n_examples=5,
+        shots=2,
+        engine_cfg={},
+        max_new_tokens=16,
+        max_model_len=4096,
+        seed=0,
+        engines={"synthesizer": oracle, "base": wrong},
+    )
+    assert read_json(tmp_path / "t5.json") == res
+    cells = {(s["model"], s["split"], s["shots"]): s for s in res["settings"]}
+    assert set(cells) == {
+        (m, sp, k) for m in ("synthesizer", "base") for sp in ("seen", "unseen") for k in (0, 2)
+    }
+    for key, s in cells.items():
+        assert s["n"] == 5
+        if key[0] == "synthesizer":
+            assert (
+                s["response_accuracy"] == 100.0
+                and s["pair_quality"] == 100.0
+                and s["parse_rate"] == 100.0
+            )
+        else:
+            assert s["response_accuracy"] == 0.0 and s["parse_rate"] == 0.0
+    # few-shot prompts hold two complete examples of the same dataset before the test context
+    few = [p for p in oracle.prompts if p.count("<s> <CON>") == 3]
+    assert len(few) == 2 * 2 * 5
+    for p in few:
+        datasets = re.findall(r"<CON> (\w+) context", p)
+        assert len(set(datasets)) == 1 and p.count("</s>") == 2
+    zero = [p for p in oracle.prompts if p.count("<s> <CON>") == 1]
+    assert len(zero) == 2 * 2 * 5

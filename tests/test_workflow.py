@@ -1,0 +1,153 @@
+"""The workflow as a whole: the paper-scale DAG plans every experiment offline, lint and format
+are clean, the smoke preset runs the whole DAG for real, and changing one ablation's parameter
+plans only that ablation and what depends on it."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+ENV = {
+    **os.environ,
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "WANDB_MODE": "offline",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+#: Every experiment of the paper is a rule (issue #2's list).
+PAPER_RULES = {
+    "prepare_dataset",
+    "tokenizer",
+    "eval_tasks",
+    "base_model",
+    "split_synthesizer_data",
+    "finetune_synthesizer",
+    "evaluate_synthesizer",
+    "split_corpus",
+    "synthesize",
+    "rule_based_synthesis",
+    "templify",
+    "templify_ft_collection",
+    "mixture",
+    "pack",
+    "pretrain_from_scratch",
+    "continual_pretrain",
+    "instruction_tune",
+    "evaluate",
+    "data_quality",
+    "contamination",
+    "report_table1",
+    "report_table2",
+    "report_table3",
+    "report_table4",
+    "report_table5",
+    "report_table6",
+    "report_table9",
+    "report_figure4",
+    "report_figure6",
+    "report_claims",
+}
+
+
+def snakemake(*args, timeout=600):
+    return subprocess.run(
+        [str(BIN / "snakemake"), *args],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def planned_jobs(result) -> dict[str, int]:
+    """Parse the 'Job stats' table of a dry run."""
+    text = result.stdout + result.stderr
+    assert "Job stats" in text or "Nothing to be done" in text, text[-3000:]
+    if "Nothing to be done" in text and "Job stats" not in text:
+        return {}
+    block = text.split("Job stats:")[1]
+    counts = {}
+    for line in block.splitlines()[3:]:
+        m = re.match(r"^(\S+)\s+(\d+)$", line.strip())
+        if not m:
+            break
+        counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+def test_paper_scale_dry_run_plans_every_experiment():
+    result = snakemake("-n", "--quiet", "rules")
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = planned_jobs(result)
+    missing = PAPER_RULES - set(jobs)
+    assert not missing, f"rules without jobs at paper scale: {sorted(missing)}"
+    # Vanilla/Mix/Instruct at 500M + Vanilla/Instruct at 1.3B; 2 domains x (2 + 3 ablations).
+    assert jobs["pretrain_from_scratch"] == 5
+    assert jobs["continual_pretrain"] == 10
+    assert jobs["instruction_tune"] == 2
+
+
+def test_lint_and_format_are_clean():
+    lint = snakemake("--lint")
+    assert lint.returncode == 0, lint.stdout[-3000:] + lint.stderr[-3000:]
+    fmt = subprocess.run(
+        [str(BIN / "snakefmt"), "--check", "Snakefile", "rules"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert fmt.returncode == 0, fmt.stderr[-3000:]
+
+
+def test_bad_config_value_fails_with_the_key_named():
+    result = snakemake("-n", "--config", "seed=-3")
+    assert result.returncode != 0
+    assert "'seed'" in result.stderr + result.stdout
+
+
+@pytest.mark.slow
+def test_smoke_preset_runs_the_whole_dag(tmp_path):
+    result = snakemake("--cores", "2", "--configfile", "presets/smoke.yaml", timeout=1500)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    figures = ROOT / "paper_figures" / "smoke"
+    for name in ["table1", "table2", "table3", "table4", "table5", "table6", "table9"]:
+        assert (figures / f"{name}.csv").stat().st_size > 0
+        assert (figures / f"{name}.md").stat().st_size > 0
+    for name in ["figure4", "figure6"]:
+        assert (figures / f"{name}.png").stat().st_size > 0
+        assert (figures / f"{name}.pdf").stat().st_size > 0
+    claims = json.loads((figures / "claims.json").read_text())
+    assert claims["claims"], "the scorecard holds the paper's claims"
+    # Per-(model, task) results come from lm-eval runs.
+    results = list((ROOT / "results" / "smoke" / "eval").glob("*/*/*.json"))
+    assert results
+    rec = json.loads(results[0].read_text())
+    assert rec["harness"].startswith("lm-eval")
+
+    # Rerunning one ablation: change its parameter, only its jobs (and tables) are planned.
+    for override, expect in [
+        ("ablations={'one_shot': {'rounds': 2}}", "one_shot"),
+        ("ablations={'wo_corpora': {'include_context': True}}", "wo_corpora"),
+        ("ablations={'rule_based': {'seed': 7}}", "rule_based"),
+    ]:
+        dry = snakemake(
+            "-n", "--configfile", "presets/smoke.yaml", "--config", override, "--quiet", "rules"
+        )
+        jobs = planned_jobs(dry)
+        assert jobs, f"{override}: nothing planned"
+        trained = {r for r in jobs if r in {"pretrain_from_scratch", "base_model", "instruction_tune"}}
+        assert not trained, f"{override} reran unrelated training: {trained}"
+        assert jobs.get("continual_pretrain") == 2, (override, jobs)  # one per domain
+        assert jobs.get("evaluate") == 2, (override, jobs)
+        assert "report_table1" not in jobs and "report_table3" not in jobs
+        assert "report_table4" in jobs
+        reasons = dry.stdout + dry.stderr
+        assert expect in reasons or "params" in reasons
