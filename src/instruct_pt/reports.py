@@ -1,0 +1,830 @@
+"""The paper's tables and figures, regenerated from this run's result files.
+
+Each function writes one long-format CSV (``CSV_FIELDS``; one line per cell, the input of the
+claims scorecard) and one Markdown table for people (+ PNG and PDF for figures). Inputs are the
+evaluation result JSONs ``{eval_dir}/{model}/{setting}/{task}.json`` (docs/architecture.md)
+and the analysis JSONs of ``synthesizer_eval`` (Table 5) and ``quality`` (Table 6, Fig. 6).
+
+Paper values come only from :mod:`instruct_pt.paper`, with their evidence tags. A column is
+comparable with the paper only at ``scale="paper"``; at miniature scale the paper's number is
+shown only for summary columns (averages, corpus-level metrics), labelled "for orientation".
+A missing input file is an error that names the file, never a silent blank.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import os
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from instruct_pt.common import DataError, read_json, write_text
+from instruct_pt.paper import load_tables, paper_entry, paper_table
+
+log = logging.getLogger(__name__)
+
+CSV_FIELDS = ("table", "row", "column", "ours", "ours_stderr", "n", "paper", "paper_tag", "note")
+SCALES = ("paper", "miniature")
+RESULT_KEYS = ("model", "task", "paper_name", "metric", "value", "stderr", "n")
+MINIATURE_NOTE = "Miniature-scale numbers: not comparable in magnitude with the paper's."
+ORIENTATION = "paper (full scale, for orientation)"
+DOMAIN_AVG = {"biomedicine": "Biomed avg", "finance": "Finance avg"}
+DOMAIN_ORDER = ("biomedicine", "finance")
+CORPUS_ROW = {"general": "General", "biomedicine": "Biomedicine", "finance": "Finance"}
+# Names an evaluation helper might use for a paper task (HF config names) -> the paper's name.
+PAPER_ALIASES = {"FiQA_SA": "FiQA SA", "MedQs": "MQP", "Winogrande": "WinoGrande"}
+
+Record = dict[str, str]
+
+
+# ----------------------------------------------------------------------------- small helpers
+
+
+def _check_scale(scale: str) -> None:
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+
+
+def fmt_number(x: float | int | None) -> str:
+    """CSV number: '' for missing, integers without a decimal point, else at most 4 decimals."""
+    if x is None:
+        return ""
+    x = float(x)
+    if x.is_integer():
+        return str(int(x))
+    return f"{x:.4f}".rstrip("0").rstrip(".")
+
+
+def _human_count(x: float) -> str:
+    """5e8 -> '0.5B', 1.23e6 -> '1.23M' (Table 2's parameters and tokens)."""
+    for unit, size in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(x) >= size or (unit == "B" and abs(x) >= 1e8):
+            return f"{x / size:.3g}{unit}"
+    return f"{x:.3g}"
+
+
+def _score(x: float) -> str:
+    return f"{x:.1f}"
+
+
+def load_result(path: str | os.PathLike, what: str = "") -> dict:
+    """One evaluation result JSON, checked; a missing file raises FileNotFoundError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: result file missing{f' ({what})' if what else ''}")
+    res = read_json(path)
+    if not isinstance(res, dict):
+        raise DataError(f"{path}: expected a JSON object")
+    missing = [k for k in RESULT_KEYS if k not in res]
+    if missing:
+        raise DataError(f"{path}: missing key(s) {', '.join(missing)}")
+    if not isinstance(res["value"], int | float):
+        raise DataError(f"{path}: 'value' must be a number, got {res['value']!r}")
+    return res
+
+
+def _suite_dir(eval_dir: str | os.PathLike, model: str, setting: str) -> Path:
+    d = Path(eval_dir) / model / setting
+    if not d.is_dir():
+        raise FileNotFoundError(f"{d}: no results for model {model!r}, setting {setting!r}")
+    return d
+
+
+def _task_names(eval_dir: str | os.PathLike, models: Iterable[str], setting: str) -> list[str]:
+    """The union of the tasks evaluated for these models (file stems); every model must have all."""
+    names: set[str] = set()
+    for model in models:
+        d = _suite_dir(eval_dir, model, setting)
+        names.update(p.stem for p in d.glob("*.json") if not p.name.startswith(("_", ".")))
+    if not names:
+        raise FileNotFoundError(f"{Path(eval_dir)}: no result files for setting {setting!r}")
+    return sorted(names)
+
+
+def _paper_name(res: dict) -> str:
+    name = str(res.get("paper_name") or "")
+    return PAPER_ALIASES.get(name, name)
+
+
+def _column_name(res: dict, scale: str) -> str:
+    """The paper's task name at paper scale (the task IS the paper's); our task name otherwise."""
+    name = _paper_name(res)
+    return name if scale == "paper" and name else str(res["task"])
+
+
+def _ordered(columns: Iterable[str], paper_columns: Sequence[str]) -> list[str]:
+    """Paper's column order first, the rest alphabetical."""
+    rank = {c: i for i, c in enumerate(paper_columns)}
+    return sorted(set(columns), key=lambda c: (rank.get(c, len(rank)), c))
+
+
+def _mean_cell(cells: list[dict]) -> dict:
+    """Average of task cells; its stderr assumes independent tasks: sqrt(sum se^2) / k."""
+    values = [c["ours"] for c in cells]
+    ses = [c.get("stderr") for c in cells]
+    se = math.sqrt(sum(s * s for s in ses)) / len(ses) if all(s is not None for s in ses) else None
+    return {
+        "ours": sum(values) / len(values),
+        "stderr": se,
+        "n": None,
+        "note": f"mean of {len(values)} task{'s' if len(values) != 1 else ''}",
+    }
+
+
+def _paper_fields(
+    table: str, paper_row: str, column: str, scale: str, summary: bool
+) -> tuple[str, str, list[str]]:
+    """(paper, paper_tag, notes) for one cell. UNCONFIRMED cells keep their tag, never a number."""
+    if (scale != "paper" and not summary) or table not in load_tables():
+        return "", "", []
+    entry = paper_entry(table, paper_row, column)
+    if entry is None:
+        return "", "", []
+    notes = [ORIENTATION] if scale != "paper" else []
+    if entry.value is None:
+        return "", "UNCONFIRMED", notes
+    if entry.note:
+        notes.append(f"paper: {entry.note}")
+    if entry.conflict:
+        notes.append(f"paper value conflicts: {entry.conflict}")
+    return fmt_number(entry.value), entry.tag, notes
+
+
+def _record(
+    table: str,
+    row: str,
+    column: str,
+    cell: dict | None,
+    paper_row: str,
+    scale: str,
+    summary: bool,
+) -> Record:
+    cell = cell or {}
+    paper, tag, paper_notes = _paper_fields(table, paper_row, column, scale, summary)
+    notes = ([cell["note"]] if cell.get("note") else []) + paper_notes
+    return {
+        "table": table,
+        "row": row,
+        "column": column,
+        "ours": fmt_number(cell.get("ours")),
+        "ours_stderr": fmt_number(cell.get("stderr")),
+        "n": fmt_number(cell.get("n")),
+        "paper": paper,
+        "paper_tag": tag,
+        "note": "; ".join(notes),
+    }
+
+
+def _task_cell(res: dict, scale: str) -> dict:
+    """A cell from one result; at miniature scale the note names the paper task it stands in for."""
+    paper_name = _paper_name(res)
+    note = f"{res['metric']}, task {res['task']}"
+    if scale != "paper" and paper_name:
+        note += f", analogue of {paper_name}"
+    return {
+        "ours": float(res["value"]),
+        "stderr": None if res.get("stderr") is None else float(res["stderr"]),
+        "n": res.get("n"),
+        "note": note,
+    }
+
+
+def _write_csv(path: str | os.PathLike, records: list[Record]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(records)
+    write_text(path, buf.getvalue())
+
+
+def read_report_csv(path: str | os.PathLike) -> list[Record]:
+    """Read a CSV written here, checking its header (used by the claims scorecard)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: report CSV missing")
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        if tuple(reader.fieldnames or ()) != CSV_FIELDS:
+            raise DataError(f"{path}:1: expected columns {','.join(CSV_FIELDS)}")
+        return list(reader)
+
+
+# ----------------------------------------------------------------------------- Markdown
+
+
+def _md_escape(s: str) -> str:
+    return s.replace("|", "\\|")
+
+
+def _header_lines(title: str, run: str, scale: str) -> list[str]:
+    lines = [f"# {title}", "", f"Run: `{run}` · scale: {scale}", ""]
+    if scale != "paper":
+        lines += [MINIATURE_NOTE, ""]
+    lines += [
+        "Paper values carry their evidence tag ([P] primary, [S] one secondary summary, "
+        "[S2] two or more agree); UNCONFIRMED cells are left empty.",
+        "",
+    ]
+    return lines
+
+
+def _write_markdown(
+    path: str | os.PathLike,
+    title: str,
+    run: str,
+    scale: str,
+    records: list[Record],
+    row_header: str = "Model",
+    formatters: dict[str, Callable[[float], str]] | None = None,
+    extra: Sequence[str] = (),
+) -> None:
+    """A wide table: our cells first, then a column group with the paper's values and tags."""
+    formatters = formatters or {}
+    rows = list(dict.fromkeys(r["row"] for r in records))
+    columns = list(dict.fromkeys(r["column"] for r in records))
+    cell = {(r["row"], r["column"]): r for r in records}
+    paper_cols = [
+        c for c in columns if any(r["paper"] or r["paper_tag"] for r in records if r["column"] == c)
+    ]
+    paper_label = "paper [tag]" if scale == "paper" else ORIENTATION
+
+    def ours(r: Record | None, column: str) -> str:
+        if r is None or not r["ours"]:
+            return "—"
+        fmt = formatters.get(column, _score)
+        text = fmt(float(r["ours"]))
+        return text + (f" ± {float(r['ours_stderr']):.1f}" if r["ours_stderr"] else "")
+
+    def paper(r: Record | None, column: str) -> str:
+        if r is None or not r["paper_tag"]:
+            return "—"
+        if not r["paper"]:
+            return "UNCONFIRMED"
+        return f"{formatters.get(column, _score)(float(r['paper']))} {r['paper_tag']}"
+
+    head = [row_header] + columns + [f"{paper_label}: {c}" for c in paper_cols]
+    lines = _header_lines(title, run, scale)
+    lines.append("| " + " | ".join(_md_escape(h) for h in head) + " |")
+    lines.append("|" + "---|" * len(head))
+    for row in rows:
+        cells = [ours(cell.get((row, c)), c) for c in columns]
+        cells += [paper(cell.get((row, c)), c) for c in paper_cols]
+        lines.append("| " + " | ".join(_md_escape(x) for x in [row] + cells) + " |")
+    notes = sorted(
+        {
+            f"{r['column']}: {fragment}"
+            for r in records
+            for fragment in r["note"].split("; ")
+            if fragment and fragment != ORIENTATION
+        }
+    )
+    if notes or extra:
+        lines += ["", "Notes:", ""] + [f"- {_md_escape(n)}" for n in list(extra) + notes]
+    write_text(path, "\n".join(lines) + "\n")
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def _general_row(
+    eval_dir, model: str, setting: str, tasks: list[str], scale: str
+) -> dict[str, dict]:
+    """Cells of one model on a suite: {column: cell} for every task, then 'Avg'."""
+    cells: dict[str, dict] = {}
+    for task in tasks:
+        path = Path(eval_dir) / model / setting / f"{task}.json"
+        res = load_result(path, f"model {model!r}, setting {setting!r}, task {task!r}")
+        column = _column_name(res, scale)
+        if column in cells:
+            raise DataError(f"{path}: column {column!r} appears twice for model {model!r}")
+        cells[column] = _task_cell(res, scale)
+    cells["Avg"] = _mean_cell(list(cells.values()))
+    return cells
+
+
+def table1(
+    eval_dir: str | os.PathLike,
+    rows: list[dict],
+    *,
+    out_csv: str | os.PathLike,
+    out_md: str | os.PathLike,
+    run: str,
+    scale: str,
+    setting: str = "general",
+) -> list[Record]:
+    """Table 1: per-task general scores and their mean ("Avg") for each pre-trained model.
+
+    ``rows``: ``[{"label", "model", "paper_row"?}]``; ``paper_row`` (default: label) is the
+    paper's row name ("500M Instruct PT", ...), used to look up the paper's values.
+    """
+    _check_scale(scale)
+    tasks = _task_names(eval_dir, [r["model"] for r in rows], setting)
+    per_row = [(r, _general_row(eval_dir, r["model"], setting, tasks, scale)) for r in rows]
+    order = _ordered({c for _, cells in per_row for c in cells}, paper_table("table1").columns)
+    order = [c for c in order if c != "Avg"] + ["Avg"]
+    records = [
+        _record(
+            "table1", r["label"], c, cells.get(c), r.get("paper_row", r["label"]), scale, c == "Avg"
+        )
+        for r, cells in per_row
+        for c in order
+    ]
+    _write_csv(out_csv, records)
+    _write_markdown(out_md, paper_table("table1").title, run, scale, records)
+    return records
+
+
+def table2(
+    eval_dir: str | os.PathLike,
+    rows: list[dict],
+    *,
+    out_csv: str | os.PathLike,
+    out_md: str | os.PathLike,
+    run: str,
+    scale: str,
+    setting: str = "general",
+) -> list[Record]:
+    """Table 2: parameters, training tokens and general average, ours vs reference models.
+
+    ``rows``: ``[{"label", "model", "params", "tokens", "ours": bool, "paper_row"?}]``;
+    ``ours`` marks models trained by this workflow (vs reference checkpoints evaluated here).
+    """
+    _check_scale(scale)
+    tasks = _task_names(eval_dir, [r["model"] for r in rows], setting)
+    records = []
+    for r in rows:
+        avg = _general_row(eval_dir, r["model"], setting, tasks, scale)["Avg"]
+        kind = "trained in this run" if r.get("ours") else "reference model"
+        paper_row = r.get("paper_row", r["label"])
+        for column, cell in (
+            ("Params", {"ours": r.get("params"), "note": kind}),
+            ("Tokens", {"ours": r.get("tokens"), "note": kind}),
+            ("Avg", avg),
+        ):
+            records.append(
+                _record("table2", r["label"], column, cell, paper_row, scale, column == "Avg")
+            )
+    _write_csv(out_csv, records)
+    _write_markdown(
+        out_md,
+        paper_table("table2").title,
+        run,
+        scale,
+        records,
+        formatters={"Params": _human_count, "Tokens": _human_count},
+    )
+    return records
+
+
+def _domain_cells(
+    eval_dir,
+    models: dict[str, str],
+    settings: dict[str, str],
+    scale: str,
+    tasks: dict[str, list[str]],
+) -> dict[str, dict[str, dict]]:
+    """One row's cells per domain: {domain: {column: cell}}, every task, then the domain's average."""
+    out: dict[str, dict[str, dict]] = {}
+    for domain, task_names in tasks.items():
+        avg_col = DOMAIN_AVG.get(domain, f"{domain} avg")
+        if domain not in models:
+            out[domain] = {avg_col: {"note": f"no {domain} model in this run"}}
+            continue
+        cells = _general_row(
+            eval_dir, models[domain], settings.get(domain, domain), task_names, scale
+        )
+        cells[avg_col] = cells.pop("Avg")
+        out[domain] = cells
+    return out
+
+
+def _domain_table(
+    name: str,
+    eval_dir,
+    rows: list[dict],
+    settings: dict[str, str] | None,
+    scale: str,
+    with_tasks: bool,
+) -> list[Record]:
+    """Records of Table 3 (tasks + averages) or Table 4 (averages only)."""
+    settings = settings or {}
+    rank = {d: i for i, d in enumerate(DOMAIN_ORDER)}
+    domains = sorted(
+        {d for r in rows for d in r["models"]}, key=lambda d: (rank.get(d, len(rank)), d)
+    )
+    tasks = {
+        d: _task_names(
+            eval_dir, [r["models"][d] for r in rows if d in r["models"]], settings.get(d, d)
+        )
+        for d in domains
+    }
+    per_row = [(r, _domain_cells(eval_dir, r["models"], settings, scale, tasks)) for r in rows]
+    avg_cols = {DOMAIN_AVG.get(d, f"{d} avg") for d in domains}
+    order: list[str] = []
+    for d in domains:
+        avg_col = DOMAIN_AVG.get(d, f"{d} avg")
+        if with_tasks:
+            task_cols = {c for _, cells in per_row for c in cells[d] if c != avg_col}
+            order += _ordered(task_cols, paper_table("table3").columns)
+        order.append(avg_col)
+    records = []
+    for r, cells in per_row:
+        merged = {c: cell for domain_cells in cells.values() for c, cell in domain_cells.items()}
+        paper_row = r.get("paper_row", r["label"])
+        for c in order:
+            if c in merged or c in avg_cols:
+                records.append(
+                    _record(name, r["label"], c, merged.get(c), paper_row, scale, c in avg_cols)
+                )
+    return records
+
+
+def table3(
+    eval_dir: str | os.PathLike,
+    rows: list[dict],
+    *,
+    out_csv: str | os.PathLike,
+    out_md: str | os.PathLike,
+    run: str,
+    scale: str,
+    settings: dict[str, str] | None = None,
+) -> list[Record]:
+    """Table 3: the five biomedicine and five finance tasks, and each domain's mean.
+
+    ``rows``: ``[{"label", "models": {"biomedicine": model, "finance": model}, "paper_row"?}]``;
+    ``settings`` maps a domain to its evaluation setting (default: the domain's name).
+    """
+    _check_scale(scale)
+    records = _domain_table("table3", eval_dir, rows, settings, scale, with_tasks=True)
+    _write_csv(out_csv, records)
+    _write_markdown(out_md, paper_table("table3").title, run, scale, records)
+    return records
+
+
+def table4(
+    eval_dir: str | os.PathLike,
+    rows: list[dict],
+    *,
+    out_csv: str | os.PathLike,
+    out_md: str | os.PathLike,
+    run: str,
+    scale: str,
+    settings: dict[str, str] | None = None,
+) -> list[Record]:
+    """Table 4: domain averages of the ablations ("Instruct PT", "w/o Corpora", "Rule-based", "1-shot")."""
+    _check_scale(scale)
+    records = _domain_table("table4", eval_dir, rows, settings, scale, with_tasks=False)
+    _write_csv(out_csv, records)
+    _write_markdown(out_md, paper_table("table4").title, run, scale, records, row_header="Setting")
+    return records
+
+
+DEFAULT_TABLE5_LABELS = {"base": "Base model", "synthesizer": "Instruction synthesizer"}
+
+
+def _shots_label(shots: object) -> str:
+    text = str(shots).strip().lower()
+    if text in ("0", "zero", "zero-shot", "zero_shot"):
+        return "zero-shot"
+    if text.startswith("few") or (text.isdigit() and int(text) > 0):
+        return "few-shot"
+    raise DataError(f"unknown shots setting {shots!r} (expected 0, k > 0, 'zero' or 'few')")
+
+
+def table5(
+    synth_eval_json: str | os.PathLike,
+    *,
+    out_csv: str | os.PathLike,
+    out_md: str | os.PathLike,
+    run: str,
+    scale: str,
+    row_labels: dict[str, str] | None = None,
+) -> list[Record]:
+    """Table 5: response accuracy and pair quality of base vs synthesizer, seen/unseen x 0/few-shot.
+
+    Input ``{"settings": [{"model","split","shots","response_accuracy","pair_quality","n"}]}``.
+    ``row_labels`` maps the ``model`` field to a row label (default: base / synthesizer ->
+    the paper's "Base model" / "Instruction synthesizer"). The paper's numbers are all UNCONFIRMED.
+    """
+    _check_scale(scale)
+    labels = {**DEFAULT_TABLE5_LABELS, **(row_labels or {})}
+    path = Path(synth_eval_json)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: synthesizer evaluation JSON missing")
+    data = read_json(path)
+    settings = data.get("settings") if isinstance(data, dict) else None
+    if not isinstance(settings, list):
+        raise DataError(f"{path}: expected {{'settings': [...]}}")
+    cells: dict[tuple[str, str], dict] = {}
+    rows: list[str] = []
+    for i, s in enumerate(settings):
+        missing = [
+            k
+            for k in ("model", "split", "shots", "response_accuracy", "pair_quality", "n")
+            if k not in s
+        ]
+        if missing:
+            raise DataError(f"{path}: settings[{i}]: missing key(s) {', '.join(missing)}")
+        row = labels.get(s["model"], s["model"])
+        prefix = f"{str(s['split']).lower()} {_shots_label(s['shots'])}"
+        for metric in ("response_accuracy", "pair_quality"):
+            column = f"{prefix} {metric.replace('_', ' ')}"
+            if (row, column) in cells:
+                raise DataError(f"{path}: settings[{i}]: duplicate setting {row!r} / {column!r}")
+            value = s[metric]
+            note = f"shots={s['shots']}" + ("" if value is not None else "; not measured")
+            cells[(row, column)] = {"ours": value, "n": s["n"], "note": note}
+        if row not in rows:
+            rows.append(row)
+    columns = _ordered({c for _, c in cells}, paper_table("table5").columns)
+    records = [
+        _record("table5", row, c, cells.get((row, c)), row, scale, True)
+        for row in rows
+        for c in columns
+        if (row, c) in cells
+    ]
+    _write_csv(out_csv, records)
+    _write_markdown(out_md, paper_table("table5").title, run, scale, records)
+    return records
+
+
+def _load_quality(path: str | os.PathLike, corpus: str) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: data-quality JSON missing (corpus {corpus!r})")
+    q = read_json(path)
+    missing = [
+        k
+        for k in ("context_relevance", "response_accuracy", "n_categories", "categories", "n_pairs")
+        if k not in q
+    ]
+    if missing:
+        raise DataError(f"{path}: missing key(s) {', '.join(missing)}")
+    return q
+
+
+def _rate_cell(value: float | None, n: int | None, method: str) -> dict:
+    """A percentage and its binomial standard error (in points)."""
+    if value is None:
+        return {"note": f"{method}; no pair could be checked"}
+    se = math.sqrt(value * (100 - value) / n) if n else None
+    return {"ours": value, "stderr": se, "n": n, "note": method}
+
+
+def table6(
+    quality_jsons: dict[str, str | os.PathLike],
+    *,
+    out_csv: str | os.PathLike,
+    out_md: str | os.PathLike,
+    run: str,
+    scale: str,
+) -> list[Record]:
+    """Table 6: context relevance, response accuracy and task categories of each augmented corpus."""
+    _check_scale(scale)
+    records = []
+    for corpus, path in quality_jsons.items():
+        q = _load_quality(path, corpus)
+        row = CORPUS_ROW.get(corpus, corpus)
+        method = str(q.get("method", ""))
+        for column, cell in (
+            ("Context relevance", _rate_cell(q["context_relevance"], q["n_pairs"], method)),
+            (
+                "Response accuracy",
+                _rate_cell(q["response_accuracy"], q.get("n_fact_pairs", q["n_pairs"]), method),
+            ),
+            ("Task categories", {"ours": q["n_categories"], "n": q["n_pairs"], "note": method}),
+        ):
+            records.append(_record("table6", row, column, cell, row, scale, True))
+    _write_csv(out_csv, records)
+    _write_markdown(
+        out_md,
+        paper_table("table6").title,
+        run,
+        scale,
+        records,
+        row_header="Corpus",
+        formatters={"Task categories": lambda x: f"{x:.0f}"},
+    )
+    return records
+
+
+def table9(
+    contamination_json: str | os.PathLike,
+    *,
+    out_csv: str | os.PathLike,
+    out_md: str | os.PathLike,
+    run: str,
+    scale: str,
+) -> list[Record]:
+    """Table 9 (appendix): evaluation examples sharing an n-gram with the synthesized pairs."""
+    _check_scale(scale)
+    path = Path(contamination_json)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: contamination result missing")
+    data = read_json(path)
+    records = []
+    for task, t in data["tasks"].items():
+        note = f"{data['n']}-gram overlap with {data['n_synth_pairs']} synthesized pairs"
+        for column, value in (("Contaminated", t["contaminated"]), ("Total", t["total"])):
+            cell = {"ours": value, "n": t["total"], "note": note}
+            # Only a task that IS the paper's (paper scale) gets the paper's row.
+            paper_row = task.split("/")[-1] if scale == "paper" else ""
+            records.append(_record("table9", task, column, cell, paper_row, scale, False))
+    _write_csv(out_csv, records)
+    _write_markdown(
+        out_md,
+        paper_table("table9").title,
+        run,
+        scale,
+        records,
+        row_header="Evaluation task",
+        formatters={"Contaminated": lambda x: f"{x:.0f}", "Total": lambda x: f"{x:.0f}"},
+    )
+    return records
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def _pyplot():
+    """matplotlib with the Agg backend and settings that make files byte-reproducible."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update(
+        {"svg.hashsalt": "instruct_pt", "font.family": "DejaVu Sans", "font.size": 9}
+    )
+    return plt
+
+
+def _save_figure(fig, out_png: str | os.PathLike, out_pdf: str | os.PathLike) -> None:
+    """Write PNG and PDF atomically, with no timestamps or version stamps in their metadata."""
+    for path, fmt, meta in (
+        (Path(out_png), "png", {"Software": None}),
+        (Path(out_pdf), "pdf", {"Creator": None, "Producer": None, "CreationDate": None}),
+    ):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        fig.savefig(tmp, format=fmt, dpi=150, metadata=meta)
+        os.replace(tmp, path)
+
+
+def _figure_markdown(
+    out_md, title, run, scale, records, images: Sequence[str | os.PathLike], row_header
+):
+    rel = [os.path.relpath(Path(p).resolve(), Path(out_md).resolve().parent) for p in images]
+    extra = [f"Figure: ![{title}]({rel[0]}) (PDF: {rel[1]})"] if rel else []
+    _write_markdown(out_md, title, run, scale, records, row_header=row_header, extra=extra)
+
+
+def figure4(
+    eval_dir: str | os.PathLike,
+    curves: list[dict],
+    settings: dict[str, str],
+    task: str,
+    *,
+    out_csv: str | os.PathLike,
+    out_md: str | os.PathLike,
+    out_png: str | os.PathLike,
+    out_pdf: str | os.PathLike,
+    run: str,
+    scale: str,
+) -> list[Record]:
+    """Fig. 4: score on ``task`` vs instruction-tuning step, one panel per setting, one line per curve.
+
+    ``curves``: ``[{"label", "variant", "steps": {step: model}}]``; ``settings``:
+    ``{"zero-shot": setting, "few-shot": setting}``. Besides ``"{panel} step {k}"`` the CSV has
+    ``"{panel} final"`` (the last step), which the claims scorecard compares.
+    """
+    _check_scale(scale)
+    records: list[Record] = []
+    points: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    for curve in curves:
+        steps = sorted((int(k), m) for k, m in curve["steps"].items())
+        if not steps:
+            raise DataError(f"figure4: curve {curve['label']!r} has no steps")
+        for panel, setting in settings.items():
+            line = []
+            for step, model in steps:
+                path = Path(eval_dir) / model / setting / f"{task}.json"
+                res = load_result(path, f"curve {curve['label']!r}, step {step}, {panel}")
+                cell = _task_cell(res, scale)
+                line.append((step, cell["ours"]))
+                records.append(
+                    _record(
+                        "figure4",
+                        curve["label"],
+                        f"{panel} step {step}",
+                        cell,
+                        curve["label"],
+                        scale,
+                        False,
+                    )
+                )
+            final = {**cell, "note": f"value at the last step ({steps[-1][0]})"}
+            records.append(
+                _record(
+                    "figure4", curve["label"], f"{panel} final", final, curve["label"], scale, False
+                )
+            )
+            points[(curve["label"], panel)] = line
+
+    plt = _pyplot()
+    variants = sorted({c["variant"] for c in curves})
+    colors = {v: f"C{i}" for i, v in enumerate(variants)}
+    fig, axes = plt.subplots(1, len(settings), figsize=(4.2 * len(settings), 3.2), squeeze=False)
+    for ax, panel in zip(axes[0], settings, strict=True):
+        for curve in curves:
+            xs, ys = zip(*points[(curve["label"], panel)], strict=True)
+            ax.plot(xs, ys, marker="o", color=colors[curve["variant"]], label=curve["label"])
+        ax.set_title(f"{task} ({panel})")
+        ax.set_xlabel("instruction-tuning step")
+        ax.set_ylabel("score")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(f"Run {run} ({scale} scale)")
+    fig.tight_layout()
+    _save_figure(fig, out_png, out_pdf)
+    plt.close(fig)
+
+    _write_csv(out_csv, records)
+    _figure_markdown(
+        out_md,
+        f"Figure 4: {task} vs instruction-tuning steps",
+        run,
+        scale,
+        records,
+        (out_png, out_pdf),
+        "Curve",
+    )
+    return records
+
+
+def figure6(
+    quality_jsons: dict[str, str | os.PathLike],
+    *,
+    out_csv: str | os.PathLike,
+    out_md: str | os.PathLike,
+    out_png: str | os.PathLike,
+    out_pdf: str | os.PathLike,
+    run: str,
+    scale: str,
+) -> list[Record]:
+    """Fig. 6: the distribution of synthesized pairs over task categories (% of pairs), per corpus."""
+    _check_scale(scale)
+    dists: dict[str, dict[str, float]] = {}
+    records: list[Record] = []
+    for corpus, path in quality_jsons.items():
+        q = _load_quality(path, corpus)
+        row = CORPUS_ROW.get(corpus, corpus)
+        dists[row] = {name: 100.0 * float(share) for name, share in q["categories"].items()}
+        for name, pct in dists[row].items():
+            records.append(
+                _record(
+                    "figure6",
+                    row,
+                    name,
+                    {"ours": pct, "n": q["n_pairs"], "note": "% of pairs"},
+                    row,
+                    scale,
+                    False,
+                )
+            )
+
+    plt = _pyplot()
+    categories = list(dict.fromkeys(c for d in dists.values() for c in d))
+    fig, axes = plt.subplots(
+        1,
+        len(dists),
+        figsize=(3.6 * len(dists), 0.28 * len(categories) + 1.2),
+        squeeze=False,
+        sharey=True,
+    )
+    for ax, (row, dist) in zip(axes[0], dists.items(), strict=True):
+        ax.barh(range(len(categories)), [dist.get(c, 0.0) for c in categories], color="C0")
+        ax.set_yticks(range(len(categories)), categories)
+        ax.invert_yaxis()
+        ax.set_title(row)
+        ax.set_xlabel("% of pairs")
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(f"Run {run} ({scale} scale)")
+    fig.tight_layout()
+    _save_figure(fig, out_png, out_pdf)
+    plt.close(fig)
+
+    _write_csv(out_csv, records)
+    _figure_markdown(
+        out_md,
+        "Figure 6: task-category distribution",
+        run,
+        scale,
+        records,
+        (out_png, out_pdf),
+        "Corpus",
+    )
+    return records

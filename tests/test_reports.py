@@ -1,0 +1,406 @@
+"""Tables and figures from hand-made result files: exact CSVs, header notes, reproducible figures."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from instruct_pt import reports
+from instruct_pt.common import DataError, write_json
+from instruct_pt.reports import CSV_FIELDS, MINIATURE_NOTE, ORIENTATION, read_report_csv
+
+HEADER = ",".join(CSV_FIELDS) + "\n"
+GENERAL = [
+    ("arc_easy", "ARC-e"),
+    ("arc_challenge", "ARC-c"),
+    ("boolq", "BoolQ"),
+    ("siqa", "SIQA"),
+    ("winogrande", "WinoGrande"),
+    ("piqa", "PIQA"),
+    ("openbookqa", "OBQA"),
+    ("hellaswag", "HellaSwag"),
+    ("mmlu", "MMLU"),
+]
+
+
+def put(
+    eval_dir: Path, model: str, setting: str, task: str, paper_name: str, value, stderr=1.0, n=100
+):
+    write_json(
+        eval_dir / model / setting / f"{task}.json",
+        {
+            "model": model,
+            "suite": setting,
+            "task": task,
+            "paper_name": paper_name,
+            "metric": "acc_norm",
+            "value": value,
+            "stderr": stderr,
+            "n": n,
+            "num_fewshot": 0,
+            "harness": "lm-eval 0.4.13",
+            "task_hash": "h",
+        },
+    )
+
+
+def outputs(tmp_path: Path, stem: str) -> dict:
+    return {"out_csv": tmp_path / f"{stem}.csv", "out_md": tmp_path / f"{stem}.md"}
+
+
+@pytest.fixture
+def two_models(tmp_path):
+    ev = tmp_path / "eval"
+    put(ev, "van", "general", "arc_easy", "ARC-e", 50.0, 1.0, 100)
+    put(ev, "van", "general", "boolq", "BoolQ", 60.5, 2.0, 200)
+    put(ev, "ins", "general", "arc_easy", "ARC-e", 52.0, 1.0, 100)
+    put(ev, "ins", "general", "boolq", "BoolQ", 63.0, 2.0, 200)
+    rows = [
+        {"label": "500M Vanilla PT", "model": "van"},
+        {"label": "500M Instruct PT", "model": "ins"},
+    ]
+    return ev, rows
+
+
+def test_table1_paper_scale_csv_is_exact(tmp_path, two_models):
+    ev, rows = two_models
+    out = outputs(tmp_path, "t1")
+    reports.table1(ev, rows, **out, run="r1", scale="paper")
+    assert out["out_csv"].read_text() == HEADER + (
+        'table1,500M Vanilla PT,ARC-e,50,1,100,,UNCONFIRMED,"acc_norm, task arc_easy"\n'
+        'table1,500M Vanilla PT,BoolQ,60.5,2,200,57.5,[S],"acc_norm, task boolq"\n'
+        "table1,500M Vanilla PT,Avg,55.25,1.118,,,UNCONFIRMED,mean of 2 tasks\n"
+        'table1,500M Instruct PT,ARC-e,52,1,100,54.8,[S],"acc_norm, task arc_easy"\n'
+        'table1,500M Instruct PT,BoolQ,63,2,200,62,[S2],"acc_norm, task boolq"\n'
+        "table1,500M Instruct PT,Avg,57.5,1.118,,46.6,[S2],mean of 2 tasks; "
+        "paper: from Table 2; assumes its Avg is the mean of these 9 tasks\n"
+    )
+    md = out["out_md"].read_text()
+    assert "Run: `r1` · scale: paper" in md and MINIATURE_NOTE not in md
+    assert (
+        "| 500M Instruct PT | 52.0 ± 1.0 | 63.0 ± 2.0 | 57.5 ± 1.1 | 54.8 [S] | 62.0 [S2] | 46.6 [S2] |"
+        in md
+    )
+    assert (
+        "| 500M Vanilla PT | 50.0 ± 1.0 | 60.5 ± 2.0 | 55.2 ± 1.1 | UNCONFIRMED | 57.5 [S] | UNCONFIRMED |"
+        in md
+    )
+
+
+def test_table1_miniature_shows_paper_only_for_the_average(tmp_path, two_models):
+    ev, rows = two_models
+    out = outputs(tmp_path, "t1")
+    records = reports.table1(ev, rows, **out, run="mini", scale="miniature")
+    by_cell = {(r["row"], r["column"]): r for r in records}
+    assert [r["column"] for r in records[:3]] == ["arc_easy", "boolq", "Avg"]
+    task_cell = by_cell[("500M Instruct PT", "arc_easy")]
+    assert (task_cell["paper"], task_cell["paper_tag"]) == ("", "")
+    assert "analogue of ARC-e" in task_cell["note"]
+    avg = by_cell[("500M Instruct PT", "Avg")]
+    assert (avg["paper"], avg["paper_tag"]) == ("46.6", "[S2]") and ORIENTATION in avg["note"]
+    md = out["out_md"].read_text()
+    assert "Run: `mini` · scale: miniature" in md
+    assert MINIATURE_NOTE in md
+    assert f"| {ORIENTATION}: Avg |" in md
+    assert read_report_csv(out["out_csv"]) == records
+
+
+def test_no_unconfirmed_recollection_is_ever_printed(tmp_path):
+    ev = tmp_path / "eval"
+    labels = [
+        "500M Vanilla PT",
+        "500M Mix PT",
+        "500M Instruct PT",
+        "1.3B Vanilla PT",
+        "1.3B Instruct PT",
+    ]
+    for i, _ in enumerate(labels):
+        for j, (task, name) in enumerate(GENERAL):
+            put(ev, f"m{i}", "general", task, name, 30.25 + 3 * i + j)
+    rows = [{"label": label, "model": f"m{i}"} for i, label in enumerate(labels)]
+    for scale in ("paper", "miniature"):
+        out = outputs(tmp_path, f"t1-{scale}")
+        reports.table1(ev, rows, **out, run="r", scale=scale)
+        text = out["out_csv"].read_text() + out["out_md"].read_text()
+        for value in ("27.4", "47.3", "55.9", "33.4", "54.3"):  # UNC-rec values of Table 1
+            assert not re.search(rf"(?<![\d.]){re.escape(value)}(?!\d)", text), (scale, value)
+        assert "46.6 [S2]" in text and "49.7 [S2]" in text
+
+
+def test_missing_result_file_is_named(tmp_path, two_models):
+    ev, rows = two_models
+    (ev / "ins" / "general" / "boolq.json").unlink()
+    with pytest.raises(
+        FileNotFoundError, match=re.escape(str(ev / "ins" / "general" / "boolq.json"))
+    ):
+        reports.table1(ev, rows, **outputs(tmp_path, "t1"), run="r", scale="paper")
+    rows.append({"label": "1.3B Vanilla PT", "model": "absent"})
+    with pytest.raises(FileNotFoundError, match="absent"):
+        reports.table1(ev, rows, **outputs(tmp_path, "t1"), run="r", scale="paper")
+
+
+def test_bad_result_file_and_scale_are_rejected(tmp_path, two_models):
+    ev, rows = two_models
+    path = ev / "van" / "general" / "boolq.json"
+    path.write_text(json.dumps({"model": "van", "task": "boolq"}))
+    with pytest.raises(DataError, match="boolq.json: missing key"):
+        reports.table1(ev, rows, **outputs(tmp_path, "t1"), run="r", scale="paper")
+    with pytest.raises(ValueError, match="scale"):
+        reports.table1(ev, rows, **outputs(tmp_path, "t1"), run="r", scale="big")
+
+
+def test_table2_params_tokens_and_average(tmp_path, two_models):
+    ev, _ = two_models
+    rows = [
+        {
+            "label": "Instruct PT 500M",
+            "model": "ins",
+            "params": 1230000,
+            "tokens": 3000000,
+            "ours": True,
+        },
+        {"label": "Pythia-1B", "model": "van", "params": 5000000, "tokens": 9000000, "ours": False},
+    ]
+    out = outputs(tmp_path, "t2")
+    reports.table2(ev, rows, **out, run="r", scale="paper")
+    lines = out["out_csv"].read_text().splitlines()
+    assert lines[1:4] == [
+        "table2,Instruct PT 500M,Params,1230000,,,500000000,[S2],trained in this run",
+        "table2,Instruct PT 500M,Tokens,3000000,,,100000000000,[P],trained in this run",
+        "table2,Instruct PT 500M,Avg,57.5,1.118,,46.6,[S2],mean of 2 tasks",
+    ]
+    assert lines[4] == "table2,Pythia-1B,Params,5000000,,,1000000000,[S2],reference model"
+    md = out["out_md"].read_text()
+    assert "| Instruct PT 500M | 1.23M | 3M | 57.5 ± 1.1 | 0.5B [S2] | 100B [P] | 46.6 [S2] |" in md
+
+
+def domain_fixture(tmp_path):
+    ev = tmp_path / "eval"
+    for model, base in (("ib", 70.0), ("vb", 60.0)):
+        put(ev, model, "biomedicine", "pubmedqa", "PubMedQA", base + 1, 1.0, 50)
+        put(ev, model, "biomedicine", "chemprot", "ChemProt", base - 1, 1.0, 50)
+    put(ev, "if", "finance", "fpb", "FPB", 80.0, 2.0, 40)
+    rows = [
+        {"label": "Instruct PT-8B", "models": {"biomedicine": "ib", "finance": "if"}},
+        {"label": "Vanilla PT-8B", "models": {"biomedicine": "vb"}},
+    ]
+    return ev, rows
+
+
+def test_table3_tasks_and_domain_averages(tmp_path):
+    ev, rows = domain_fixture(tmp_path)
+    out = outputs(tmp_path, "t3")
+    reports.table3(ev, rows, **out, run="r", scale="paper")
+    assert out["out_csv"].read_text() == HEADER + (
+        'table3,Instruct PT-8B,PubMedQA,71,1,50,68.7,[S],"acc_norm, task pubmedqa"\n'
+        'table3,Instruct PT-8B,ChemProt,69,1,50,,UNCONFIRMED,"acc_norm, task chemprot"\n'
+        "table3,Instruct PT-8B,Biomed avg,70,0.7071,,61.3,[S2],mean of 2 tasks\n"
+        'table3,Instruct PT-8B,FPB,80,2,40,,UNCONFIRMED,"acc_norm, task fpb"\n'
+        "table3,Instruct PT-8B,Finance avg,80,2,,74.7,[S2],mean of 1 task\n"
+        'table3,Vanilla PT-8B,PubMedQA,61,1,50,,UNCONFIRMED,"acc_norm, task pubmedqa"\n'
+        'table3,Vanilla PT-8B,ChemProt,59,1,50,,UNCONFIRMED,"acc_norm, task chemprot"\n'
+        "table3,Vanilla PT-8B,Biomed avg,60,0.7071,,58.4,[S2],mean of 2 tasks\n"
+        "table3,Vanilla PT-8B,Finance avg,,,,72,[S2],no finance model in this run\n"
+    )
+
+
+def test_table4_miniature_averages_only(tmp_path):
+    ev, rows = domain_fixture(tmp_path)
+    rows = [{**rows[0], "label": "Instruct PT"}, {**rows[1], "label": "Rule-based"}]
+    out = outputs(tmp_path, "t4")
+    records = reports.table4(ev, rows, **out, run="mini", scale="miniature")
+    assert [(r["row"], r["column"], r["ours"], r["paper"]) for r in records] == [
+        ("Instruct PT", "Biomed avg", "70", "61.3"),
+        ("Instruct PT", "Finance avg", "80", "74.7"),
+        ("Rule-based", "Biomed avg", "60", "58.8"),
+        ("Rule-based", "Finance avg", "", "73.1"),
+    ]
+    assert all(ORIENTATION in r["note"] for r in records)
+    assert MINIATURE_NOTE in out["out_md"].read_text()
+
+
+def test_table5_has_no_paper_numbers(tmp_path):
+    settings = [
+        {
+            "model": m,
+            "split": s,
+            "shots": k,
+            "response_accuracy": acc,
+            "pair_quality": 20.0,
+            "n": 10,
+        }
+        for m, acc in (("base", 30.0), ("synthesizer", 55.5))
+        for s in ("seen", "unseen")
+        for k in (0, 2)
+    ]
+    src = tmp_path / "synth_eval.json"
+    write_json(src, {"settings": settings})
+    out = outputs(tmp_path, "t5")
+    records = reports.table5(src, **out, run="r", scale="paper")
+    assert len(records) == 16
+    first = records[0]
+    assert (first["row"], first["column"], first["ours"]) == (
+        "Base model",
+        "seen zero-shot response accuracy",
+        "30",
+    )
+    assert {r["paper"] for r in records} == {""} and {r["paper_tag"] for r in records} == {
+        "UNCONFIRMED"
+    }
+    assert records[8]["row"] == "Instruction synthesizer" and records[8]["ours"] == "55.5"
+    write_json(src, {"settings": settings + settings[:1]})
+    with pytest.raises(DataError, match="duplicate"):
+        reports.table5(src, **out, run="r", scale="paper")
+    with pytest.raises(FileNotFoundError, match="nope.json"):
+        reports.table5(tmp_path / "nope.json", **out, run="r", scale="paper")
+
+
+def quality_json(
+    path: Path, corpus: str, relevance: float, accuracy: float | None, shares: dict
+) -> Path:
+    write_json(
+        path,
+        {
+            "corpus": corpus,
+            "n_texts": 5,
+            "n_pairs": 20,
+            "context_relevance": relevance,
+            "response_accuracy": accuracy,
+            "n_categories": sum(1 for v in shares.values() if v),
+            "categories": shares,
+            "method": "world-ground-truth",
+            "n_fact_pairs": 16,
+        },
+    )
+    return path
+
+
+def test_table6_values_rates_and_conflicts(tmp_path):
+    q = {
+        "general": quality_json(
+            tmp_path / "g.json", "general", 90.0, 75.0, {"fact lookup": 0.5, "multiple choice": 0.5}
+        ),
+        "biomedicine": quality_json(
+            tmp_path / "b.json", "biomedicine", 100.0, None, {"fact lookup": 1.0}
+        ),
+    }
+    out = outputs(tmp_path, "t6")
+    records = reports.table6(q, **out, run="r", scale="miniature")
+    got = {(r["row"], r["column"]): r for r in records}
+    general = got[("General", "Context relevance")]
+    assert (general["ours"], general["ours_stderr"], general["n"], general["paper"]) == (
+        "90",
+        "6.7082",
+        "20",
+        "92.9",
+    )
+    assert got[("General", "Response accuracy")]["n"] == "16"
+    assert got[("Biomedicine", "Response accuracy")]["ours"] == ""
+    assert "conflicts" in got[("Biomedicine", "Task categories")]["note"]
+    assert got[("General", "Task categories")]["ours"] == "2"
+
+
+def test_figure4_and_figure6_are_byte_reproducible(tmp_path):
+    ev = tmp_path / "eval"
+    curves = []
+    for label, variant, base in (
+        ("Vanilla PT", "vanilla", 25.0),
+        ("Instruct PT", "instruct", 27.0),
+    ):
+        steps = {}
+        for step in (0, 100, 200):
+            model = f"it-{variant}-{step}"
+            put(ev, model, "probe0", "mmlu", "MMLU", base + step / 100)
+            put(ev, model, "probe5", "mmlu", "MMLU", base + 1 + step / 50)
+            steps[str(step)] = model
+        curves.append({"label": label, "variant": variant, "steps": steps})
+    settings = {"zero-shot": "probe0", "few-shot": "probe5"}
+    q = {
+        "general": quality_json(
+            tmp_path / "g.json", "general", 90.0, 75.0, {"fact lookup": 0.75, "arithmetic": 0.25}
+        )
+    }
+    blobs = []
+    for attempt in ("a", "b"):
+        d = tmp_path / attempt
+        f4 = dict(
+            out_csv=d / "f4.csv", out_md=d / "f4.md", out_png=d / "f4.png", out_pdf=d / "f4.pdf"
+        )
+        f6 = dict(
+            out_csv=d / "f6.csv", out_md=d / "f6.md", out_png=d / "f6.png", out_pdf=d / "f6.pdf"
+        )
+        records = reports.figure4(ev, curves, settings, "mmlu", **f4, run="r", scale="miniature")
+        reports.figure6(q, **f6, run="r", scale="miniature")
+        blobs.append(
+            {
+                k: p.read_bytes()
+                for k, p in {
+                    **{f"4{k}": v for k, v in f4.items()},
+                    **{f"6{k}": v for k, v in f6.items()},
+                }.items()
+            }
+        )
+    assert blobs[0] == blobs[1]
+    assert blobs[0]["4out_png"].startswith(b"\x89PNG") and blobs[0]["4out_pdf"].startswith(b"%PDF")
+    got = {(r["row"], r["column"]): r["ours"] for r in records}
+    assert (
+        got[("Instruct PT", "zero-shot final")] == "29"
+        and got[("Vanilla PT", "few-shot final")] == "30"
+    )
+    assert got[("Vanilla PT", "zero-shot step 100")] == "26"
+    assert "![Figure 4" in (tmp_path / "a" / "f4.md").read_text()
+    f6_lines = (tmp_path / "a" / "f6.csv").read_text().splitlines()
+    assert f6_lines[1:] == [
+        "figure6,General,fact lookup,75,,20,,,% of pairs",
+        "figure6,General,arithmetic,25,,20,,,% of pairs",
+    ]
+
+
+def test_figure4_missing_point_is_named(tmp_path):
+    ev = tmp_path / "eval"
+    put(ev, "m0", "probe0", "mmlu", "MMLU", 30.0)
+    curves = [{"label": "Instruct PT", "variant": "instruct", "steps": {0: "m0"}}]
+    out = dict(
+        out_csv=tmp_path / "f.csv",
+        out_md=tmp_path / "f.md",
+        out_png=tmp_path / "f.png",
+        out_pdf=tmp_path / "f.pdf",
+    )
+    with pytest.raises(FileNotFoundError, match=re.escape(str(ev / "m0" / "probe5" / "mmlu.json"))):
+        reports.figure4(
+            ev,
+            curves,
+            {"zero-shot": "probe0", "few-shot": "probe5"},
+            "mmlu",
+            **out,
+            run="r",
+            scale="paper",
+        )
+
+
+def test_table9_lists_contamination_per_task(tmp_path):
+    from instruct_pt.common import write_json
+
+    src = tmp_path / "contamination.json"
+    write_json(
+        src,
+        {
+            "n": 8,
+            "n_synth_texts": 10,
+            "n_synth_pairs": 40,
+            "tasks": {"general/knowledge": {"contaminated": 3, "total": 40, "percent": 7.5}},
+        },
+    )
+    out_csv, out_md = tmp_path / "t9.csv", tmp_path / "t9.md"
+    records = reports.table9(src, out_csv=out_csv, out_md=out_md, run="r", scale="miniature")
+    assert [(r["row"], r["column"], r["ours"]) for r in records] == [
+        ("general/knowledge", "Contaminated", "3"),
+        ("general/knowledge", "Total", "40"),
+    ]
+    assert all(r["paper"] == "" for r in records)  # the world's tasks are not the paper's
+    assert "general/knowledge" in out_md.read_text()
+    with pytest.raises(FileNotFoundError, match="missing.json"):
+        reports.table9(tmp_path / "missing.json", out_csv=out_csv, out_md=out_md, run="r", scale="paper")
