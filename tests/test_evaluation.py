@@ -301,35 +301,6 @@ def test_generation_hooks_and_aggregations():
     assert E.lm_agg_mean_weighted_f1([(0, 1, 1), (1, 0, 0)]) == 1.0
 
 
-# ---------------------------------------------------------------------------- NativeLM
-
-
-def test_native_lm_scores_like_a_direct_forward_pass(tiny_model):
-    import torch
-
-    lm = E.NativeLM(tiny_model, batch_size=2)
-    reqs = [
-        types.SimpleNamespace(args=(f"Q: item {i}?\nA:", " red" if i % 2 else " blue"))
-        for i in range(3)
-    ]
-    got = lm.loglikelihood(reqs, disable_tqdm=True)
-    for req, (ll, _) in zip(reqs, got, strict=True):
-        ctx = [1, *lm.tokenizer.encode(req.args[0], add_special_tokens=False)]  # BOS first
-        whole = [1, *lm.tokenizer.encode(req.args[0] + req.args[1], add_special_tokens=False)]
-        with torch.no_grad():
-            logp = torch.log_softmax(lm.model(torch.tensor([whole])).logits[0], -1)
-        want = sum(logp[t - 1, whole[t]].item() for t in range(len(ctx), len(whole)))
-        assert ll == pytest.approx(want, abs=1e-4)
-    # batched, left-padded greedy generation equals one prompt at a time, and stops at "\n"
-    prompts = [
-        types.SimpleNamespace(args=(p, {"until": ["\n"], "max_gen_toks": 5}))
-        for p in ("Q:", "Does A1 bind")
-    ]
-    batched = lm.generate_until(prompts, disable_tqdm=True)
-    assert batched == [lm.generate_until([p], disable_tqdm=True)[0] for p in prompts]
-    assert all("\n" not in text for text in batched)
-
-
 # ---------------------------------------------------------------------------- evaluate
 
 

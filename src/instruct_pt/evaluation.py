@@ -9,8 +9,7 @@ Two steps, one per workflow rule:
   (`"lm_eval"`, paper scale) and the AdaptLLM domain test sets on the hub (`"adaptllm"`).
 - `evaluate` runs one model on a suite with a single `lm_eval.simple_evaluate` call (the
   harness costs ~10 s to start) and writes one small JSON per task, which is all that tables,
-  figures and claims read. The model is lm-eval's own "hf" wrapper when `accelerate` is
-  installed, else `NativeLM` (end of this file), which scores the same way with transformers.
+  figures and claims read. The model is lm-eval's own "hf" wrapper.
 
 Metrics that lm-eval does not have (the domain tasks' F1 variants, numeric exact match) are
 plugged in through lm-eval's `!function` hooks, which import the `lm_*` functions of this
@@ -37,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from lm_eval.api.model import TemplateLM
 
 from instruct_pt import metrics as M
 from instruct_pt.common import DataError, read_json, read_jsonl, sha256_file, write_json, write_text
@@ -453,7 +451,6 @@ def evaluate(
     seed: int = 1234,
     dtype: str = "float32",
     max_length: int | None = None,
-    backend: str = "auto",
 ) -> list[dict]:
     """Evaluate the model saved in `model_dir` on a suite; write `out_dir/{task}.json` per task.
 
@@ -462,12 +459,7 @@ def evaluate(
     few-shot MMLU curves of Fig. 4). `add_bos_token` is on by default because instruction-
     pretrained models were trained with BOS (paper §2.3). Values and stderrs are x100; a
     missing or NaN stderr (e.g. for corpus-level F1) is null. Returns the written records.
-
-    `backend` scores with lm-eval's own "hf" model (which needs the `accelerate` package) or
-    with `NativeLM` below ("native", transformers only); "auto" takes "hf" when accelerate is
-    installed. The backend used is recorded in each record's `harness` field.
     """
-    backend = _choose_backend(backend)
     import lm_eval
     from lm_eval.api.group import Group
     from lm_eval.tasks import TaskManager
@@ -486,7 +478,7 @@ def evaluate(
         raise DataError(f"{sdir / 'suite.json'}: selected tasks share an lm-eval task: {lm_names}")
     local = {n for n in lm_names if (sdir / f"{n}.yaml").exists()}
 
-    if add_bos_token and backend == "hf":
+    if add_bos_token:
         _warn_if_no_bos(model_dir)
     # Index only what is needed: scanning lm-eval's thousands of built-in YAMLs takes seconds.
     manager = TaskManager(
@@ -509,17 +501,16 @@ def evaluate(
             leaf.set_config(key="num_fewshot", value=shots)
         objects.append(obj)
 
-    model: Any = "hf"
-    model_args: dict[str, Any] | None = None
-    if backend == "hf":
-        model_args = {"pretrained": model_dir, "dtype": dtype, "add_bos_token": add_bos_token}
-        if max_length is not None:
-            model_args["max_length"] = int(max_length)
-    else:
-        model = NativeLM(model_dir, device, dtype, batch_size, add_bos_token, max_length)
-    log.info("lm-eval (%s) on %s: %s (limit=%s)", backend, model_name, ", ".join(lm_names), limit)
+    model_args: dict[str, Any] = {
+        "pretrained": model_dir,
+        "dtype": dtype,
+        "add_bos_token": add_bos_token,
+    }
+    if max_length is not None:
+        model_args["max_length"] = int(max_length)
+    log.info("lm-eval on %s: %s (limit=%s)", model_name, ", ".join(lm_names), limit)
     res = lm_eval.simple_evaluate(
-        model=model,
+        model="hf",
         model_args=model_args,
         tasks=objects,
         num_fewshot=None,  # set per task above
@@ -537,7 +528,7 @@ def evaluate(
     if res is None:  # non-zero rank of a distributed run: rank 0 writes
         return []
 
-    harness = f"lm-eval {lm_eval.__version__} ({backend})"
+    harness = f"lm-eval {lm_eval.__version__}"
     records = []
     for task, entry in entries.items():
         lm_task, metric = entry["lm_eval_task"], entry["metric"]
@@ -559,22 +550,6 @@ def evaluate(
         records.append(rec)
         log.info("%s %s: %s = %.2f (n=%d)", model_name, task, metric, rec["value"], rec["n"])
     return records
-
-
-def _choose_backend(backend: str) -> str:
-    if backend not in ("auto", "hf", "native"):
-        raise ValueError(f"backend must be auto, hf or native, got {backend!r}")
-    if backend == "native":
-        return backend
-    try:  # lm-eval's "hf" model imports accelerate at module level
-        import accelerate  # noqa: F401
-    except ImportError:
-        if backend == "hf":
-            raise RuntimeError(
-                "lm-eval's hf model needs 'accelerate' (pip install 'lm_eval[hf]')"
-            ) from None
-        return "native"
-    return "hf"
 
 
 def _read_metric(result: dict, metric: str, lm_task: str) -> tuple[float, float | None]:
@@ -640,144 +615,3 @@ def _warn_if_no_bos(model_dir: str) -> None:
         log.warning(
             "%s: tokenizer does not prepend BOS even with add_special_tokens=True", model_dir
         )
-
-
-# ---------------------------------------------------------------------------- native model
-
-
-class NativeLM(TemplateLM):
-    """A causal LM from a transformers folder, scored the way lm-eval's "hf" model scores it.
-
-    lm-eval's own HF wrapper needs `accelerate`; this one needs only transformers, and makes
-    two choices explicit: BOS is prepended by us (not left to the tokenizer's post-processor),
-    and generation is always greedy. Requests are batched longest-first; results come back in
-    request order. lm-eval supplies context/continuation splitting (`TemplateLM._encode_pair`).
-    """
-
-    def __init__(
-        self,
-        model_dir: str,
-        device: str = "cpu",
-        dtype: str = "float32",
-        batch_size: int | str = 8,
-        add_bos_token: bool = True,
-        max_length: int | None = None,
-    ) -> None:
-        super().__init__()
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype))
-        self.model.to(device).eval()
-        self._device = torch.device(device)
-        self.batch_size = int(batch_size) if str(batch_size).isdigit() else 8  # no "auto" here
-        self.add_bos_token = add_bos_token
-        self.max_length = int(
-            max_length or getattr(self.model.config, "max_position_embeddings", 2048)
-        )
-        self.pad_id = self.tokenizer.pad_token_id
-        if self.pad_id is None:
-            self.pad_id = self.tokenizer.eos_token_id or 0
-
-    @property
-    def eot_token_id(self) -> int:
-        return self.tokenizer.eos_token_id
-
-    @property
-    def prefix_token_id(self) -> int:
-        """Token that stands in for an empty context: BOS when there is one."""
-        bos = self.tokenizer.bos_token_id
-        return bos if bos is not None else self.eot_token_id
-
-    def tok_encode(
-        self, string: str, add_special_tokens: bool | None = None, **kwargs
-    ) -> list[int]:
-        ids = self.tokenizer.encode(string, add_special_tokens=False)
-        add_bos = self.add_bos_token if add_special_tokens is None else add_special_tokens
-        bos = self.tokenizer.bos_token_id
-        if add_bos and bos is not None and not (ids and ids[0] == bos):
-            ids = [bos, *ids]
-        return ids
-
-    def _batches(self, lengths: list[int]) -> list[list[int]]:
-        order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-        return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-
-    def _loglikelihood_tokens(self, requests: list, disable_tqdm: bool = False, **kwargs) -> list:
-        import torch
-        from tqdm import tqdm
-
-        out: list[tuple[float, bool] | None] = [None] * len(requests)
-        lengths = [len(ctx) + len(cont) for _, ctx, cont in requests]
-        for batch in tqdm(self._batches(lengths), desc="loglikelihood", disable=disable_tqdm):
-            seqs = []
-            for i in batch:
-                _, ctx, cont = requests[i]
-                whole = (ctx + cont)[-(self.max_length + 1) :]  # left-truncate to the window
-                inputs = whole[:-1]
-                seqs.append((inputs, cont[-len(inputs) :]))
-            width = max(len(inp) for inp, _ in seqs)
-            ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(seqs), width), dtype=torch.long)
-            for b, (inp, _) in enumerate(seqs):  # right padding: real positions are unchanged
-                ids[b, : len(inp)] = torch.tensor(inp)
-                mask[b, : len(inp)] = 1
-            with torch.no_grad():
-                logits = self.model(
-                    input_ids=ids.to(self.device), attention_mask=mask.to(self.device)
-                ).logits
-            logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
-            for b, (i, (inp, cont)) in enumerate(zip(batch, seqs, strict=True)):
-                lp = logprobs[b, len(inp) - len(cont) : len(inp)]
-                target = torch.tensor(cont)
-                ll = lp.gather(-1, target[:, None]).sum().item()
-                out[i] = (float(ll), bool((lp.argmax(-1) == target).all()))
-        return out  # type: ignore[return-value]
-
-    def loglikelihood_rolling(self, requests: list, disable_tqdm: bool = False) -> list[float]:
-        raise NotImplementedError("perplexity tasks are not part of our suites")
-
-    def generate_until(self, requests: list, disable_tqdm: bool = False) -> list[str]:
-        """Greedy generation, cut at the first stop string (default: EOS), per request."""
-        import torch
-        from tqdm import tqdm
-
-        out: list[str | None] = [None] * len(requests)
-        groups: dict[str, list[int]] = {}
-        for i, req in enumerate(requests):
-            groups.setdefault(json.dumps(req.args[1], sort_keys=True, default=str), []).append(i)
-        for key, members in groups.items():
-            kw = json.loads(key)
-            if kw.get("do_sample"):
-                log.warning("NativeLM decodes greedily; ignoring do_sample=True")
-            until = kw.get("until") or [self.tokenizer.decode([self.eot_token_id])]
-            until = [until] if isinstance(until, str) else list(until)
-            max_new = int(kw.get("max_gen_toks", 256))
-            keep = max(self.max_length - max_new, 1)
-            encoded = [self.tok_encode(requests[i].args[0])[-keep:] for i in members]
-            for batch in tqdm(
-                self._batches([len(e) for e in encoded]), desc="generate", disable=disable_tqdm
-            ):
-                width = max(len(encoded[j]) for j in batch)
-                ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-                mask = torch.zeros((len(batch), width), dtype=torch.long)
-                for b, j in enumerate(batch):  # left padding, so every prompt ends at the edge
-                    ids[b, width - len(encoded[j]) :] = torch.tensor(encoded[j])
-                    mask[b, width - len(encoded[j]) :] = 1
-                with torch.no_grad():
-                    gen = self.model.generate(
-                        input_ids=ids.to(self.device),
-                        attention_mask=mask.to(self.device),
-                        max_new_tokens=max_new,
-                        do_sample=False,
-                        pad_token_id=self.pad_id,
-                        stop_strings=until,
-                        tokenizer=self.tokenizer,
-                    )
-                for b, j in enumerate(batch):
-                    text = self.tokenizer.decode(gen[b, width:], skip_special_tokens=True)
-                    for stop in until:
-                        text = text.split(stop, 1)[0]
-                    out[members[j]] = text
-        return out  # type: ignore[return-value]
