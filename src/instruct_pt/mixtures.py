@@ -1,0 +1,256 @@
+"""Pre-training mixtures with token accounting (Vanilla / Mix / Instruct PT, domain 1:1 mixing).
+
+A mixture is a list of components, each a JSONL file of documents:
+
+- Vanilla PT: raw texts.                 Mix PT: raw texts + the synthesizer's FT collection.
+- Instruct PT: 1/5 instruction-augmented + 4/5 raw + the FT collection repeated x4 ([S], §2).
+- Domain continual PT: augmented domain texts mixed 1:1 *by tokens* with general instructions,
+  each formatted "{question} {response}" (one space, no chat template; [P], §4.1).
+
+`repeat` copies a component; `match` + `ratio` samples whole documents of a component (cycling
+through fresh seeded permutations if one pass is not enough) until its tokens reach ratio x the
+matched component's tokens (or the sum over several matched components, given as a list). Tokens are counted with the tokenizer, +2 per document for the BOS
+and EOS that packing adds, so the manifest is what the model will actually see.
+
+Only byte offsets and token counts are held in memory; texts are re-read by seeking when the
+shuffled mixture is written, so the function scales to corpora that do not fit in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from instruct_pt.common import DataError, sha256_file, stable_hash, write_json, write_jsonl
+from instruct_pt.packing import encode_texts
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("text", "instruction")
+_BATCH = 1024
+
+
+def _doc_text(rec: dict, fmt: str, where: str) -> str:
+    """The pre-training text of one record: "text", or "{question} {response}" for instructions."""
+    if fmt == "text":
+        text = rec.get("text")
+        if not isinstance(text, str):
+            raise DataError(f"{where}: expected a string field 'text'")
+        return text
+    q, r = rec.get("question"), rec.get("response")
+    if not isinstance(q, str) or not isinstance(r, str):
+        raise DataError(f"{where}: expected string fields 'question' and 'response'")
+    return f"{q} {r}"
+
+
+class _Component:
+    """One component's documents: byte offset of each kept line and its token count."""
+
+    def __init__(self, spec: dict, index: int):
+        where = f"components[{index}]"
+        for key in ("name", "path", "format"):
+            if key not in spec:
+                raise DataError(f"{where}: missing key {key!r}")
+        self.name: str = spec["name"]
+        self.path: str = spec["path"]
+        self.format: str = spec["format"]
+        if self.format not in FORMATS:
+            raise DataError(f"{where}: format must be one of {FORMATS}, got {self.format!r}")
+        self.repeat = int(spec.get("repeat", 1))
+        match = spec.get("match")
+        self.match: tuple[str, ...] | None = (
+            None if match is None else (match,) if isinstance(match, str) else tuple(match)
+        )
+        self.ratio = float(spec.get("ratio", 1.0))
+        if self.repeat < 1:
+            raise DataError(f"{where}: repeat must be >= 1")
+        if self.match is not None and self.repeat != 1:
+            raise DataError(f"{where}: 'repeat' and 'match' cannot be combined")
+        if self.ratio < 0:
+            raise DataError(f"{where}: ratio must be >= 0")
+        self.offsets = np.zeros(0, dtype=np.int64)
+        self.tokens = np.zeros(0, dtype=np.int64)
+        self.dropped: Counter[str] = Counter()
+
+    def scan(self, tok, specials: int) -> None:
+        """Read the file once: record offsets of usable lines and their token counts."""
+        offsets: list[int] = []
+        counts: list[int] = []
+        batch: list[str] = []
+
+        def flush() -> None:
+            counts.extend(len(ids) + specials for ids in encode_texts(tok, batch))
+            batch.clear()
+
+        with open(self.path, "rb") as f:
+            pos, lineno = 0, 0
+            for raw in tqdm(f, desc=f"mixture scan {self.name}", unit="doc"):
+                lineno += 1
+                start, pos = pos, pos + len(raw)
+                if not raw.strip():
+                    continue
+                where = f"{self.path}:{lineno}"
+                try:
+                    rec = json.loads(raw)
+                except json.JSONDecodeError as e:
+                    raise DataError(f"{where}: not valid JSON ({e.msg})") from None
+                if not isinstance(rec, dict) or "id" not in rec:
+                    raise DataError(f"{where}: expected an object with an 'id'")
+                text = _doc_text(rec, self.format, where)
+                if not text.strip():
+                    self.dropped["empty_text"] += 1
+                    continue
+                offsets.append(start)
+                batch.append(text)
+                if len(batch) >= _BATCH:
+                    flush()
+            flush()
+        self.offsets = np.asarray(offsets, dtype=np.int64)
+        self.tokens = np.asarray(counts, dtype=np.int64)
+
+    def read(self, f, doc: int) -> dict:
+        f.seek(int(self.offsets[doc]))
+        return json.loads(f.readline())
+
+
+def _sample_to_target(comp: _Component, target: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Whole documents of comp, in seeded permutations (a fresh one per pass), until >= target tokens.
+
+    Returns (document indices, pass number of each) — the pass number tells copies apart.
+    """
+    n = len(comp.tokens)
+    if target <= 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    if n == 0:
+        raise DataError(f"component {comp.name!r}: no documents to match {target:.0f} tokens")
+    rng = np.random.default_rng([seed, stable_hash("mixture-match", comp.name) % 2**32])
+    docs, passes = [], []
+    total, p = 0, 0
+    while total < target:
+        perm = rng.permutation(n)
+        cum = np.cumsum(comp.tokens[perm])
+        need = target - total
+        k = int(np.searchsorted(cum, need, side="left")) + 1  # first prefix reaching `need`
+        k = min(k, n)
+        docs.append(perm[:k])
+        passes.append(np.full(k, p, dtype=np.int64))
+        total += int(cum[k - 1])
+        p += 1
+    return np.concatenate(docs), np.concatenate(passes)
+
+
+def build_mixture(
+    name: str,
+    components: list[dict],
+    tokenizer_dir: str,
+    out_texts: str,
+    out_manifest: str,
+    seed: int,
+) -> dict:
+    """Write the shuffled mixture (`{"id","text","source"}` per line) and its manifest; return it.
+
+    Output ids are "{component}/{original id}", with "#{k}" added to the k-th extra copy of a
+    document (k >= 1), so every line's id is unique.
+    """
+    from instruct_pt.tokenizer import load_tokenizer
+
+    if not components:
+        raise DataError(f"mixture {name!r}: no components")
+    comps = [_Component(spec, i) for i, spec in enumerate(components)]
+    by_name = {c.name: c for c in comps}
+    if len(by_name) != len(comps):
+        raise DataError(f"mixture {name!r}: component names must be unique")
+    for c in comps:
+        for m in c.match or ():
+            if m not in by_name:
+                raise DataError(f"mixture {name!r}: component {c.name!r} matches unknown {m!r}")
+
+    tok = load_tokenizer(tokenizer_dir)
+    specials = int(tok.bos_token_id is not None) + int(tok.eos_token_id is not None)
+    for c in comps:
+        c.scan(tok, specials)
+
+    # Resolve each component to (doc indices, copy numbers); matched ones after their targets.
+    chosen: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    pending = list(comps)
+    while pending:
+        progressed = False
+        for c in list(pending):
+            if c.match is None:
+                n = len(c.tokens)
+                chosen[c.name] = (
+                    np.tile(np.arange(n), c.repeat),
+                    np.repeat(np.arange(c.repeat), n),
+                )
+            elif all(m in chosen for m in c.match):
+                ref_tokens = sum(int(by_name[m].tokens[chosen[m][0]].sum()) for m in c.match)
+                chosen[c.name] = _sample_to_target(c, c.ratio * ref_tokens, seed)
+            else:
+                continue
+            pending.remove(c)
+            progressed = True
+        if not progressed:
+            raise DataError(f"mixture {name!r}: 'match' references form a cycle")
+
+    # One flat plan of (component, doc, copy), shuffled with the seed.
+    comp_idx = np.concatenate([np.full(len(chosen[c.name][0]), i) for i, c in enumerate(comps)])
+    doc_idx = np.concatenate([chosen[c.name][0] for c in comps])
+    copy_idx = np.concatenate([chosen[c.name][1] for c in comps])
+    order = np.random.default_rng(seed).permutation(len(doc_idx))
+
+    handles = [open(c.path, "rb") for c in comps]  # noqa: SIM115 - closed in finally
+
+    def records():
+        for j in tqdm(order, desc=f"mixture {name}", unit="doc"):
+            ci, di, k = int(comp_idx[j]), int(doc_idx[j]), int(copy_idx[j])
+            c = comps[ci]
+            rec = c.read(handles[ci], di)
+            rid = f"{c.name}/{rec['id']}" + (f"#{k}" if k else "")
+            yield {"id": rid, "text": _doc_text(rec, c.format, c.path), "source": c.name}
+
+    try:
+        n_written = write_jsonl(out_texts, records())
+    finally:
+        for h in handles:
+            h.close()
+
+    sources = {}
+    for c in comps:
+        docs = chosen[c.name][0]
+        sources[c.name] = {
+            "documents": int(len(docs)),
+            "tokens": int(c.tokens[docs].sum()),
+            "repeat": c.repeat,
+            "unique_documents": int(len(np.unique(docs))),
+            "available_documents": int(len(c.tokens)),
+            "match": list(c.match) if c.match is not None else None,
+            "ratio": c.ratio if c.match is not None else None,
+            "dropped": dict(sorted(c.dropped.items())),
+        }
+    tj = Path(tokenizer_dir) / "tokenizer.json"
+    manifest = {
+        "mixture": name,
+        "seed": seed,
+        "tokenizer": {
+            "vocab_size": len(tok),
+            "sha256": sha256_file(tj) if tj.exists() else None,
+            "specials_per_document": specials,
+        },
+        "sources": sources,
+        "total_tokens": int(sum(s["tokens"] for s in sources.values())),
+        "total_documents": n_written,
+    }
+    write_json(out_manifest, manifest)
+    log.info(
+        "mixture %s: %d documents, %d tokens (%s)",
+        name,
+        n_written,
+        manifest["total_tokens"],
+        ", ".join(f"{k}={v['tokens']}" for k, v in sources.items()),
+    )
+    return manifest

@@ -1,0 +1,207 @@
+"""Packing: a mixture's texts -> fixed-length token sequences in one flat memmap.
+
+Each document becomes BOS + ids + EOS; documents are concatenated in file order (the mixture is
+already shuffled) and cut into `seq_len` rows; the incomplete tail is dropped and reported. This is
+the standard GPT-style packing the paper's pre-training uses ("plain BOS/EOS only", §4.1).
+
+The file is streamed: documents are read and encoded `chunk_docs` at a time (optionally by a pool
+of workers whose results come back in order), so the corpus never sits in memory and the output
+bytes do not depend on `num_workers` or `chunk_docs`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing as mp
+import os
+from collections import Counter
+from collections.abc import Iterator
+from itertools import chain, islice
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from instruct_pt.common import DataError, read_json, write_json
+
+log = logging.getLogger(__name__)
+
+
+def encode_texts(tok, texts: list[str]) -> list[list[int]]:
+    """Batched fast-tokenizer encoding without special tokens (a literal "<s>" still maps to BOS)."""
+    backend = getattr(tok, "backend_tokenizer", None)
+    if backend is not None:
+        return [e.ids for e in backend.encode_batch_fast(texts, add_special_tokens=False)]
+    return tok(texts, add_special_tokens=False)["input_ids"]
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    return np.dtype(np.uint16 if vocab_size < 65536 else np.uint32)
+
+
+def _iter_chunks(path: str, chunk_docs: int) -> Iterator[tuple[int, list[str]]]:
+    """(first line number, texts) chunks of a JSONL file, read lazily; bad lines name file:line."""
+    with open(path, encoding="utf-8") as f:
+        lineno = 0
+        while True:
+            lines = list(islice(f, chunk_docs))
+            if not lines:
+                return
+            texts = []
+            for offset, line in enumerate(lines):
+                where = f"{path}:{lineno + offset + 1}"
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise DataError(f"{where}: not valid JSON ({e.msg})") from None
+                if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
+                    raise DataError(f"{where}: expected an object with a string 'text'")
+                texts.append(rec["text"])
+            yield lineno + 1, texts
+            lineno += len(lines)
+
+
+_WORKER_TOK = None
+
+
+def _worker_init(tokenizer_dir: str) -> None:
+    global _WORKER_TOK
+    from instruct_pt.tokenizer import load_tokenizer
+
+    _WORKER_TOK = load_tokenizer(tokenizer_dir)
+
+
+def _worker_encode(chunk: tuple[int, list[str]]) -> list[list[int]]:
+    return encode_texts(_WORKER_TOK, chunk[1])
+
+
+def pack(
+    texts_path: str,
+    tokenizer_dir: str,
+    out_dir: str,
+    seq_len: int,
+    seed: int,
+    add_bos: bool = True,
+    add_eos: bool = True,
+    num_workers: int = 1,
+    chunk_docs: int = 2048,
+) -> dict:
+    """Write out_dir/tokens.bin ([n_sequences * seq_len] flat) and out_dir/meta.json; return meta.
+
+    Packing has no random choices (order is the mixture's); `seed` is recorded for provenance.
+    Empty texts are dropped and counted under meta["dropped"]["empty_text"].
+    """
+    from instruct_pt.tokenizer import load_tokenizer
+
+    if seq_len < 2:
+        raise DataError(f"pack: seq_len must be >= 2, got {seq_len}")
+    tok = load_tokenizer(tokenizer_dir)
+    vocab_size = len(tok)
+    dtype = token_dtype(vocab_size)
+    bos, eos = tok.bos_token_id, tok.eos_token_id
+    if (add_bos and bos is None) or (add_eos and eos is None):
+        raise DataError(f"{tokenizer_dir}: tokenizer lacks the BOS/EOS token packing needs")
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp_bin = out / ".tokens.bin.tmp"
+    head = [bos] if add_bos else []
+    tail = [eos] if add_eos else []
+    carry = np.zeros(0, dtype=np.int64)
+    n_docs = n_seqs = 0
+    dropped: Counter[str] = Counter()
+
+    chunks = _iter_chunks(texts_path, chunk_docs)
+    pool = None
+    if num_workers > 1:
+        pool = mp.get_context("spawn").Pool(num_workers, _worker_init, (tokenizer_dir,))
+        encoded_chunks = pool.imap(_worker_encode, chunks)  # imap keeps chunk order
+    else:
+        encoded_chunks = (encode_texts(tok, texts) for _, texts in chunks)
+    try:
+        with open(tmp_bin, "wb") as f:
+            for ids_list in tqdm(
+                encoded_chunks, desc=f"pack {Path(texts_path).name}", unit="chunk"
+            ):
+                docs = []
+                for ids in ids_list:
+                    if not ids:
+                        dropped["empty_text"] += 1
+                        continue
+                    docs.append(head + ids + tail)
+                n_docs += len(docs)
+                flat = np.fromiter(chain.from_iterable(docs), dtype=np.int64)
+                if flat.size and int(flat.max()) >= vocab_size:
+                    raise DataError(
+                        f"{texts_path}: token id {int(flat.max())} >= vocab {vocab_size}"
+                    )
+                buf = np.concatenate([carry, flat])
+                n_full = buf.size // seq_len
+                if n_full:
+                    f.write(buf[: n_full * seq_len].astype(dtype).tobytes())
+                    n_seqs += n_full
+                carry = buf[n_full * seq_len :]
+        os.replace(tmp_bin, out / "tokens.bin")
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+        if tmp_bin.exists():
+            tmp_bin.unlink()
+
+    meta = {
+        "seq_len": seq_len,
+        "n_sequences": n_seqs,
+        "dtype": dtype.name,
+        "vocab_size": vocab_size,
+        "tokens": n_seqs * seq_len,
+        "documents": n_docs,
+        "dropped_tail_tokens": int(carry.size),
+        "bos_id": bos,
+        "eos_id": eos,
+        "add_bos": add_bos,
+        "add_eos": add_eos,
+        "dropped": dict(sorted(dropped.items())),
+        "seed": seed,
+    }
+    write_json(out / "meta.json", meta)
+    log.info(
+        "packed %d documents into %d x %d tokens (%d tail tokens dropped)",
+        n_docs,
+        n_seqs,
+        seq_len,
+        carry.size,
+    )
+    if n_seqs == 0:
+        log.warning("%s: fewer than seq_len=%d tokens; no sequence written", texts_path, seq_len)
+    return meta
+
+
+class PackedDataset:
+    """Read-only view of a packed folder: `data` is an np.memmap of shape [n_sequences, seq_len]."""
+
+    def __init__(self, packed_dir: str):
+        self.dir = Path(packed_dir)
+        self.meta = read_json(self.dir / "meta.json")
+        for key in ("seq_len", "n_sequences", "dtype", "vocab_size"):
+            if key not in self.meta:
+                raise DataError(f"{self.dir / 'meta.json'}: missing key {key}")
+        self.seq_len = int(self.meta["seq_len"])
+        n = int(self.meta["n_sequences"])
+        path = self.dir / "tokens.bin"
+        expected = n * self.seq_len * np.dtype(self.meta["dtype"]).itemsize
+        if path.stat().st_size != expected:
+            raise DataError(f"{path}: {path.stat().st_size} bytes, meta.json implies {expected}")
+        if n == 0:
+            self.data = np.zeros((0, self.seq_len), dtype=self.meta["dtype"])
+        else:
+            self.data = np.memmap(path, dtype=self.meta["dtype"], mode="r", shape=(n, self.seq_len))
+
+    def __len__(self) -> int:
+        return self.data.shape[0]
+
+    def __getitem__(self, idx):
+        return self.data[idx]

@@ -1,0 +1,927 @@
+"""One training loop for pre-training, continual pre-training, synthesizer tuning and instruction tuning.
+
+The paper's trainings differ only in what a batch is:
+
+- `pretrain`: packed fixed-length sequences, next-token loss on every token (§2, §4; from scratch
+  with an `arch`, or continual from `init_from`).
+- `finetune_synthesizer`: few-shot sequences of (raw text, instruction-response pairs) examples from
+  one dataset, loss only on the pairs (§1.2).
+- `instruction_tune`: one instruction-response example per row, loss only on the response (§3).
+
+So each builds a `_Source` (rows of token ids + labels, -100 = no loss) and hands it to `_run`, a
+nanoGPT-style loop: AdamW, linear warm-up + cosine decay, gradient accumulation and clipping,
+bf16 autocast, periodic atomic checkpoints with everything needed for a bit-identical resume, and
+FSDP when launched under torchrun.
+
+Determinism and resume: which rows make up the batch of step s is a pure function of (seed, s) —
+rows are visited in a fresh seeded permutation per epoch — and the learning rate is a pure
+function of s, so a checkpoint only needs the step, model, optimizer and RNG states. A run killed
+at any point and rerun continues from its last checkpoint to the same final bytes (on CPU).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import time
+from collections import Counter, defaultdict
+from contextlib import nullcontext
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from instruct_pt.common import (
+    DataError,
+    iter_jsonl,
+    read_jsonl,
+    set_torch_threads,
+    stable_hash,
+    write_json,
+)
+from instruct_pt.modeling import (
+    build_model,
+    count_parameters,
+    flops_per_token,
+    load_model,
+    save_model,
+)
+
+log = logging.getLogger(__name__)
+
+IGNORE = -100
+CKPT_PREFIX = "step"
+
+# Keys of `train` that change the result; the others (logging, checkpoint cadence) do not, so a
+# run may be resumed after changing them.
+_SEMANTIC_KEYS = (
+    "tokens",
+    "steps",
+    "epochs",
+    "batch_size",
+    "micro_batch_size",
+    "lr",
+    "min_lr_ratio",
+    "warmup_steps",
+    "warmup_fraction",
+    "weight_decay",
+    "betas",
+    "eps",
+    "grad_clip",
+    "precision",
+)
+
+
+# ----------------------------------------------------------------------------- configuration
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int
+    micro_batch_size: int
+    lr: float
+    min_lr_ratio: float = 0.1
+    warmup_steps: int | None = None
+    warmup_fraction: float | None = None
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.95)
+    eps: float = 1e-8
+    grad_clip: float = 1.0
+    precision: str = "bf16"
+    compile: bool = False
+    gradient_checkpointing: bool = False
+    checkpoint_every: int = 100
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    device: str = "auto"
+    peak_flops: float | None = None
+    wandb: dict | None = None
+    tokens: int | None = None
+    steps: int | None = None
+    epochs: float | None = None
+
+    @classmethod
+    def from_dict(cls, train: dict) -> TrainConfig:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(train) - known)
+        if unknown:
+            raise DataError(f"train: unknown key(s) {', '.join(unknown)}")
+        for key in ("batch_size", "micro_batch_size", "lr"):
+            if key not in train:
+                raise DataError(f"train: missing key {key!r}")
+        cfg = cls(**{**train, "betas": tuple(train.get("betas", (0.9, 0.95)))})
+        if cfg.precision not in ("bf16", "fp32"):
+            raise DataError(f"train: precision must be bf16|fp32, got {cfg.precision!r}")
+        if cfg.batch_size % cfg.micro_batch_size:
+            raise DataError("train: batch_size must be a multiple of micro_batch_size")
+        if cfg.tokens is None and cfg.steps is None and cfg.epochs is None:
+            raise DataError("train: give one of 'tokens', 'steps' or 'epochs'")
+        return cfg
+
+    def total_steps(self, n_rows: int, seq_len: int) -> int:
+        """steps, else ceil(epochs * rows / batch), else ceil(tokens / (batch * seq_len))."""
+        if self.steps is not None:
+            return int(self.steps)
+        if self.epochs is not None:
+            return math.ceil(self.epochs * n_rows / self.batch_size)
+        return math.ceil(self.tokens / (self.batch_size * seq_len))
+
+    def warmup(self, total: int) -> int:
+        if self.warmup_steps is not None:
+            return min(int(self.warmup_steps), total)
+        if self.warmup_fraction is not None:
+            return min(int(round(self.warmup_fraction * total)), total)
+        return 0
+
+
+def lr_at(step: int, total: int, warmup: int, lr: float, min_lr_ratio: float) -> float:
+    """Linear warm-up to lr over `warmup` steps, then cosine decay to lr * min_lr_ratio at `total`."""
+    if warmup and step < warmup:
+        return lr * (step + 1) / warmup
+    if total <= warmup:
+        return lr
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    min_lr = lr * min_lr_ratio
+    return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * progress))
+
+
+# ----------------------------------------------------------------------------- data sources
+
+
+class _Source:
+    """Rows of a training set. `get(rows)` -> (input_ids, labels) int64 tensors [len(rows), T]."""
+
+    n: int
+    seq_len: int
+    pad_id: int
+    fingerprint: str
+
+    def get(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def tokens(self, rows: np.ndarray) -> int:
+        """Real (non-padding) tokens in these rows, for throughput accounting."""
+        raise NotImplementedError
+
+
+class PackedSource(_Source):
+    """Packed pre-training sequences; every token is a target."""
+
+    def __init__(self, packed_dir: str):
+        from instruct_pt.packing import PackedDataset
+
+        self.ds = PackedDataset(packed_dir)
+        self.n, self.seq_len = len(self.ds), self.ds.seq_len
+        self.pad_id = 0
+        self.vocab_size = int(self.ds.meta["vocab_size"])
+        self.fingerprint = str(stable_hash(json.dumps(self.ds.meta, sort_keys=True)))
+
+    def get(self, rows):
+        x = torch.from_numpy(self.ds.data[rows].astype(np.int64))
+        return x, x
+
+    def tokens(self, rows):
+        return len(rows) * self.seq_len
+
+
+class ExampleSource(_Source):
+    """Variable-length rows (ids, labels) padded on the right to the longest row of each batch."""
+
+    def __init__(self, rows: list[tuple[list[int], list[int]]], seq_len: int, pad_id: int):
+        self.rows = [
+            (np.asarray(i, dtype=np.int64), np.asarray(lab, dtype=np.int64)) for i, lab in rows
+        ]
+        self.n, self.seq_len, self.pad_id = len(rows), seq_len, pad_id
+        h = hashlib.sha256()
+        for ids, lab in self.rows:
+            h.update(np.int64(len(ids)).tobytes() + ids.tobytes() + lab.tobytes())
+        self.fingerprint = h.hexdigest()
+
+    def get(self, rows):
+        width = max(len(self.rows[r][0]) for r in rows)
+        x = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        y = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+        for b, r in enumerate(rows):
+            ids, lab = self.rows[r]
+            x[b, : len(ids)] = torch.from_numpy(ids)
+            y[b, : len(lab)] = torch.from_numpy(lab)
+        return x, y
+
+    def tokens(self, rows):
+        return int(sum(len(self.rows[r][0]) for r in rows))
+
+
+class _Plan:
+    """Which rows make up the global batch of step s: epochs of seeded permutations, back to back."""
+
+    def __init__(self, n: int, batch_size: int, seed: int):
+        if n == 0:
+            raise DataError("training data has no rows")
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+
+    @lru_cache(maxsize=4)  # noqa: B019 - a handful of plans per process
+    def permutation(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, epoch]).permutation(self.n)
+
+    def rows(self, step: int) -> np.ndarray:
+        pos = np.arange(step * self.batch_size, (step + 1) * self.batch_size)
+        epochs, offsets = pos // self.n, pos % self.n
+        return np.array([self.permutation(int(e))[o] for e, o in zip(epochs, offsets, strict=True)])
+
+    def position(self, step: int) -> dict:
+        pos = step * self.batch_size
+        return {"epoch": pos // self.n, "offset": pos % self.n, "rows_seen": pos}
+
+
+# ----------------------------------------------------------------------------- distributed
+
+
+@dataclass
+class _Dist:
+    rank: int = 0
+    world: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _setup(device_pref: str) -> _Dist:
+    """Pick the device; under torchrun (WORLD_SIZE > 1) join the process group (nccl / gloo)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    use_cuda = (
+        torch.cuda.is_available() if device_pref == "auto" else device_pref.startswith("cuda")
+    )
+    if world <= 1:
+        return _Dist(0, 1, torch.device("cuda" if use_cuda else "cpu"))
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if use_cuda:
+        torch.cuda.set_device(local)
+    return _Dist(
+        dist.get_rank(), dist.get_world_size(), torch.device(f"cuda:{local}" if use_cuda else "cpu")
+    )
+
+
+def _all_sum(x: float, d: _Dist) -> float:
+    if d.world == 1:
+        return x
+    import torch.distributed as dist
+
+    t = torch.tensor([x], dtype=torch.float64, device=d.device)
+    dist.all_reduce(t)
+    return float(t.item())
+
+
+def _barrier(d: _Dist) -> None:
+    if d.world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def _shard_model(model, d: _Dist):
+    """FSDP2: shard every decoder layer, then the rest (embeddings, tied head, final norm)."""
+    from torch.distributed.fsdp import fully_shard
+
+    for layer in model.model.layers:
+        fully_shard(layer)
+    fully_shard(model)
+    return model
+
+
+def _full_state(model, optimizer=None) -> tuple[dict, dict | None]:
+    """Full (unsharded, CPU) model and optimizer state dicts; a collective under FSDP."""
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        get_model_state_dict,
+        get_optimizer_state_dict,
+    )
+
+    opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    msd = get_model_state_dict(model, options=opts)
+    osd = get_optimizer_state_dict(model, optimizer, options=opts) if optimizer else None
+    return msd, osd
+
+
+def _load_full_state(model, optimizer, msd: dict, osd: dict) -> None:
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        set_model_state_dict,
+        set_optimizer_state_dict,
+    )
+
+    opts = StateDictOptions(full_state_dict=True)
+    set_model_state_dict(model, msd, options=opts)
+    set_optimizer_state_dict(model, optimizer, osd, options=opts)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def _checkpoints(checkpoint_dir: Path) -> list[Path]:
+    """Complete checkpoints (renamed into place), oldest first."""
+    if not checkpoint_dir.is_dir():
+        return []
+    found = [p for p in checkpoint_dir.iterdir() if p.is_dir() and p.name.startswith(CKPT_PREFIX)]
+    return sorted(found, key=lambda p: int(p.name[len(CKPT_PREFIX) :]))
+
+
+def _rng_state() -> dict:
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _save_checkpoint(
+    checkpoint_dir: Path, step: int, model, optimizer, state: dict, keep: int, d: _Dist
+):
+    """Write step{N}/ atomically (temp dir + rename), then drop all but the newest `keep`."""
+    msd, osd = _full_state(model, optimizer)  # every rank joins the gather
+    if d.main:
+        final = checkpoint_dir / f"{CKPT_PREFIX}{step:08d}"
+        tmp = checkpoint_dir / f".tmp-{CKPT_PREFIX}{step:08d}"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        torch.save({"model": msd, "optimizer": osd, "rng": _rng_state()}, tmp / "checkpoint.pt")
+        write_json(tmp / "state.json", state)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        for old in _checkpoints(checkpoint_dir)[:-keep]:
+            shutil.rmtree(old)
+    _barrier(d)
+
+
+def _metrics_log(checkpoint_dir: Path, upto_step: int) -> None:
+    """Keep only metrics.jsonl lines of steps <= upto_step (a resumed run rewrites the rest)."""
+    path = checkpoint_dir / "metrics.jsonl"
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by a kill
+            continue
+        if rec.get("step", 0) <= upto_step:
+            kept.append(line)
+    path.write_text("".join(x + "\n" for x in kept), encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def _optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; weight decay on matrices only (not norms, biases), as in nanoGPT / the Llama recipe."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.dim() >= 2 else no_decay).append(p)
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, foreach=False)
+
+
+def _run(
+    *,
+    kind: str,
+    model_fn,
+    source: _Source,
+    cfg: TrainConfig,
+    checkpoint_dir: str,
+    seed: int,
+    d: _Dist,
+    run_config: dict,
+    on_step=None,
+) -> tuple[object, dict]:
+    """Train model_fn() on source; returns (model, summary). on_step(step, model) runs after
+    every optimizer step (and once at step 0 before training) on every rank."""
+    ckpt_dir = Path(checkpoint_dir)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    total = cfg.total_steps(source.n, source.seq_len)
+    warmup = cfg.warmup(total)
+    local_bs = cfg.batch_size // d.world
+    if cfg.batch_size % (d.world * cfg.micro_batch_size):
+        raise DataError("train: batch_size must be a multiple of world_size * micro_batch_size")
+    fingerprint = str(
+        stable_hash(
+            kind,
+            seed,
+            source.fingerprint,
+            json.dumps({k: run_config["train"].get(k) for k in _SEMANTIC_KEYS}, sort_keys=True),
+            json.dumps(run_config.get("arch"), sort_keys=True),
+            run_config.get("init_from"),
+        )
+    )
+
+    model = model_fn().to(d.device)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    if d.world > 1:
+        model = _shard_model(model, d)
+    optimizer = _optimizer(model, cfg)
+
+    step, wall_before, last_loss = 0, 0.0, None
+    existing = _checkpoints(ckpt_dir)
+    if existing:
+        last = existing[-1]
+        state = json.loads((last / "state.json").read_text(encoding="utf-8"))
+        if state["fingerprint"] != fingerprint:
+            raise DataError(
+                f"{last}: checkpoint belongs to a different run (data, seed or train settings "
+                f"changed); delete {ckpt_dir} to start over"
+            )
+        blob = torch.load(last / "checkpoint.pt", map_location="cpu", weights_only=False)
+        _load_full_state(model, optimizer, blob["model"], blob["optimizer"])
+        _set_rng_state(blob["rng"])
+        step, wall_before, last_loss = state["step"], state["wall_time_s"], state["last_loss"]
+        log.info("resumed from %s (step %d of %d)", last, step, total)
+        if d.main:
+            _metrics_log(ckpt_dir, step)
+    else:
+        torch.manual_seed(seed)  # dropout stream; weights were seeded by model_fn
+        if d.main and (ckpt_dir / "metrics.jsonl").exists():
+            (ckpt_dir / "metrics.jsonl").unlink()
+    start_step = step
+
+    train_model = torch.compile(model) if cfg.compile else model
+    autocast = (
+        torch.autocast(d.device.type, dtype=torch.bfloat16)
+        if cfg.precision == "bf16"
+        else nullcontext()
+    )
+    plan = _Plan(source.n, cfg.batch_size, seed)
+    seq_len = source.seq_len
+    fpt = flops_per_token(model.config, seq_len)
+    peak = cfg.peak_flops * d.world if cfg.peak_flops else None
+    tracker = _wandb_start(cfg, run_config, d)
+    metrics_f = open(ckpt_dir / "metrics.jsonl", "a", encoding="utf-8") if d.main else None  # noqa: SIM115
+    if on_step is not None and step == 0:
+        on_step(0, model)
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, initial=step, desc=kind, unit="step", disable=not d.main)
+    t_start = t_log = time.perf_counter()
+    tokens_run = tokens_log = 0
+    losses: list[float] = []
+    model.train()
+    while step < total:
+        rows = plan.rows(step)[d.rank * local_bs : (d.rank + 1) * local_bs]
+        lr = lr_at(step, total, warmup, cfg.lr, cfg.min_lr_ratio)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        micro = [
+            rows[i : i + cfg.micro_batch_size] for i in range(0, local_bs, cfg.micro_batch_size)
+        ]
+        batches = [source.get(m) for m in micro]
+        n_targets = _all_sum(float(sum(int((y[:, 1:] != IGNORE).sum()) for _, y in batches)), d)
+        if n_targets == 0:
+            raise DataError(f"{kind}: step {step} has no target tokens (all labels are -100)")
+        loss_sum = 0.0
+        for i, (x, y) in enumerate(batches):
+            x, y = x.to(d.device), y.to(d.device)
+            if d.world > 1:
+                model.set_requires_gradient_sync(i == len(batches) - 1)
+            with autocast:
+                logits = train_model(input_ids=x, use_cache=False).logits
+            ce = F.cross_entropy(
+                logits[:, :-1].float().reshape(-1, logits.size(-1)),
+                y[:, 1:].reshape(-1),
+                ignore_index=IGNORE,
+                reduction="sum",
+            )
+            # FSDP averages gradients over ranks; scale so the result is the global token mean.
+            (ce * d.world / n_targets).backward()
+            loss_sum += float(ce.detach())
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        last_loss = _all_sum(loss_sum, d) / n_targets
+        losses.append(last_loss)
+        n_tok = int(_all_sum(float(sum(source.tokens(m) for m in micro)), d))
+        tokens_run += n_tok
+        tokens_log += n_tok
+        bar.update(1)
+
+        if step % cfg.log_every == 0 or step == total:
+            now = time.perf_counter()
+            tps = tokens_log / max(now - t_log, 1e-9)
+            rec = {
+                "step": step,
+                "loss": sum(losses) / len(losses),
+                "lr": lr,
+                "grad_norm": float(grad_norm),
+                "tokens_per_s": tps,
+                **({"mfu": fpt * tps / peak} if peak else {}),
+                "elapsed_s": wall_before + now - t_start,
+            }
+            if d.main:
+                metrics_f.write(json.dumps(rec) + "\n")
+                metrics_f.flush()
+                bar.set_postfix(loss=f"{rec['loss']:.3f}", tok_s=f"{tps:.0f}")
+                if tracker is not None:
+                    tracker.log(rec, step=step)
+            losses, tokens_log, t_log = [], 0, now
+        if on_step is not None:
+            on_step(step, model)
+        if step % cfg.checkpoint_every == 0 or step == total:
+            state = {
+                "step": step,
+                "total_steps": total,
+                "fingerprint": fingerprint,
+                "data": plan.position(step),
+                "last_loss": last_loss,
+                "wall_time_s": wall_before + time.perf_counter() - t_start,
+            }
+            _save_checkpoint(ckpt_dir, step, model, optimizer, state, cfg.keep_checkpoints, d)
+    bar.close()
+    wall = time.perf_counter() - t_start
+    if metrics_f is not None:
+        metrics_f.close()
+    if tracker is not None:
+        tracker.finish()
+    summary = {
+        "kind": kind,
+        "steps": total,
+        "resumed_from_step": start_step,
+        "tokens": total * cfg.batch_size * seq_len if isinstance(source, PackedSource) else None,
+        "tokens_this_run": tokens_run,
+        "rows": source.n,
+        "epochs": total * cfg.batch_size / source.n,
+        "final_loss": last_loss,
+        "tokens_per_s": tokens_run / wall if wall > 0 and tokens_run else None,
+        "wall_time_s": wall_before + wall,
+        "parameters": count_parameters(model),
+        "seed": seed,
+        "world_size": d.world,
+    }
+    return model, summary
+
+
+def _wandb_start(cfg: TrainConfig, run_config: dict, d: _Dist):
+    """A wandb run (rank 0 only) with the full config attached, or None when disabled."""
+    w = cfg.wandb or {}
+    if not d.main or w.get("mode", "disabled") == "disabled":
+        return None
+    import wandb
+
+    return wandb.init(
+        project=w.get("project", "instruct-pt"),
+        dir=w.get("dir"),
+        mode=w["mode"],
+        name=w.get("name"),
+        config=run_config,
+    )
+
+
+def _export(model, d: _Dist, tokenizer_dir: str, out_dir: str, summary: dict | None) -> None:
+    """Gather the full weights and (rank 0) write a model folder (+ train_summary.json).
+
+    Gathered tensors no longer share storage, so tied copies (lm_head = embeddings) are dropped
+    here exactly as save_pretrained drops them for an unsharded model: same bytes either way.
+    """
+    msd, _ = _full_state(model)
+    for key in getattr(model, "all_tied_weights_keys", None) or {}:
+        msd.pop(key, None)
+    if d.main:
+        save_model(model, tokenizer_dir, out_dir, extra=summary, state_dict=msd)
+    _barrier(d)
+
+
+# ----------------------------------------------------------------------------- entry points
+
+
+def pretrain(
+    packed_dir: str,
+    out_dir: str,
+    tokenizer_dir: str,
+    train: dict,
+    checkpoint_dir: str,
+    seed: int,
+    arch: dict | None = None,
+    init_from: str | None = None,
+    threads: int | None = None,
+) -> dict:
+    """Next-token pre-training on a packed folder, from scratch (`arch`) or continual (`init_from`).
+
+    Writes the model folder to out_dir (with train_summary.json) and returns the summary.
+    """
+    if (arch is None) == (init_from is None):
+        raise DataError("pretrain: give exactly one of 'arch' (from scratch) or 'init_from'")
+    set_torch_threads(threads)
+    cfg = TrainConfig.from_dict(train)
+    source = PackedSource(packed_dir)
+
+    def model_fn():
+        if arch is not None:
+            return build_model(arch, tokenizer_dir, seed)
+        return load_model(init_from, dtype=torch.float32)
+
+    d = _setup(cfg.device)
+    run_config = {
+        "train": train,
+        "arch": arch,
+        "init_from": init_from,
+        "seed": seed,
+        "data": source.ds.meta,
+    }
+
+    def check_vocab(m):
+        if source.vocab_size > m.config.vocab_size:
+            raise DataError(
+                f"{packed_dir}/meta.json: vocab_size {source.vocab_size} exceeds the model's "
+                f"{m.config.vocab_size} (packed with a different tokenizer?)"
+            )
+        return m
+
+    model, summary = _run(
+        kind="pretrain" if arch is not None else "continual_pretrain",
+        model_fn=lambda: check_vocab(model_fn()),
+        source=source,
+        cfg=cfg,
+        checkpoint_dir=checkpoint_dir,
+        seed=seed,
+        d=d,
+        run_config=run_config,
+    )
+    _export(model, d, tokenizer_dir, out_dir, summary)
+    if d.main:
+        _copy_metrics(checkpoint_dir, out_dir)
+    return summary
+
+
+def _copy_metrics(checkpoint_dir: str, out_dir: str) -> None:
+    src = Path(checkpoint_dir) / "metrics.jsonl"
+    if src.exists():
+        shutil.copyfile(src, Path(out_dir) / "metrics.jsonl")
+
+
+def _encode_with_loss_span(
+    tok, texts: list[str], loss_from: list[int]
+) -> list[tuple[list[int], list[int]]]:
+    """Encode texts (no added specials) and label a token only if its span ends after loss_from[i].
+
+    Labels are aligned with ids (the loop shifts them): label = id where trained, -100 elsewhere.
+    Encoding the whole string at once (not prompt and answer separately) keeps the tokens exactly
+    those the model sees at inference; a token straddling the boundary is trained on.
+    """
+    encs = tok.backend_tokenizer.encode_batch(texts, add_special_tokens=False)
+    out = []
+    for enc, boundary in zip(encs, loss_from, strict=True):
+        ids = list(enc.ids)
+        labels = [
+            i if end > boundary else IGNORE for i, (_, end) in zip(ids, enc.offsets, strict=True)
+        ]
+        out.append((ids, labels))
+    return out
+
+
+def format_synth_example(context: str, pairs: list[dict]) -> tuple[str, int]:
+    """One synthesizer tuning example (LMOps read_compre.py, §1.2) and where its loss starts.
+
+    "<s> <CON> {context} </CON>\\n\\n" + "\\n\\n".join("<QUE> {q} <ANS> {a} </END>") + "</s>";
+    the returned offset is the length of the context part (no loss on the raw text).
+    """
+    prompt = f"<s> <CON> {context} </CON>\n\n"
+    body = "\n\n".join(f"<QUE> {p['question']} <ANS> {p['answer']} </END>" for p in pairs)
+    return prompt + body + "</s>", len(prompt)
+
+
+def synth_sequences(
+    records: list[dict],
+    tok,
+    seq_len: int,
+    max_per_dataset: int,
+    seed: int,
+    source_name: str = "synth_ft",
+) -> tuple[list[tuple[list[int], list[int]]], dict]:
+    """Few-shot tuning rows: examples of ONE dataset packed greedily (whole examples) up to seq_len.
+
+    Per dataset, at most max_per_dataset examples, those with the most pairs first (ties broken
+    by a seeded hash of the id); their order inside the dataset is then shuffled with the seed.
+    """
+    dropped: Counter[str] = Counter()
+    by_dataset: dict[str, list[dict]] = defaultdict(list)
+    for i, rec in enumerate(records):
+        pairs = rec["pairs"]
+        if not isinstance(pairs, list) or not isinstance(rec["context"], str):
+            raise DataError(f"{source_name}:{i + 1}: 'context' must be a string and 'pairs' a list")
+        for j, p in enumerate(pairs):
+            if (
+                not isinstance(p, dict)
+                or not isinstance(p.get("question"), str)
+                or not isinstance(p.get("answer"), str)
+            ):
+                raise DataError(
+                    f"{source_name}:{i + 1}: pairs[{j}] needs string question and answer"
+                )
+        if not pairs:
+            dropped["no_pairs"] += 1
+            continue
+        by_dataset[str(rec["dataset"])].append(rec)
+
+    rows: list[tuple[list[int], list[int]]] = []
+    per_dataset = {}
+    for name in sorted(by_dataset):
+        recs = sorted(
+            by_dataset[name], key=lambda r: (-len(r["pairs"]), stable_hash(seed, r["id"]))
+        )
+        if len(recs) > max_per_dataset:
+            dropped["over_max_per_dataset"] += len(recs) - max_per_dataset
+        recs = recs[:max_per_dataset]
+        rng = random.Random(stable_hash(seed, "synth-order", name))
+        rng.shuffle(recs)
+        texts, starts = zip(
+            *(format_synth_example(r["context"], r["pairs"]) for r in recs), strict=True
+        )
+        examples = _encode_with_loss_span(tok, list(texts), list(starts))
+        cur_ids: list[int] = []
+        cur_lab: list[int] = []
+        n_rows = len(rows)
+        for ids, labels in examples:
+            if len(ids) > seq_len:
+                dropped["longer_than_seq_len"] += 1
+                continue
+            if len(cur_ids) + len(ids) > seq_len:
+                rows.append((cur_ids, cur_lab))
+                cur_ids, cur_lab = [], []
+            cur_ids, cur_lab = cur_ids + ids, cur_lab + labels
+        if cur_ids:
+            rows.append((cur_ids, cur_lab))
+        per_dataset[name] = {"examples": len(recs), "sequences": len(rows) - n_rows}
+    return rows, {"datasets": per_dataset, "dropped": dict(sorted(dropped.items()))}
+
+
+def finetune_synthesizer(
+    train_path: str,
+    base_model_dir: str,
+    out_dir: str,
+    train: dict,
+    checkpoint_dir: str,
+    seed: int,
+    max_per_dataset: int,
+    seq_len: int,
+    threads: int | None = None,
+) -> dict:
+    """Tune the instruction synthesizer on synth_ft records (§1.2): loss only on the pairs."""
+    from instruct_pt.tokenizer import load_tokenizer
+
+    set_torch_threads(threads)
+    cfg = TrainConfig.from_dict(train)
+    records = read_jsonl(train_path, required=("id", "dataset", "context", "pairs"))
+    tok = load_tokenizer(base_model_dir)
+    rows, data_stats = synth_sequences(records, tok, seq_len, max_per_dataset, seed, train_path)
+    source = ExampleSource(
+        rows, seq_len, tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    )
+    d = _setup(cfg.device)
+    run_config = {"train": train, "init_from": base_model_dir, "seed": seed, "data": data_stats}
+    model, summary = _run(
+        kind="finetune_synthesizer",
+        model_fn=lambda: load_model(base_model_dir, dtype=torch.float32),
+        source=source,
+        cfg=cfg,
+        checkpoint_dir=checkpoint_dir,
+        seed=seed,
+        d=d,
+        run_config=run_config,
+    )
+    summary["data"] = data_stats
+    _export(model, d, base_model_dir, out_dir, summary)
+    if d.main:
+        _copy_metrics(checkpoint_dir, out_dir)
+    return summary
+
+
+def format_instruction(instruction: str, response: str) -> tuple[str, int]:
+    """Instruction-tuning text "<s>{instruction}\\n{response}</s>" and where its loss starts.
+
+    A deliberately plain format (no chat template): the MMLU probe after tuning prompts the model
+    the same way lm-eval does, with the question followed by a newline and the answer.
+    """
+    prompt = f"<s>{instruction}\n"
+    return prompt + response + "</s>", len(prompt)
+
+
+def instruction_rows(
+    records, tok, seq_len: int, source_name: str = "instructions"
+) -> tuple[list[tuple[list[int], list[int]]], dict]:
+    """One row per example (never packed together); examples longer than seq_len are dropped."""
+    dropped: Counter[str] = Counter()
+    texts, starts = [], []
+    for i, rec in enumerate(records):
+        ins, res = rec["instruction"], rec["response"]
+        if not isinstance(ins, str) or not isinstance(res, str):
+            raise DataError(f"{source_name}:{i + 1}: 'instruction' and 'response' must be strings")
+        if not res.strip():
+            dropped["empty_response"] += 1
+            continue
+        text, start = format_instruction(ins, res)
+        texts.append(text)
+        starts.append(start)
+    rows = []
+    for ids, labels in _encode_with_loss_span(tok, texts, starts):
+        if len(ids) > seq_len:
+            dropped["longer_than_seq_len"] += 1
+            continue
+        rows.append((ids, labels))
+    return rows, {"examples": len(rows), "dropped": dict(sorted(dropped.items()))}
+
+
+def instruction_tune(
+    train_path: str,
+    base_model_dir: str,
+    out_dir: str,
+    train: dict,
+    save_steps: list[int],
+    checkpoint_dir: str,
+    seed: int,
+    seq_len: int,
+    threads: int | None = None,
+) -> dict:
+    """Instruction-tune a base model on FLAN-style records (§3, Fig. 4), loss on responses only.
+
+    Saves a full model folder out_dir/step{N}/ for every N in save_steps (0 = the untouched base)
+    and for the final step; out_dir/train_summary.json lists them. The folders are first written
+    under checkpoint_dir/exports/ (which outlives a deleted out_dir, as Snakemake deletes outputs
+    before a rerun) and copied to out_dir at the end.
+    """
+    from instruct_pt.tokenizer import load_tokenizer
+
+    set_torch_threads(threads)
+    cfg = TrainConfig.from_dict(train)
+    tok = load_tokenizer(base_model_dir)
+    rows, data_stats = instruction_rows(
+        iter_jsonl(train_path, required=("instruction", "response")), tok, seq_len, train_path
+    )
+    source = ExampleSource(
+        rows, seq_len, tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    )
+    d = _setup(cfg.device)
+    total = cfg.total_steps(source.n, seq_len)
+    wanted = sorted({int(s) for s in save_steps if 0 <= int(s) <= total} | {total})
+    exports = Path(checkpoint_dir) / "exports"
+
+    def on_step(step: int, model) -> None:
+        if step in wanted:
+            _export(model, d, base_model_dir, str(exports / f"step{step}"), None)
+
+    run_config = {"train": train, "init_from": base_model_dir, "seed": seed, "data": data_stats}
+    _, summary = _run(
+        kind="instruction_tune",
+        model_fn=lambda: load_model(base_model_dir, dtype=torch.float32),
+        source=source,
+        cfg=cfg,
+        checkpoint_dir=checkpoint_dir,
+        seed=seed,
+        d=d,
+        run_config=run_config,
+        on_step=on_step,
+    )
+    summary["data"] = data_stats
+    summary["saved_steps"] = wanted
+    if d.main:
+        out = Path(out_dir)
+        for step in wanted:
+            if not (exports / f"step{step}").is_dir():
+                raise DataError(
+                    f"{exports}/step{step}: missing export (checkpoint dir tampered with?)"
+                )
+            if (out / f"step{step}").exists():
+                shutil.rmtree(out / f"step{step}")
+            shutil.copytree(exports / f"step{step}", out / f"step{step}")
+        write_json(out / "train_summary.json", summary)
+        _copy_metrics(checkpoint_dir, out_dir)
+    _barrier(d)
+    return summary

@@ -1,0 +1,185 @@
+"""build_mixture: repeats, 1:1-by-token matching of whole documents, deterministic shuffling."""
+
+import os
+from collections import Counter
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from instruct_pt.common import DataError, read_json, read_jsonl, write_jsonl  # noqa: E402
+from instruct_pt.mixtures import build_mixture  # noqa: E402
+from instruct_pt.packing import pack  # noqa: E402
+from instruct_pt.tokenizer import load_tokenizer, prepare_tokenizer  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("mix")
+    raw = [
+        {"id": f"r{i}", "text": f"raw text {i} " + "lorem ipsum " * (1 + i % 5), "meta": {}}
+        for i in range(40)
+    ]
+    ft = [{"id": f"f{i}", "text": f"Question {i}? Answer {i}."} for i in range(6)]
+    ins = [
+        {"id": f"q{i}", "question": f"What is {i}?", "response": f"It is {i}."} for i in range(5)
+    ]
+    for name, recs in (("raw", raw), ("ft", ft), ("ins", ins)):
+        write_jsonl(tmp / f"{name}.jsonl", recs)
+    paths = [str(tmp / f"{n}.jsonl") for n in ("raw", "ft")]
+    prepare_tokenizer({"source": "train", "vocab_size": 300}, paths, str(tmp / "tok"), 0)
+    return tmp, load_tokenizer(str(tmp / "tok"))
+
+
+def _build(tmp, comps, seed=0, tag="m"):
+    out = tmp / tag
+    manifest = build_mixture(
+        tag, comps, str(tmp / "tok"), str(out / "texts.jsonl"), str(out / "manifest.json"), seed
+    )
+    return manifest, read_jsonl(out / "texts.jsonl")
+
+
+def _ntok(tok, text):
+    return len(tok(text, add_special_tokens=False)["input_ids"]) + 2  # + BOS + EOS
+
+
+def test_repeat_counts_documents_and_tokens(env):
+    tmp, tok = env
+    comps = [
+        {"name": "raw", "path": str(tmp / "raw.jsonl"), "format": "text"},
+        {"name": "ft", "path": str(tmp / "ft.jsonl"), "format": "text", "repeat": 4},
+    ]
+    manifest, texts = _build(tmp, comps, tag="rep")
+    ft_tokens = sum(_ntok(tok, r["text"]) for r in read_jsonl(tmp / "ft.jsonl"))
+    assert manifest["sources"]["ft"]["documents"] == 24
+    assert manifest["sources"]["ft"]["unique_documents"] == 6
+    assert manifest["sources"]["ft"]["tokens"] == 4 * ft_tokens
+    assert manifest["total_documents"] == len(texts) == 64
+    assert len({r["id"] for r in texts}) == len(texts)  # copies get "#k" ids
+    assert Counter(r["source"] for r in texts) == {"raw": 40, "ft": 24}
+    assert sum(_ntok(tok, r["text"]) for r in texts) == manifest["total_tokens"]
+    assert read_json(tmp / "rep" / "manifest.json") == manifest
+
+
+def test_instruction_records_become_question_space_response(env):
+    tmp, _ = env
+    comps = [{"name": "ins", "path": str(tmp / "ins.jsonl"), "format": "instruction"}]
+    _, texts = _build(tmp, comps, tag="ins")
+    assert sorted(r["text"] for r in texts) == sorted(f"What is {i}? It is {i}." for i in range(5))
+    assert all(set(r) == {"id", "text", "source"} for r in texts)
+
+
+@settings(max_examples=10, deadline=None)
+@given(ratio=st.sampled_from([0.1, 0.5, 1.0, 2.5]), seed=st.integers(0, 5))
+def test_match_reaches_ratio_with_whole_documents(env, ratio, seed):
+    tmp, tok = env
+    comps = [
+        {"name": "raw", "path": str(tmp / "raw.jsonl"), "format": "text"},
+        {
+            "name": "ins",
+            "path": str(tmp / "ins.jsonl"),
+            "format": "instruction",
+            "match": "raw",
+            "ratio": ratio,
+        },
+    ]
+    manifest, texts = _build(tmp, comps, seed=seed, tag=f"match{seed}")
+    target = ratio * manifest["sources"]["raw"]["tokens"]
+    ins_docs = [r for r in texts if r["source"] == "ins"]
+    got = sum(_ntok(tok, r["text"]) for r in ins_docs)
+    assert got == manifest["sources"]["ins"]["tokens"] >= target
+    assert (
+        got - max(_ntok(tok, r["text"]) for r in ins_docs) < target
+    )  # stops at the first doc reaching it
+    # the 5 instruction docs are far fewer tokens than the raw corpus: they are cycled, whole
+    originals = {f"What is {i}? It is {i}." for i in range(5)}
+    assert {r["text"] for r in ins_docs} <= originals
+    assert manifest["sources"]["ins"]["unique_documents"] == len({r["text"] for r in ins_docs})
+
+
+def test_mixture_tokens_equal_what_packing_sees(env):
+    tmp, _ = env
+    comps = [
+        {"name": "raw", "path": str(tmp / "raw.jsonl"), "format": "text"},
+        {"name": "ins", "path": str(tmp / "ins.jsonl"), "format": "instruction", "match": "raw"},
+    ]
+    manifest, _ = _build(tmp, comps, tag="packcheck")
+    meta = pack(
+        str(tmp / "packcheck" / "texts.jsonl"), str(tmp / "tok"), str(tmp / "packed"), 16, 0
+    )
+    assert meta["tokens"] + meta["dropped_tail_tokens"] == manifest["total_tokens"]
+
+
+def test_same_seed_same_bytes_other_seed_other_order(env):
+    tmp, _ = env
+    comps = [
+        {"name": "raw", "path": str(tmp / "raw.jsonl"), "format": "text"},
+        {"name": "ft", "path": str(tmp / "ft.jsonl"), "format": "text", "repeat": 2},
+    ]
+    _build(tmp, comps, seed=1, tag="s1a")
+    _build(tmp, comps, seed=1, tag="s1b")
+    _build(tmp, comps, seed=2, tag="s2")
+    a, b, c = ((tmp / t / "texts.jsonl").read_bytes() for t in ("s1a", "s1b", "s2"))
+    assert a == b and a != c
+    assert sorted(a.splitlines()) == sorted(c.splitlines())
+
+
+def test_empty_texts_are_dropped_and_counted(env, tmp_path):
+    tmp, _ = env
+    write_jsonl(tmp_path / "e.jsonl", [{"id": "a", "text": "x"}, {"id": "b", "text": "  "}])
+    comps = [{"name": "e", "path": str(tmp_path / "e.jsonl"), "format": "text"}]
+    m = build_mixture(
+        "e", comps, str(tmp / "tok"), str(tmp_path / "t.jsonl"), str(tmp_path / "m.json"), 0
+    )
+    assert m["sources"]["e"]["documents"] == 1 and m["sources"]["e"]["dropped"] == {"empty_text": 1}
+
+
+@pytest.mark.parametrize(
+    "comps, message",
+    [
+        ([{"name": "a", "path": "RAW", "format": "text", "match": "zz"}], "unknown"),
+        (
+            [
+                {"name": "a", "path": "RAW", "format": "text", "match": "b"},
+                {"name": "b", "path": "RAW", "format": "text", "match": "a"},
+            ],
+            "cycle",
+        ),
+        ([{"name": "a", "path": "RAW", "format": "text", "match": "a", "repeat": 2}], "repeat"),
+        ([{"name": "a", "path": "RAW", "format": "html"}], "format"),
+        ([{"name": "a", "path": "RAW"}], "format"),
+        ([{"name": "a", "path": "INS", "format": "text"}], r"ins\.jsonl:1"),
+        ([{"name": "a", "path": "RAW", "format": "instruction"}], r"raw\.jsonl:1"),
+        ([], "no components"),
+    ],
+)
+def test_bad_mixtures_raise(env, tmp_path, comps, message):
+    tmp, _ = env
+    for c in comps:
+        c["path"] = str(tmp / ("raw.jsonl" if c["path"] == "RAW" else "ins.jsonl"))
+    with pytest.raises(DataError, match=message):
+        build_mixture(
+            "x", comps, str(tmp / "tok"), str(tmp_path / "t.jsonl"), str(tmp_path / "m.json"), 0
+        )
+
+
+def test_match_a_list_counts_the_sum_of_the_matched_components(env):
+    """Domain mixing: instructions 1:1 with the augmented texts AND the texts left raw."""
+    tmp, _ = env
+    comps = [
+        {"name": "aug", "path": str(tmp / "raw.jsonl"), "format": "text"},
+        {"name": "rest", "path": str(tmp / "ft.jsonl"), "format": "text"},
+        {
+            "name": "ins",
+            "path": str(tmp / "ins.jsonl"),
+            "format": "instruction",
+            "match": ["aug", "rest"],
+        },
+    ]
+    manifest, _ = _build(tmp, comps, tag="matchlist")
+    src = manifest["sources"]
+    target = src["aug"]["tokens"] + src["rest"]["tokens"]
+    assert src["ins"]["tokens"] >= target > src["aug"]["tokens"]
+    assert src["ins"]["match"] == ["aug", "rest"]

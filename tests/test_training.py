@@ -1,0 +1,451 @@
+"""The training loop: schedules, data order, label masks, resume after SIGKILL, the three entry points."""
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from instruct_pt.common import DataError, read_json, write_jsonl  # noqa: E402
+from instruct_pt.modeling import load_model  # noqa: E402
+from instruct_pt.packing import pack  # noqa: E402
+from instruct_pt.tokenizer import load_tokenizer, prepare_tokenizer  # noqa: E402
+from instruct_pt.training import (  # noqa: E402
+    IGNORE,
+    _Plan,
+    finetune_synthesizer,
+    format_synth_example,
+    instruction_rows,
+    instruction_tune,
+    lr_at,
+    pretrain,
+    synth_sequences,
+)
+
+ARCH = {
+    "family": "mistral",
+    "hidden_size": 32,
+    "num_layers": 2,
+    "num_heads": 4,
+    "num_kv_heads": 2,
+    "intermediate_size": 64,
+    "max_position_embeddings": 128,
+    "tie_embeddings": True,
+    "rope_theta": 10000.0,
+    "attention_dropout": 0.1,  # so that resuming must restore the RNG stream too
+}
+TRAIN = {
+    "batch_size": 4,
+    "micro_batch_size": 2,
+    "lr": 3e-3,
+    "warmup_steps": 2,
+    "checkpoint_every": 5,
+    "log_every": 5,
+    "precision": "bf16",
+}
+NAMES = ["Ada", "Bo", "Cy", "Di"]
+CITIES = ["Paris", "Rome", "Oslo"]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("train")
+    raw = [
+        {
+            "id": f"r{i}",
+            "text": f"{NAMES[i % 4]} was born in {CITIES[i % 3]} and likes tea number {i}.",
+        }
+        for i in range(120)
+    ]
+    synth = [
+        {
+            "id": f"s{i}",
+            "dataset": f"ds{i % 2}",
+            "task_type": "qa",
+            "seen": True,
+            "context": f"ds{i % 2} {raw[i]['text']}",
+            "pairs": [
+                {
+                    "question": f"Where was {NAMES[i % 4]} born?",
+                    "answer": CITIES[i % 3],
+                    "format": "free",
+                }
+            ]
+            * (1 + i % 3),
+        }
+        for i in range(24)
+    ]
+    flan = [
+        {
+            "id": f"f{i}",
+            "task": "t",
+            "instruction": f"Where was {NAMES[i % 4]} born?",
+            "response": CITIES[i % 3],
+        }
+        for i in range(30)
+    ]
+    write_jsonl(tmp / "raw.jsonl", raw)
+    write_jsonl(tmp / "synth.jsonl", synth)
+    write_jsonl(tmp / "flan.jsonl", flan)
+    corpus = [str(tmp / n) for n in ("raw.jsonl", "synth.jsonl", "flan.jsonl")]
+    prepare_tokenizer({"source": "train", "vocab_size": 300}, corpus, str(tmp / "tok"), 0)
+    pack(str(tmp / "raw.jsonl"), str(tmp / "tok"), str(tmp / "packed"), 32, 0)
+    return tmp
+
+
+def _digest(model_dir) -> str:
+    return hashlib.sha256((Path(model_dir) / "model.safetensors").read_bytes()).hexdigest()
+
+
+# ----------------------------------------------------------------------------- pure pieces
+
+
+def test_lr_schedule_warms_up_then_decays_to_min():
+    lrs = [lr_at(s, 100, 10, 1.0, 0.1) for s in range(101)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(a < b for a, b in zip(lrs[:9], lrs[1:10], strict=True))
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:], strict=False))
+    assert lrs[100] == pytest.approx(0.1) and min(lrs) == pytest.approx(0.1)
+    assert lr_at(5, 10, 0, 2.0, 0.0) == pytest.approx(1.0)  # cosine midpoint
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 40), batch=st.integers(1, 16), seed=st.integers(0, 3))
+def test_plan_visits_every_row_once_per_epoch(n, batch, seed):
+    plan = _Plan(n, batch, seed)
+    steps = math.ceil(3 * n / batch)
+    rows = np.concatenate([plan.rows(s) for s in range(steps)])
+    for e in range(3):
+        assert sorted(rows[e * n : (e + 1) * n]) == list(range(n))
+    assert np.array_equal(_Plan(n, batch, seed).rows(steps - 1), plan.rows(steps - 1))
+
+
+def test_synth_label_mask_token_by_token(env):
+    tok = load_tokenizer(str(env / "tok"))
+    pairs = [
+        {"question": "Where was Ada born?", "answer": "Paris"},
+        {"question": "Who?", "answer": "Ada"},
+    ]
+    text, start = format_synth_example("Ada was born in Paris.", pairs)
+    body = "<QUE> Where was Ada born? <ANS> Paris </END>\n\n<QUE> Who? <ANS> Ada </END></s>"
+    assert text == "<s> <CON> Ada was born in Paris. </CON>\n\n" + body
+    assert text[start:] == body
+    rec = {"id": "a", "dataset": "d", "context": "Ada was born in Paris.", "pairs": pairs}
+    rows, _ = synth_sequences([rec], tok, 200, 10, 0)
+    ((ids, labels),) = rows
+    enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+    assert ids == enc["input_ids"] and ids[0] == 1 and ids[-1] == 2
+    for tid, lab, (s, e) in zip(ids, labels, enc["offset_mapping"], strict=True):
+        assert lab == (tid if e > start else IGNORE), (text[s:e], lab)
+    assert tok.decode([t for t, lab in zip(ids, labels, strict=True) if lab != IGNORE]) == body
+    assert (
+        tok.decode([t for t, lab in zip(ids, labels, strict=True) if lab == IGNORE]) == text[:start]
+    )
+
+
+def test_synth_rows_are_single_dataset_and_prefer_most_pairs(env):
+    tok = load_tokenizer(str(env / "tok"))
+    recs = [json.loads(line) for line in (env / "synth.jsonl").read_text().splitlines()]
+    rows, stats = synth_sequences(recs, tok, 200, max_per_dataset=6, seed=0)
+    assert "longer_than_seq_len" not in stats["dropped"]
+    for ids, _ in rows:
+        text = tok.decode(ids)
+        assert ("ds0" in text) != ("ds1" in text)  # never two datasets in one row
+        assert len(ids) <= 200 and text.startswith("<s> <CON>") and text.endswith("</s>")
+    assert stats["datasets"]["ds0"]["examples"] == 6
+    assert stats["dropped"]["over_max_per_dataset"] == 24 - 12
+    kept = "".join(tok.decode(ids) for ids, _ in rows)
+    assert kept.count("<CON>") == 12
+    # every kept example has the most pairs available in its dataset (3, then 2)
+    assert kept.count("<QUE>") == 2 * (4 * 3 + 2 * 2)
+    assert (
+        max(len(ids) for ids, _ in rows)
+        > max(len(tok(r["context"])["input_ids"]) for r in recs) + 20
+    )
+
+
+def test_synth_too_long_and_empty_are_counted(env):
+    tok = load_tokenizer(str(env / "tok"))
+    recs = [
+        {
+            "id": "a",
+            "dataset": "d",
+            "context": "x " * 200,
+            "pairs": [{"question": "q", "answer": "a"}],
+        },
+        {"id": "b", "dataset": "d", "context": "y", "pairs": []},
+    ]
+    rows, stats = synth_sequences(recs, tok, 64, 10, 0)
+    assert rows == [] and stats["dropped"] == {"longer_than_seq_len": 1, "no_pairs": 1}
+    with pytest.raises(DataError, match="pairs"):
+        synth_sequences(
+            [{"id": "c", "dataset": "d", "context": "z", "pairs": [{"q": 1}]}], tok, 64, 1, 0
+        )
+
+
+def test_instruction_rows_train_only_the_response(env):
+    tok = load_tokenizer(str(env / "tok"))
+    rows, stats = instruction_rows(
+        [{"instruction": "Where was Ada born?", "response": "Paris"}], tok, 64
+    )
+    ((ids, labels),) = rows
+    assert tok.decode(ids) == "<s>Where was Ada born?\nParis</s>"
+    assert (
+        tok.decode([t for t, lab in zip(ids, labels, strict=True) if lab != IGNORE]) == "Paris</s>"
+    )
+    assert stats == {"examples": 1, "dropped": {}}
+
+
+# ----------------------------------------------------------------------------- training runs
+
+
+def test_pretrain_writes_model_metrics_and_learns(env, tmp_path):
+    train = {**TRAIN, "tokens": 4 * 32 * 30, "peak_flops": 1e12}
+    s = pretrain(
+        str(env / "packed"),
+        str(tmp_path / "m"),
+        str(env / "tok"),
+        train,
+        str(tmp_path / "c"),
+        0,
+        arch=ARCH,
+    )
+    assert s["steps"] == 30 and s["tokens"] == 30 * 4 * 32 and s["resumed_from_step"] == 0
+    assert read_json(tmp_path / "m" / "train_summary.json")["final_loss"] == s["final_loss"]
+    metrics = [json.loads(x) for x in (tmp_path / "c" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [5, 10, 15, 20, 25, 30]
+    assert {"loss", "lr", "tokens_per_s", "mfu", "grad_norm"} <= set(metrics[0])
+    assert metrics[-1]["loss"] < metrics[0]["loss"] - 0.5
+    assert sorted(p.name for p in (tmp_path / "c").glob("step*")) == [
+        "step00000025",
+        "step00000030",
+    ]
+    model = load_model(str(tmp_path / "m"))
+    assert model.config.vocab_size == len(load_tokenizer(str(tmp_path / "m")))
+    # a rerun finds the finished checkpoint and rewrites identical weights without training
+    again = pretrain(
+        str(env / "packed"),
+        str(tmp_path / "m2"),
+        str(env / "tok"),
+        train,
+        str(tmp_path / "c"),
+        0,
+        arch=ARCH,
+    )
+    assert again["resumed_from_step"] == 30 and again["final_loss"] == s["final_loss"]
+    assert _digest(tmp_path / "m") == _digest(tmp_path / "m2")
+    with pytest.raises(DataError, match="different run"):
+        pretrain(
+            str(env / "packed"),
+            str(tmp_path / "m3"),
+            str(env / "tok"),
+            train,
+            str(tmp_path / "c"),
+            1,
+            arch=ARCH,
+        )
+
+
+_CHILD = """
+import json, sys
+from instruct_pt.training import pretrain
+a = json.loads(sys.argv[1])
+pretrain(a["packed"], a["out"], a["tok"], a["train"], a["ckpt"], 0, arch=a["arch"], threads=1)
+"""
+
+
+def test_sigkill_and_rerun_gives_bit_identical_weights(env, tmp_path):
+    train = {**TRAIN, "tokens": 4 * 32 * 120, "checkpoint_every": 10}
+    args = {"packed": str(env / "packed"), "tok": str(env / "tok"), "train": train, "arch": ARCH}
+    # uninterrupted reference, in this process, same thread count as the child
+    torch_threads = torch.get_num_threads()
+    pretrain(
+        args["packed"],
+        str(tmp_path / "ref"),
+        args["tok"],
+        train,
+        str(tmp_path / "ref_ckpt"),
+        0,
+        arch=ARCH,
+        threads=1,
+    )
+    torch.set_num_threads(torch_threads)
+
+    run = {**args, "out": str(tmp_path / "out"), "ckpt": str(tmp_path / "ckpt")}
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, json.dumps(run)], stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 120
+    while (
+        not list((tmp_path / "ckpt").glob("step*"))
+        and child.poll() is None
+        and time.time() < deadline
+    ):
+        time.sleep(0.01)
+    time.sleep(0.05)  # land the kill between checkpoints
+    child.send_signal(signal.SIGKILL)
+    assert child.wait() == -signal.SIGKILL
+    assert not (tmp_path / "out").exists()  # it really died mid-run
+    done = int(sorted((tmp_path / "ckpt").glob("step*"))[-1].name[4:])
+    assert 0 < done < 120
+
+    rerun = subprocess.run(
+        [sys.executable, "-c", _CHILD, json.dumps(run)], stderr=subprocess.DEVNULL
+    )
+    assert rerun.returncode == 0
+    summary = read_json(tmp_path / "out" / "train_summary.json")
+    assert summary["resumed_from_step"] == done and summary["steps"] == 120
+    assert _digest(tmp_path / "out") == _digest(tmp_path / "ref")
+    steps = [
+        json.loads(x)["step"]
+        for x in (tmp_path / "ckpt" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert steps == list(range(5, 121, 5))  # no duplicated or missing log lines after resume
+
+
+def test_grad_accumulation_matches_one_big_batch(env, tmp_path):
+    """Loss is normalised by the global count of target tokens, so micro-batching changes nothing
+    (up to float rounding) even when rows hold different numbers of targets."""
+    base = tmp_path / "base"
+    pretrain(
+        str(env / "packed"),
+        str(base),
+        str(env / "tok"),
+        {**TRAIN, "steps": 1},
+        str(tmp_path / "bc"),
+        0,
+        arch={**ARCH, "attention_dropout": 0.0},
+    )
+    weights = []
+    for micro in (1, 4):
+        train = {**TRAIN, "steps": 3, "micro_batch_size": micro, "precision": "fp32"}
+        out = tmp_path / f"s{micro}"
+        finetune_synthesizer(
+            str(env / "synth.jsonl"),
+            str(base),
+            str(out),
+            train,
+            str(tmp_path / f"c{micro}"),
+            0,
+            10,
+            96,
+        )
+        weights.append(load_model(str(out)).state_dict())
+    for k in weights[0]:
+        assert torch.allclose(weights[0][k], weights[1][k], atol=1e-5), k
+
+
+def test_instruction_tune_saves_requested_steps(env, tmp_path):
+    base = tmp_path / "base"
+    pretrain(
+        str(env / "packed"),
+        str(base),
+        str(env / "tok"),
+        {**TRAIN, "steps": 2},
+        str(tmp_path / "bc"),
+        0,
+        arch=ARCH,
+    )
+    train = {**TRAIN, "epochs": 1}
+    s = instruction_tune(
+        str(env / "flan.jsonl"),
+        str(base),
+        str(tmp_path / "it"),
+        train,
+        [0, 3, 999],
+        str(tmp_path / "ic"),
+        0,
+        64,
+    )
+    assert s["steps"] == math.ceil(30 / 4) == 8 and s["saved_steps"] == [0, 3, 8]
+    assert sorted(p.name for p in (tmp_path / "it").glob("step*")) == ["step0", "step3", "step8"]
+    b, s0, s8 = (
+        load_model(str(p)).state_dict()
+        for p in (base, tmp_path / "it" / "step0", tmp_path / "it" / "step8")
+    )
+    assert all(torch.equal(b[k], s0[k]) for k in b)
+    assert not all(torch.equal(b[k], s8[k]) for k in b)
+    assert (tmp_path / "it" / "step3" / "tokenizer.json").exists()
+    assert read_json(tmp_path / "it" / "train_summary.json")["data"]["examples"] == 30
+    # Snakemake deletes outputs before a rerun: the finished run re-delivers every step folder
+    shutil.rmtree(tmp_path / "it")
+    again = instruction_tune(
+        str(env / "flan.jsonl"),
+        str(base),
+        str(tmp_path / "it"),
+        train,
+        [0, 3, 999],
+        str(tmp_path / "ic"),
+        0,
+        64,
+    )
+    assert again["resumed_from_step"] == 8
+    assert sorted(p.name for p in (tmp_path / "it").glob("step*")) == ["step0", "step3", "step8"]
+
+
+def test_bad_train_configs_raise(env, tmp_path):
+    packed, tok = str(env / "packed"), str(env / "tok")
+    for train, msg in [
+        ({**TRAIN, "tokens": 10, "bogus": 1}, "unknown"),
+        ({**TRAIN}, "tokens"),
+        ({**TRAIN, "tokens": 10, "micro_batch_size": 3}, "multiple"),
+        ({**TRAIN, "tokens": 10, "precision": "fp8"}, "precision"),
+    ]:
+        with pytest.raises(DataError, match=msg):
+            pretrain(packed, str(tmp_path / "m"), tok, train, str(tmp_path / "c"), 0, arch=ARCH)
+    with pytest.raises(DataError, match="exactly one"):
+        pretrain(packed, str(tmp_path / "m"), tok, {**TRAIN, "tokens": 10}, str(tmp_path / "c"), 0)
+
+
+def test_fsdp_on_two_gloo_ranks_matches_one_process(env, tmp_path):
+    """torchrun x2 (gloo, FSDP2) with the same global batch gives the same weights as one process
+    (up to float reduction order), and the same tensor names (tied head dropped on export)."""
+    from safetensors.torch import load_file
+
+    arch = {**ARCH, "attention_dropout": 0.0}
+    train = {**TRAIN, "steps": 4, "checkpoint_every": 2, "precision": "fp32"}
+    run = {
+        "packed": str(env / "packed"),
+        "tok": str(env / "tok"),
+        "train": train,
+        "arch": arch,
+        "out": str(tmp_path / "dist"),
+        "ckpt": str(tmp_path / "dist_ckpt"),
+    }
+    script = tmp_path / "child.py"
+    script.write_text(_CHILD, encoding="utf-8")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    subprocess.run(
+        [*cmd, str(script), json.dumps(run)],
+        check=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    single = tmp_path / "single"
+    pretrain(run["packed"], str(single), run["tok"], train, str(tmp_path / "sc"), 0, arch=arch)
+
+    summary = read_json(tmp_path / "dist" / "train_summary.json")
+    assert summary["world_size"] == 2 and summary["steps"] == 4
+    a = load_file(tmp_path / "dist" / "model.safetensors")
+    b = load_file(single / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-5), k
+    assert sorted(p.name for p in (tmp_path / "dist_ckpt").glob("step*")) == [
+        "step00000002",
+        "step00000004",
+    ]
