@@ -30,9 +30,14 @@ CPT_TOKENIZER = config["continual_pretrain"]["tokenizer"]
 # The synthesis engine decides the software environment of the synthesis rules.
 SYNTHESIS_ENV = (
     "../envs/vllm.yaml"
-    if config["synthesis"]["engine"]["engine"] == "vllm"
+    if config["synthesis"]["engine"] == "vllm"
     else "../envs/torch.yaml"
 )
+# What the synthesis engine is built from: its name and its own options.
+ENGINE = {
+    "engine": config["synthesis"]["engine"],
+    **config["synthesis"]["engine_options"].get(config["synthesis"]["engine"], {}),
+}
 
 
 def _alt(values):

@@ -48,7 +48,7 @@ rule synthesize:
         gpu=gpus("synthesis"),
     params:
         rounds=synthesis_rounds,
-        engine=config["synthesis"]["engine"],
+        engine=ENGINE,
         max_new_tokens=config["synthesis"]["max_new_tokens"],
         max_model_len=config["synthesis"]["max_model_len"],
         checkpoint_dir="results/{run}/checkpoints/synthesis/{corpus}/{method}/shard{shard}",

@@ -71,7 +71,7 @@ rule evaluate_synthesizer:
     params:
         n_examples=config["synthesizer"]["eval"]["n_examples"],
         shots=config["synthesizer"]["eval"]["shots"],
-        engine=config["synthesis"]["engine"],
+        engine=ENGINE,
         max_new_tokens=config["synthesis"]["max_new_tokens"],
         max_model_len=config["synthesis"]["max_model_len"],
         seed=config["seed"],

@@ -71,10 +71,12 @@ def test_presets_overlay_without_touching_the_paper_defaults():
 def test_train_settings_derive_batch_and_steps():
     c = load()
     t = cfg.train_settings(c, "pretrain", "500m")
-    assert t["seq_len"] == 2048 and t["batch_size"] == 524288 // 2048
-    assert t["steps"] == -(-100_000_000_000 // (256 * 2048))
+    assert t["batch_size"] == 524288 // 2048 and t["lr"] == 3e-4
+    assert t["batch_size"] % t["micro_batch_size"] == 0
+    assert cfg.planned_steps(c, "pretrain", "500m") == -(-100_000_000_000 // (256 * 2048))
     t = cfg.train_settings(c, "continual_pretrain")
-    assert t["lr"] == 1e-5 and t["batch_size"] == 64 and t["steps"] == 3815
+    assert t["lr"] == 1e-5 and t["batch_size"] == 64
+    assert cfg.planned_steps(c, "continual_pretrain") == 3815  # ~4K steps [S]
 
 
 def test_experiment_lists_match_the_paper():

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from instruct_pt import quality
-from instruct_pt.common import DataError, read_json, write_jsonl
+from instruct_pt.common import DataError, read_json, read_jsonl, write_jsonl
 from instruct_pt.quality import CATEGORIES, categorize, final_answer, judge_pair
 
 ADA = [
@@ -281,3 +281,14 @@ def test_contamination_counts_examples_sharing_an_ngram(tmp_path):
     )  # "where was ada brook" is in a synthesized question
     with pytest.raises(FileNotFoundError, match="missing.jsonl"):
         quality.contamination(synth, {"c": str(tmp_path / "missing.jsonl")}, str(out))
+
+
+def test_no_parsable_pair_is_reported_not_a_crash(tmp_path):
+    """An undertrained synthesizer may produce nothing parsable: the corpus reports zeros."""
+    synth, raw = world_fixture(tmp_path)
+    empty = tmp_path / "empty.jsonl"
+    write_jsonl(empty, [{**r, "pairs": []} for p in synth for r in read_jsonl(p)])
+    result = quality.data_quality([str(empty)], raw, "general", str(tmp_path / "q.json"), 10, 0)
+    assert (result["n_texts"], result["n_pairs"], result["n_categories"]) == (0, 0, 0)
+    assert result["context_relevance"] is None and result["response_accuracy"] is None
+    assert result["stats"]["dropped_texts"] == {"no_pairs": 3}

@@ -327,3 +327,22 @@ def test_cli_end_to_end(tmp_path, tiny_model_dir, capsys):
     texts = " ".join(r["text"] for r in out)
     assert all(f"The cat sat on mat {i}." in texts for i in range(5))
     assert {r["source"] for r in out} <= {"raw", "augmented"}
+
+
+def test_retrained_synthesizer_invalidates_checkpoints(tmp_path):
+    """Same shard, same path, new weights: nothing may be resumed from the old model's output."""
+    shard = _shard(tmp_path, n=4)
+    model = tmp_path / "synth"
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(b"old weights")
+
+    def run(out):
+        return synthesize_shard(
+            str(shard), str(model), str(tmp_path / out), 1, {"engine": "fake"}, 16, 4096,
+            str(tmp_path / "ckpt"), seed=0, checkpoint_every=2, engine=FakeEngine(),
+        )  # fmt: skip
+
+    run("a.jsonl")
+    assert run("b.jsonl")["resumed_texts"] == 4  # unchanged model: everything resumed
+    (model / "model.safetensors").write_bytes(b"new weights, retrained")
+    assert run("c.jsonl")["resumed_texts"] == 0

@@ -162,3 +162,17 @@ def test_encoding_is_lossless(trained_tok_for_hypothesis, text):
 @pytest.fixture(scope="module")
 def trained_tok_for_hypothesis(trained):
     return trained[3]
+
+
+def test_prompt_final_newlines_encode_as_inside_a_text(tmp_path):
+    """The synthesizer prompt ends with "\\n\\n"; its tokens must be those the same characters get
+    inside a training example, or a greedy model never reaches "<QUE>"."""
+    from instruct_pt.tokenizer import train_bpe
+
+    texts = [f"<s> <CON> text {i} </CON>\n\n<QUE> q{i}? <ANS> a{i} </END></s>" for i in range(200)]
+    texts += [f"A paragraph {i}.\n\n" for i in range(200)]  # teaches GPT-2 BPE a "\n\n" merge
+    tok = train_bpe(iter(texts), vocab_size=400)
+    prompt = "<s> <CON> text 3 </CON>\n\n"
+    full = tok(prompt + "<QUE> q3? <ANS> a3 </END>", add_special_tokens=False)["input_ids"]
+    head = tok(prompt, add_special_tokens=False)["input_ids"]
+    assert full[: len(head)] == head

@@ -247,16 +247,18 @@ def test_pretrain_writes_model_metrics_and_learns(env, tmp_path):
     )
     assert again["resumed_from_step"] == 30 and again["final_loss"] == s["final_loss"]
     assert _digest(tmp_path / "m") == _digest(tmp_path / "m2")
-    with pytest.raises(DataError, match="different run"):
-        pretrain(
-            str(env / "packed"),
-            str(tmp_path / "m3"),
-            str(env / "tok"),
-            train,
-            str(tmp_path / "c"),
-            1,
-            arch=ARCH,
-        )
+    # another seed: the checkpoints are another run's; they are discarded, training starts over
+    other = pretrain(
+        str(env / "packed"),
+        str(tmp_path / "m3"),
+        str(env / "tok"),
+        train,
+        str(tmp_path / "c"),
+        1,
+        arch=ARCH,
+    )
+    assert other["resumed_from_step"] == 0
+    assert _digest(tmp_path / "m3") != _digest(tmp_path / "m")
 
 
 _CHILD = """

@@ -67,7 +67,9 @@ def iter_jsonl(path: str | os.PathLike, required: Iterable[str] = ()) -> Iterato
             except json.JSONDecodeError as e:
                 raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
             if not isinstance(rec, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
+                raise DataError(
+                    f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}"
+                )
             missing = [k for k in required if k not in rec]
             if missing:
                 raise DataError(f"{path}:{lineno}: missing key(s) {', '.join(missing)}")
@@ -127,3 +129,20 @@ def set_torch_threads(threads: int | None) -> None:
     import torch
 
     torch.set_num_threads(max(1, int(threads)))
+
+
+def dir_identity(path: str | os.PathLike) -> str:
+    """A cheap identity of a model folder's contents (names, sizes, modification times).
+
+    Resumable jobs put it in their checkpoint fingerprint, so that retraining a model they read
+    (a synthesizer, a base model) invalidates their checkpoints, without hashing gigabytes.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        return str(root)
+    entries = []
+    for f in sorted(root.rglob("*")):
+        if f.is_file() and not f.name.startswith("."):
+            st = f.stat()
+            entries.append(f"{f.relative_to(root)}:{st.st_size}:{st.st_mtime_ns}")
+    return hashlib.sha256("\n".join(entries).encode()).hexdigest()

@@ -140,14 +140,29 @@ def train_settings(
         raise ConfigError(f"unknown training stage '{stage}'")
     batch_tokens = train.pop("batch_tokens", seq_len)
     train["batch_size"] = max(1, batch_tokens // seq_len)
-    train["seq_len"] = seq_len
+    # Gradient accumulation: micro-batches of at most micro_batch_size sequences.
+    micro = min(int(train.get("micro_batch_size", train["batch_size"])), train["batch_size"])
+    while train["batch_size"] % micro:
+        micro -= 1
+    train["micro_batch_size"] = micro
     train["tokens"] = int(train["tokens"])
     compute = config["compute"]
     train.setdefault("checkpoint_every", compute["checkpoint_every"])
     train.setdefault("log_every", compute["log_every"])
     train.setdefault("wandb", dict(compute["wandb"]))
-    train["steps"] = math.ceil(train["tokens"] / (train["batch_size"] * seq_len))
     return train
+
+
+def planned_steps(config: dict, stage: str, size: str | None = None, base: str | None = None) -> int:
+    """Optimizer steps of a stage: ceil(tokens / (batch_size x seq_len))."""
+    train = train_settings(config, stage, size, base)
+    seq_len = _stage_seq_len(config, stage)
+    return math.ceil(train["tokens"] / (train["batch_size"] * seq_len))
+
+
+def _stage_seq_len(config: dict, stage: str) -> int:
+    section = {"stand_in": "stand_in_training"}.get(stage, stage)
+    return config[section]["seq_len"]
 
 
 def scratch_models(config: dict) -> list[str]:

@@ -368,9 +368,9 @@ def _sample_synth(paths: list[str], n_samples: int, seed: int, dropped: Counter)
         else:
             dropped["no_pairs"] += 1
     if eligible == 0:
-        raise DataError(
-            f"{', '.join(paths)}: no synthesized text has any instruction-response pair"
-        )
+        # A synthesizer that produced no parsable pair is a finding, not a crash: report zeros.
+        log.warning("%s: no synthesized text has any instruction-response pair", ", ".join(paths))
+        return []
     k = min(n_samples, eligible)
     if k < n_samples:
         log.warning("only %d texts with pairs (asked for %d): using all", eligible, n_samples)
@@ -419,7 +419,7 @@ def data_quality(
         raise DataError(
             f"{raw_path}: id {missing[0]!r} (and {len(missing) - 1} more) of the synthesized texts not found"
         )
-    if not any("facts" in metas[r["id"]] for r in sample):
+    if sample and not any("facts" in metas[r["id"]] for r in sample):
         if judge is None:
             raise DataError(
                 f"{raw_path}: raw texts carry no ground-truth facts (meta.facts); paper-scale corpora "

@@ -26,7 +26,15 @@ from typing import Protocol
 
 from tqdm import tqdm
 
-from .common import DataError, iter_jsonl, read_json, sha256_file, write_json, write_jsonl
+from .common import (
+    DataError,
+    dir_identity,
+    iter_jsonl,
+    read_json,
+    sha256_file,
+    write_json,
+    write_jsonl,
+)
 from .protocol import EOS, build_prompt, format_example, parse_pairs
 
 log = logging.getLogger(__name__)
@@ -344,6 +352,7 @@ def synthesize_shard(
     fingerprint = {
         "shard_sha256": sha256_file(shard_path),
         "model_dir": str(model_dir),
+        "model": dir_identity(model_dir),  # a retrained synthesizer invalidates old generations
         "rounds": rounds,
         "max_new_tokens": max_new_tokens,
         "max_model_len": max_model_len,

@@ -72,6 +72,12 @@ def iter_corpus_texts(corpus_paths: list[str]) -> Iterator[str]:
 def train_bpe(texts: Iterator[str], vocab_size: int, min_frequency: int = 2):
     """Train a byte-level BPE (GPT-2 style pre-tokenization, no prefix space) with our specials.
 
+    Every newline is its own pre-token, as in Mistral's SentencePiece tokenizer (one byte token
+    per "\n"). Otherwise a prompt ending in "\n\n" (the synthesizer's prompt does) would
+    encode to a merged "\n\n" token that training never saw before "<QUE>", where the same
+    characters inside a training example split as "\n", "\n<QUE...": a greedy model then
+    continues with newlines forever.
+
     Returns a `transformers` fast tokenizer whose post-processor prepends `<s>` only (as Mistral's
     and Llama's tokenizers do with add_special_tokens=True). The specials are added tokens, so the
     literal string "<s>" inside a text encodes to the BOS id.
@@ -82,7 +88,12 @@ def train_bpe(texts: Iterator[str], vocab_size: int, min_frequency: int = 2):
     if vocab_size <= len(SPECIAL_TOKENS) + 256:
         raise DataError(f"tokenizer spec: vocab_size must exceed {len(SPECIAL_TOKENS) + 256}")
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split("\n", behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,

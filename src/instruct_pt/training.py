@@ -41,6 +41,7 @@ import torch.nn.functional as F
 
 from instruct_pt.common import (
     DataError,
+    dir_identity,
     iter_jsonl,
     read_jsonl,
     set_torch_threads,
@@ -440,6 +441,7 @@ def _run(
             json.dumps({k: run_config["train"].get(k) for k in _SEMANTIC_KEYS}, sort_keys=True),
             json.dumps(run_config.get("arch"), sort_keys=True),
             run_config.get("init_from"),
+            dir_identity(run_config["init_from"]) if run_config.get("init_from") else "",
         )
     )
 
@@ -453,13 +455,22 @@ def _run(
     step, wall_before, last_loss = 0, 0.0, None
     existing = _checkpoints(ckpt_dir)
     if existing:
-        last = existing[-1]
-        state = json.loads((last / "state.json").read_text(encoding="utf-8"))
+        state = json.loads((existing[-1] / "state.json").read_text(encoding="utf-8"))
         if state["fingerprint"] != fingerprint:
-            raise DataError(
-                f"{last}: checkpoint belongs to a different run (data, seed or train settings "
-                f"changed); delete {ckpt_dir} to start over"
+            # Data, seed or settings changed (Snakemake reruns the job for that very reason):
+            # the old checkpoints belong to another run. Start over rather than resume them.
+            log.warning(
+                "%s: checkpoints of a different run (data, seed or train settings "
+                "changed): discarding them and starting over",
+                ckpt_dir,
             )
+            if d.main:
+                for old in existing:
+                    shutil.rmtree(old)
+            _barrier(d)
+            existing = []
+    if existing:
+        last = existing[-1]
         blob = torch.load(last / "checkpoint.pt", map_location="cpu", weights_only=False)
         _load_full_state(model, optimizer, blob["model"], blob["optimizer"])
         _set_rng_state(blob["rng"])
