@@ -183,3 +183,14 @@ def test_match_a_list_counts_the_sum_of_the_matched_components(env):
     target = src["aug"]["tokens"] + src["rest"]["tokens"]
     assert src["ins"]["tokens"] >= target > src["aug"]["tokens"]
     assert src["ins"]["match"] == ["aug", "rest"]
+
+
+def test_an_empty_mixture_is_an_error_naming_its_components(env):
+    tmp, _ = env
+    (tmp / "empty.jsonl").write_text("")
+    comps = [
+        {"name": "aug", "path": str(tmp / "empty.jsonl"), "format": "text"},
+        {"name": "ins", "path": str(tmp / "ins.jsonl"), "format": "instruction", "match": "aug"},
+    ]
+    with pytest.raises(DataError, match=r"no documents.*aug .*empty.jsonl"):
+        _build(tmp, comps, tag="empty")

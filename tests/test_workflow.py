@@ -93,6 +93,12 @@ def test_paper_scale_dry_run_plans_every_experiment():
     assert jobs["pretrain_from_scratch"] == 5
     assert jobs["continual_pretrain"] == 10
     assert jobs["instruction_tune"] == 2
+    # The README's job-count table is this dry run's.
+    readme = (ROOT / "README.md").read_text()
+    documented = dict(re.findall(r"\| `([a-z_]+)` \| (\d+) \|", readme))
+    for rule in PAPER_RULES - {r for r in PAPER_RULES if r.startswith("report_")}:
+        assert int(documented[rule]) == jobs[rule], f"README job count of {rule} is stale"
+    assert f"Total: {jobs['total']} jobs" in readme
 
 
 def test_lint_and_format_are_clean():

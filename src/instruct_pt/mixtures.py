@@ -197,6 +197,13 @@ def build_mixture(
         if not progressed:
             raise DataError(f"mixture {name!r}: 'match' references form a cycle")
 
+    if not any(len(chosen[c.name][0]) for c in comps):
+        empty = ", ".join(f"{c.name} ({c.path})" for c in comps)
+        raise DataError(
+            f"mixture {name!r} has no documents: every component is empty: {empty}. For an "
+            "augmented corpus this means the synthesizer produced no parsable pair for any text."
+        )
+
     # One flat plan of (component, doc, copy), shuffled with the seed.
     comp_idx = np.concatenate([np.full(len(chosen[c.name][0]), i) for i, c in enumerate(comps)])
     doc_idx = np.concatenate([chosen[c.name][0] for c in comps])
