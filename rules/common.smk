@@ -253,30 +253,30 @@ def table1_rows():
 
 
 def table2_rows():
+    """Ours (Instruct PT per size) and the reference models. Models trained in this run (ours,
+    and miniature stand-ins of the references) report what was trained (`model_dir`); hub
+    references report the paper's parameter and token counts from config."""
     rows = []
     for size, spec in config["pretrain"]["sizes"].items():
         if "instruct" in spec["variants"]:
+            model = f"scratch-{size}-instruct"
             rows.append(
                 {
                     "label": f"Instruct PT {size.upper()}",
-                    "model": f"scratch-{size}-instruct",
+                    "model": model,
                     "params": None,
-                    "tokens": int(
-                        cfg.train_settings(config, "pretrain", size)["tokens"]
-                    ),
+                    "tokens": None,
+                    "model_dir": model_path(model),
                     "ours": True,
                 }
             )
     for ref in config["evaluation"]["table2_references"]:
-        rows.append(
-            {
-                "label": ref["label"],
-                "model": f"base-{ref['model']}",
-                "params": ref["params"],
-                "tokens": ref["tokens"],
-                "ours": False,
-            }
-        )
+        row = {"label": ref["label"], "model": f"base-{ref['model']}", "ours": False}
+        if config["base_models"][ref["model"]]["source"] == "pretrain":
+            row.update(params=None, tokens=None, model_dir=base_dir(ref["model"]))
+        else:
+            row.update(params=ref["params"], tokens=ref["tokens"])
+        rows.append(row)
     return rows
 
 

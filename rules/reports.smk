@@ -25,6 +25,7 @@ rule report_table1:
 rule report_table2:
     input:
         eval_dirs([row["model"] for row in table2_rows()], "general"),
+        [row["model_dir"] for row in table2_rows() if "model_dir" in row],
     output:
         csv="paper_figures/{run}/table2.csv",
         md="paper_figures/{run}/table2.md",

@@ -404,3 +404,20 @@ def test_table9_lists_contamination_per_task(tmp_path):
     assert "general/knowledge" in out_md.read_text()
     with pytest.raises(FileNotFoundError, match="missing.json"):
         reports.table9(tmp_path / "missing.json", out_csv=out_csv, out_md=out_md, run="r", scale="paper")
+
+
+def test_table2_reads_what_was_trained_here(tmp_path, two_models):
+    """Stand-ins and our own models report their trained parameters and tokens, not config's."""
+    ev, _ = two_models
+    model_dir = tmp_path / "models" / "stand-in"
+    write_json(model_dir / "train_summary.json", {"parameters": 1_310_000, "tokens": 800_000})
+    rows = [{"label": "Pythia-1B", "model": "van", "params": None, "tokens": None,
+             "model_dir": str(model_dir), "ours": False}]  # fmt: skip
+    out = outputs(tmp_path, "t2s")
+    records = reports.table2(ev, rows, **out, run="r", scale="miniature")
+    cells = {r["column"]: r for r in records}
+    assert (cells["Params"]["ours"], cells["Tokens"]["ours"]) == ("1310000", "800000")
+    assert "as trained here" in cells["Tokens"]["note"]
+    rows[0]["model_dir"] = str(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match="nowhere/train_summary.json"):
+        reports.table2(ev, rows, **out, run="r", scale="miniature")

@@ -5,6 +5,7 @@ plans only that ablation and what depends on it."""
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -113,17 +114,29 @@ def test_lint_and_format_are_clean():
     assert fmt.returncode == 0, fmt.stderr[-3000:]
 
 
+def test_slurm_profile_plans_the_paper_scale_dag():
+    result = snakemake("-n", "--profile", "profiles/slurm", "--quiet", "rules")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert planned_jobs(result)["pretrain_from_scratch"] == 5
+
+
 def test_bad_config_value_fails_with_the_key_named():
     result = snakemake("-n", "--config", "seed=-3")
     assert result.returncode != 0
     assert "'seed'" in result.stderr + result.stdout
 
 
+RUN = "pytest-smoke"  # its own run name: a fresh, complete run every time, beside the user's
+
+
 @pytest.mark.slow
-def test_smoke_preset_runs_the_whole_dag(tmp_path):
-    result = snakemake("--cores", "2", "--configfile", "presets/smoke.yaml", timeout=1500)
+def test_smoke_preset_runs_the_whole_dag():
+    for folder in ("results", "paper_figures", "logs", "benchmarks"):
+        shutil.rmtree(ROOT / folder / RUN, ignore_errors=True)
+    smoke = ("--configfile", "presets/smoke.yaml", "--config", f"run={RUN}")
+    result = snakemake("--cores", "2", *smoke, timeout=1500)
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
-    figures = ROOT / "paper_figures" / "smoke"
+    figures = ROOT / "paper_figures" / RUN
     for name in ["table1", "table2", "table3", "table4", "table5", "table6", "table9"]:
         assert (figures / f"{name}.csv").stat().st_size > 0
         assert (figures / f"{name}.md").stat().st_size > 0
@@ -133,7 +146,7 @@ def test_smoke_preset_runs_the_whole_dag(tmp_path):
     claims = json.loads((figures / "claims.json").read_text())
     assert claims["claims"], "the scorecard holds the paper's claims"
     # Per-(model, task) results come from lm-eval runs.
-    results = list((ROOT / "results" / "smoke" / "eval").glob("*/*/*.json"))
+    results = list((ROOT / "results" / RUN / "eval").glob("*/*/*.json"))
     assert results
     rec = json.loads(results[0].read_text())
     assert rec["harness"].startswith("lm-eval")
@@ -144,9 +157,7 @@ def test_smoke_preset_runs_the_whole_dag(tmp_path):
         ("ablations={'wo_corpora': {'include_context': True}}", "wo_corpora"),
         ("ablations={'rule_based': {'seed': 7}}", "rule_based"),
     ]:
-        dry = snakemake(
-            "-n", "--configfile", "presets/smoke.yaml", "--config", override, "--quiet", "rules"
-        )
+        dry = snakemake("-n", *smoke, override, "--quiet", "rules")
         jobs = planned_jobs(dry)
         assert jobs, f"{override}: nothing planned"
         trained = {r for r in jobs if r in {"pretrain_from_scratch", "base_model", "instruction_tune"}}

@@ -349,8 +349,10 @@ def table2(
 ) -> list[Record]:
     """Table 2: parameters, training tokens and general average, ours vs reference models.
 
-    ``rows``: ``[{"label", "model", "params", "tokens", "ours": bool, "paper_row"?}]``;
+    ``rows``: ``[{"label", "model", "params", "tokens", "ours": bool, "model_dir"?, "paper_row"?}]``;
     ``ours`` marks models trained by this workflow (vs reference checkpoints evaluated here).
+    A row with ``model_dir`` and no params/tokens (a model trained in this run, a miniature
+    stand-in included) takes them from that folder's ``train_summary.json``: what was trained.
     """
     _check_scale(scale)
     tasks = _task_names(eval_dir, [r["model"] for r in rows], setting)
@@ -358,10 +360,19 @@ def table2(
     for r in rows:
         avg = _general_row(eval_dir, r["model"], setting, tasks, scale)["Avg"]
         kind = "trained in this run" if r.get("ours") else "reference model"
+        params, tokens = r.get("params"), r.get("tokens")
+        if r.get("model_dir") and (params is None or tokens is None):
+            path = Path(r["model_dir"]) / "train_summary.json"
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: training summary missing ({r['label']})")
+            summary = read_json(path)
+            params = summary["parameters"] if params is None else params
+            tokens = summary["tokens"] if tokens is None else tokens
+            kind += ", as trained here"
         paper_row = r.get("paper_row", r["label"])
         for column, cell in (
-            ("Params", {"ours": r.get("params"), "note": kind}),
-            ("Tokens", {"ours": r.get("tokens"), "note": kind}),
+            ("Params", {"ours": params, "note": kind}),
+            ("Tokens", {"ours": tokens, "note": kind}),
             ("Avg", avg),
         ):
             records.append(

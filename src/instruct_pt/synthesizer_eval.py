@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import logging
 import random
-import re
-import string
-from collections import Counter
 
 from .common import DataError, iter_jsonl, read_jsonl, stable_hash, write_json, write_jsonl
+from .metrics import token_f1
 from .protocol import (
     ANS,
     DELIMITER,
@@ -79,26 +77,6 @@ def split_heldout(
 
 
 # ----------------------------------------------------------------------------- metrics
-
-
-def normalize_answer(s: str) -> str:
-    """SQuAD normalisation: lower case, no punctuation, no articles, single spaces."""
-    s = s.lower()
-    s = "".join(ch for ch in s if ch not in set(string.punctuation))
-    s = re.sub(r"\b(a|an|the)\b", " ", s)
-    return " ".join(s.split())
-
-
-def token_f1(prediction: str, gold: str) -> float:
-    """SQuAD token F1 in [0, 1]; two empty strings agree perfectly."""
-    p, g = normalize_answer(prediction).split(), normalize_answer(gold).split()
-    if not p or not g:
-        return float(p == g)
-    common = sum((Counter(p) & Counter(g)).values())
-    if common == 0:
-        return 0.0
-    precision, recall = common / len(p), common / len(g)
-    return 2 * precision * recall / (precision + recall)
 
 
 # ----------------------------------------------------------------------------- prompts
