@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from instruct_pt.common import DataError, read_json, write_jsonl  # noqa: E402
+from instruct_pt.launch import launch  # noqa: E402
 from instruct_pt.modeling import load_model  # noqa: E402
 from instruct_pt.packing import pack  # noqa: E402
 from instruct_pt.tokenizer import load_tokenizer, prepare_tokenizer  # noqa: E402
@@ -413,32 +414,34 @@ def test_bad_train_configs_raise(env, tmp_path):
 
 
 def test_fsdp_on_two_gloo_ranks_matches_one_process(env, tmp_path):
-    """torchrun x2 (gloo, FSDP2) with the same global batch gives the same weights as one process
-    (up to float reduction order), and the same tensor names (tied head dropped on export)."""
+    """torchrun x2 (gloo, FSDP2) with the same global batch gives the same loss curve and weights
+    as one process (up to float reduction order), and the same tensor names (tied head dropped
+    on export)."""
     from safetensors.torch import load_file
 
     arch = {**ARCH, "attention_dropout": 0.0}
-    train = {**TRAIN, "steps": 4, "checkpoint_every": 2, "precision": "fp32"}
+    train = {**TRAIN, "steps": 4, "checkpoint_every": 2, "log_every": 1, "precision": "fp32"}
     run = {
-        "packed": str(env / "packed"),
-        "tok": str(env / "tok"),
+        "packed_dir": str(env / "packed"),
+        "out_dir": str(tmp_path / "dist"),
+        "tokenizer_dir": str(env / "tok"),
         "train": train,
+        "checkpoint_dir": str(tmp_path / "dist_ckpt"),
+        "seed": 0,
         "arch": arch,
-        "out": str(tmp_path / "dist"),
-        "ckpt": str(tmp_path / "dist_ckpt"),
     }
-    script = tmp_path / "child.py"
-    script.write_text(_CHILD, encoding="utf-8")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    subprocess.run(
-        [*cmd, str(script), json.dumps(run)],
-        check=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    launched = launch("pretrain", run, nproc=2, backend_env={"OMP_NUM_THREADS": "1"})
+    assert launched["world_size"] == 2
     single = tmp_path / "single"
-    pretrain(run["packed"], str(single), run["tok"], train, str(tmp_path / "sc"), 0, arch=arch)
+    pretrain(
+        run["packed_dir"],
+        str(single),
+        run["tokenizer_dir"],
+        train,
+        str(tmp_path / "sc"),
+        0,
+        arch=arch,
+    )
 
     summary = read_json(tmp_path / "dist" / "train_summary.json")
     assert summary["world_size"] == 2 and summary["steps"] == 4
@@ -447,6 +450,15 @@ def test_fsdp_on_two_gloo_ranks_matches_one_process(env, tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-5), k
+
+    def curve(ckpt):
+        lines = (tmp_path / ckpt / "metrics.jsonl").read_text().splitlines()
+        return [(m["step"], m["loss"]) for m in map(json.loads, lines)]
+
+    dist_curve, single_curve = curve("dist_ckpt"), curve("sc")
+    assert [s for s, _ in dist_curve] == [s for s, _ in single_curve] == [1, 2, 3, 4]
+    for (_, x), (_, y) in zip(dist_curve, single_curve, strict=True):
+        assert x == pytest.approx(y, rel=1e-5, abs=1e-6)
     assert sorted(p.name for p in (tmp_path / "dist_ckpt").glob("step*")) == [
         "step00000002",
         "step00000004",

@@ -96,7 +96,8 @@ def test_paper_scale_dry_run_plans_every_experiment():
     assert jobs["instruction_tune"] == 2
     # The README's job-count table is this dry run's.
     readme = (ROOT / "README.md").read_text()
-    documented = dict(re.findall(r"\| `([a-z_]+)` \| (\d+) \|", readme))
+    section = readme.split("Jobs per rule in the paper-scale dry run")[1].split("Total:")[0]
+    documented = dict(re.findall(r"\| `([a-z_]+)` \| (\d+) \|", section))
     for rule in PAPER_RULES - {r for r in PAPER_RULES if r.startswith("report_")}:
         assert int(documented[rule]) == jobs[rule], f"README job count of {rule} is stale"
     assert f"Total: {jobs['total']} jobs" in readme
@@ -130,7 +131,7 @@ RUN = "pytest-smoke"  # its own run name: a fresh, complete run every time, besi
 
 
 @pytest.mark.slow
-def test_smoke_preset_runs_the_whole_dag():
+def test_smoke_preset_runs_the_whole_dag(tmp_path):
     for folder in ("results", "paper_figures", "logs", "benchmarks"):
         shutil.rmtree(ROOT / folder / RUN, ignore_errors=True)
     smoke = ("--configfile", "presets/smoke.yaml", "--config", f"run={RUN}")
@@ -151,16 +152,26 @@ def test_smoke_preset_runs_the_whole_dag():
     rec = json.loads(results[0].read_text())
     assert rec["harness"].startswith("lm-eval")
 
+    check_mixtures_and_budgets(ROOT / "results" / RUN, "smoke")
+
     # Rerunning one ablation: change its parameter, only its jobs (and tables) are planned.
+    # (an overlay file, as a user would write: nested --config values reach Snakemake as strings)
     for override, expect in [
-        ("ablations={'one_shot': {'rounds': 2}}", "one_shot"),
-        ("ablations={'wo_corpora': {'include_context': True}}", "wo_corpora"),
-        ("ablations={'rule_based': {'seed': 7}}", "rule_based"),
+        ("ablations: {one_shot: {rounds: 2}}", "one_shot"),
+        ("ablations: {wo_corpora: {include_context: true}}", "wo_corpora"),
+        ("ablations: {rule_based: {seed: 7}}", "rule_based"),
     ]:
-        dry = snakemake("-n", *smoke, override, "--quiet", "rules")
+        overlay = tmp_path / f"{expect}.yaml"
+        overlay.write_text(override + "\n")
+        dry = snakemake(
+            "-n", "--configfile", "presets/smoke.yaml", str(overlay), "--config", f"run={RUN}",
+            "--quiet", "rules",
+        )  # fmt: skip
         jobs = planned_jobs(dry)
         assert jobs, f"{override}: nothing planned"
-        trained = {r for r in jobs if r in {"pretrain_from_scratch", "base_model", "instruction_tune"}}
+        trained = {
+            r for r in jobs if r in {"pretrain_from_scratch", "base_model", "instruction_tune"}
+        }
         assert not trained, f"{override} reran unrelated training: {trained}"
         assert jobs.get("continual_pretrain") == 2, (override, jobs)  # one per domain
         assert jobs.get("evaluate") == 2, (override, jobs)
@@ -168,3 +179,43 @@ def test_smoke_preset_runs_the_whole_dag():
         assert "report_table4" in jobs
         reasons = dry.stdout + dry.stderr
         assert expect in reasons or "params" in reasons
+
+
+def check_mixtures_and_budgets(results: Path, preset: str) -> None:
+    """The manifests hold the paper's proportions and every comparison trained on one budget.
+    (Also usable on a finished tiny run: `check_mixtures_and_budgets(Path("results/tiny"), "tiny")`.)"""
+    from instruct_pt import config as cfg
+
+    config = cfg.load_config(ROOT / "config.yaml", ROOT / "presets" / f"{preset}.yaml")
+    lines = lambda p: sum(1 for _ in open(p, encoding="utf-8"))  # noqa: E731
+    manifest = lambda tok, name: json.loads(  # noqa: E731
+        (results / "mixtures" / tok / name / "manifest.json").read_text()
+    )
+    # Instruct PT: 1/5 of the raw texts converted, the other 4/5 kept raw.
+    split = results / "synthesis" / "general" / "split"
+    n_raw = lines(results / "data" / "raw_general.jsonl")
+    converted = sum(lines(p) for p in split.glob("shard*.jsonl"))
+    assert converted == round(config["synthesis"]["corpora"]["general"]["fraction"] * n_raw)
+    assert converted + lines(split / "rest.jsonl") == n_raw
+    # Mix and Instruct PT: the fine-tuning collection repeated x4.
+    for variant in ("mix", "instruct"):
+        ft = manifest("mistral", f"general-{variant}")["sources"]["ft_collection"]
+        assert ft["repeat"] == config["pretrain"]["ft_repeat"] == 4
+        assert ft["documents"] == 4 * ft["unique_documents"]
+    # Domain mixtures: general instructions 1:1 by tokens with the domain corpus, whole documents.
+    for domain in config["continual_pretrain"]["domains"]:
+        for variant in cfg.CPT_VARIANTS:
+            src = manifest("llama3", f"{domain}-{variant}")["sources"]
+            corpus = sum(v["tokens"] for k, v in src.items() if k != "general_instructions")
+            ins = src["general_instructions"]
+            assert corpus <= ins["tokens"] < corpus + 1000, (domain, variant, corpus, ins)
+    # Every variant of one comparison trained on the same token budget.
+    trained = lambda model: json.loads(  # noqa: E731
+        (results / "models" / model / "train_summary.json").read_text()
+    )["tokens"]
+    for group in (
+        [f"scratch-{size}-{v}" for v in spec["variants"]]
+        for size, spec in config["pretrain"]["sizes"].items()
+    ):
+        assert len({trained(m) for m in group}) == 1, group
+    assert len({trained(m) for m in cfg.cpt_models(config, cfg.CPT_VARIANTS)}) == 1

@@ -1,20 +1,21 @@
 """Rule finetune_synthesizer: few-shot sequences, loss only on instruction-response pairs."""
 
-from instruct_pt.common import set_torch_threads, setup_logging
+from instruct_pt.common import setup_logging
+from instruct_pt.launch import launch
 
 setup_logging(snakemake.log[0])
-set_torch_threads(snakemake.threads)
-
-from instruct_pt.training import finetune_synthesizer  # noqa: E402
-
-finetune_synthesizer(
-    snakemake.input.data,
-    snakemake.input.base,
-    snakemake.output[0],
-    snakemake.params.train,
-    snakemake.params.checkpoint_dir,
-    snakemake.params.seed,
-    max_per_dataset=snakemake.params.max_per_dataset,
-    seq_len=snakemake.params.seq_len,
-    threads=snakemake.threads,
+launch(
+    "finetune_synthesizer",
+    dict(
+        train_path=snakemake.input.data,
+        base_model_dir=snakemake.input.base,
+        out_dir=snakemake.output[0],
+        train=snakemake.params.train,
+        checkpoint_dir=snakemake.params.checkpoint_dir,
+        seed=snakemake.params.seed,
+        max_per_dataset=snakemake.params.max_per_dataset,
+        seq_len=snakemake.params.seq_len,
+        threads=snakemake.threads,
+    ),
+    nproc=snakemake.resources.gpu,
 )

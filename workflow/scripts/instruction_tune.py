@@ -1,20 +1,21 @@
 """Rule instruction_tune (Fig. 4): instruction tuning with a checkpoint at each save step."""
 
-from instruct_pt.common import set_torch_threads, setup_logging
+from instruct_pt.common import setup_logging
+from instruct_pt.launch import launch
 
 setup_logging(snakemake.log[0])
-set_torch_threads(snakemake.threads)
-
-from instruct_pt.training import instruction_tune  # noqa: E402
-
-instruction_tune(
-    snakemake.input.data,
-    snakemake.input.base,
-    snakemake.output[0],
-    snakemake.params.train,
-    snakemake.params.save_steps,
-    snakemake.params.checkpoint_dir,
-    snakemake.params.seed,
-    seq_len=snakemake.params.seq_len,
-    threads=snakemake.threads,
+launch(
+    "instruction_tune",
+    dict(
+        train_path=snakemake.input.data,
+        base_model_dir=snakemake.input.base,
+        out_dir=snakemake.output[0],
+        train=snakemake.params.train,
+        save_steps=snakemake.params.save_steps,
+        checkpoint_dir=snakemake.params.checkpoint_dir,
+        seed=snakemake.params.seed,
+        seq_len=snakemake.params.seq_len,
+        threads=snakemake.threads,
+    ),
+    nproc=snakemake.resources.gpu,
 )

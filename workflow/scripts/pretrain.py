@@ -1,19 +1,20 @@
 """Rule pretrain_from_scratch: Vanilla / Mix / Instruct PT of a Mistral model from scratch."""
 
-from instruct_pt.common import set_torch_threads, setup_logging
+from instruct_pt.common import setup_logging
+from instruct_pt.launch import launch
 
 setup_logging(snakemake.log[0])
-set_torch_threads(snakemake.threads)
-
-from instruct_pt.training import pretrain  # noqa: E402
-
-pretrain(
-    snakemake.input.packed,
-    snakemake.output[0],
-    snakemake.input.tokenizer,
-    snakemake.params.train,
-    snakemake.params.checkpoint_dir,
-    snakemake.params.seed,
-    arch=snakemake.params.arch,
-    threads=snakemake.threads,
+launch(
+    "pretrain",
+    dict(
+        packed_dir=snakemake.input.packed,
+        out_dir=snakemake.output[0],
+        tokenizer_dir=snakemake.input.tokenizer,
+        train=snakemake.params.train,
+        checkpoint_dir=snakemake.params.checkpoint_dir,
+        seed=snakemake.params.seed,
+        arch=snakemake.params.arch,
+        threads=snakemake.threads,
+    ),
+    nproc=snakemake.resources.gpu,
 )
