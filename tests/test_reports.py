@@ -403,7 +403,9 @@ def test_table9_lists_contamination_per_task(tmp_path):
     assert all(r["paper"] == "" for r in records)  # the world's tasks are not the paper's
     assert "general/knowledge" in out_md.read_text()
     with pytest.raises(FileNotFoundError, match="missing.json"):
-        reports.table9(tmp_path / "missing.json", out_csv=out_csv, out_md=out_md, run="r", scale="paper")
+        reports.table9(
+            tmp_path / "missing.json", out_csv=out_csv, out_md=out_md, run="r", scale="paper"
+        )
 
 
 def test_table2_reads_what_was_trained_here(tmp_path, two_models):

@@ -153,7 +153,9 @@ def train_settings(
     return train
 
 
-def planned_steps(config: dict, stage: str, size: str | None = None, base: str | None = None) -> int:
+def planned_steps(
+    config: dict, stage: str, size: str | None = None, base: str | None = None
+) -> int:
     """Optimizer steps of a stage: ceil(tokens / (batch_size x seq_len))."""
     train = train_settings(config, stage, size, base)
     seq_len = _stage_seq_len(config, stage)
