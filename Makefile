@@ -37,11 +37,12 @@ test: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(SNAKEMAKE) --lint
 	$(VENV)/bin/snakefmt --check Snakefile rules
-	$(VENV)/bin/ruff check src tests workflow/scripts
+	$(VENV)/bin/ruff check src tests perf workflow/scripts
+	$(VENV)/bin/ruff format --check src tests perf workflow/scripts
 
 format: $(VENV)/.installed
 	$(VENV)/bin/snakefmt Snakefile rules
-	$(VENV)/bin/ruff format src tests workflow/scripts
+	$(VENV)/bin/ruff format src tests perf workflow/scripts
 
 dag: $(VENV)/.installed
 	$(SNAKEMAKE) --rulegraph | dot -Tsvg > docs/rulegraph.svg

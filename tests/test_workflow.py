@@ -113,6 +113,12 @@ def test_lint_and_format_are_clean():
         text=True,
     )
     assert fmt.returncode == 0, fmt.stderr[-3000:]
+    paths = ["src", "tests", "perf", "workflow/scripts"]
+    for args in (["check"], ["format", "--check"]):
+        ruff = subprocess.run(
+            [str(BIN / "ruff"), *args, *paths], cwd=ROOT, capture_output=True, text=True
+        )
+        assert ruff.returncode == 0, f"ruff {' '.join(args)}:\n{ruff.stdout[-3000:]}"
 
 
 def test_slurm_profile_plans_the_paper_scale_dag():
