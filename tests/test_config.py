@@ -77,6 +77,10 @@ def test_train_settings_derive_batch_and_steps():
     t = cfg.train_settings(c, "continual_pretrain")
     assert t["lr"] == 1e-5 and t["batch_size"] == 64
     assert cfg.planned_steps(c, "continual_pretrain") == 3815  # ~4K steps [S]
+    assert t["peak_flops"] == 312e12  # MFU is logged at paper scale ...
+    assert "peak_flops" not in cfg.train_settings(
+        load("tiny"), "pretrain", "500m"
+    )  # ... not on CPU
 
 
 def test_experiment_lists_match_the_paper():

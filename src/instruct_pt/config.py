@@ -150,6 +150,8 @@ def train_settings(
     train.setdefault("checkpoint_every", compute["checkpoint_every"])
     train.setdefault("log_every", compute["log_every"])
     train.setdefault("wandb", dict(compute["wandb"]))
+    if compute.get("peak_flops"):
+        train.setdefault("peak_flops", float(compute["peak_flops"]))
     return train
 
 
