@@ -28,14 +28,18 @@ ARCH = {  # the tiny preset's 500M stand-in
 }  # fmt: skip
 
 
-def ours(packed: Path, tok: Path, work: Path, steps: int, batch: int, seq_len: int) -> float:
+def ours(
+    packed: Path, tok: Path, work: Path, steps: int, batch: int, seq_len: int, compile_: bool
+) -> float:
     train = {
+        "compile": compile_,
         "tokens": steps * batch * seq_len, "batch_size": batch, "micro_batch_size": batch,
         "lr": 2e-3, "warmup_steps": 5, "min_lr_ratio": 0.1, "precision": "bf16",
         "checkpoint_every": 10**9, "log_every": 10**9, "wandb": {"mode": "disabled"},
     }  # fmt: skip
+    tag = "ours_compiled" if compile_ else "ours"  # separate folders: no resuming across runs
     summary = pretrain(
-        str(packed), str(work / "ours"), str(tok), train, str(work / "ck"), 0, arch=ARCH
+        str(packed), str(work / tag), str(tok), train, str(work / f"{tag}_ck"), 0, arch=ARCH
     )
     return summary["tokens_per_s"]
 
@@ -67,7 +71,8 @@ def trainer(packed: Path, tok: Path, work: Path, steps: int, batch: int, seq_len
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--compile", action="store_true", help="also time our loop with torch.compile")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--seq-len", type=int, default=256)
     p.add_argument("--threads", type=int, default=2)
@@ -80,13 +85,17 @@ def main() -> None:
         packed = common.packed(work, corpus, tok, a.seq_len)
         trainer(packed, tok, work, 5, a.batch, a.seq_len)  # warm-up: imports, kernels
         t_hf = trainer(packed, tok, work, a.steps, a.batch, a.seq_len)
-        t_ours = ours(packed, tok, work, a.steps, a.batch, a.seq_len)
+        t_ours = ours(packed, tok, work, a.steps, a.batch, a.seq_len, False)
+        t_comp = ours(packed, tok, work, a.steps, a.batch, a.seq_len, True) if a.compile else None
     print(f"machine: {common.machine()}; torch threads {a.threads}")
     print(f"model: {ARCH['family']} hidden {ARCH['hidden_size']} x {ARCH['num_layers']} layers; "
           f"batch {a.batch} x {a.seq_len} tokens; {a.steps} steps; bf16 autocast")  # fmt: skip
     print(f"transformers Trainer: {t_hf:,.0f} tokens/s")
     print(f"our training loop:    {t_ours:,.0f} tokens/s")
     print(f"ratio (ours / Trainer): {t_ours / t_hf:.2f}x")
+    if t_comp is not None:
+        print(f"our loop + torch.compile (compile time included): {t_comp:,.0f} tokens/s, "
+              f"{t_comp / t_hf:.2f}x the Trainer")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -409,7 +409,9 @@ def _optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
         {"params": decay, "weight_decay": cfg.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, foreach=False)
+    # The fused kernel (CPU and CUDA) updates all parameters in one pass: same arithmetic as the
+    # per-parameter loop, several times faster on small models.
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, fused=True)
 
 
 def _run(
