@@ -15,6 +15,7 @@ as an uninterrupted run.
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import math
 import random
@@ -446,4 +447,5 @@ def synthesize_shard(
         "texts_per_s": generated / elapsed if elapsed > 0 else 0.0,
         "generated_tokens_per_s": tokens / elapsed if elapsed > 0 else 0.0,
     }
+    log.info("synthesis stats %s: %s", out_path, json.dumps(stats, sort_keys=True))
     return stats
