@@ -91,53 +91,8 @@ SPEC = {"source": "world", "num_fewshot": 1, "max_gen_toks": 6}
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> str:
-    """Byte-level BPE (vocab ~300, <unk>=0 <s>=1 </s>=2 <pad>=3) + random 2-layer Mistral."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import MistralConfig, MistralForCausalLM, PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=300,
-        special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tok.train_from_iterator(
-        ["Q: what colour is item 3?\nA: red", "Does A1 bind B1? yes"] * 10, trainer
-    )
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<s>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-    )
-    assert [fast.convert_tokens_to_ids(t) for t in ("<unk>", "<s>", "</s>", "<pad>")] == [
-        0,
-        1,
-        2,
-        3,
-    ]
-    config = MistralConfig(
-        vocab_size=len(fast),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=3,
-    )
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("model")
-    MistralForCausalLM(config).save_pretrained(out)
-    fast.save_pretrained(out)
-    return str(out)
+def tiny_model(tiny_lm) -> str:
+    return tiny_lm
 
 
 # ---------------------------------------------------------------------------- build_suite

@@ -198,54 +198,8 @@ def test_make_engine_errors():
 
 
 @pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import MistralConfig, MistralForCausalLM, PreTrainedTokenizerFast
-
-    d = tmp_path_factory.mktemp("tiny")
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=300,
-        special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    corpus = [
-        "<QUE> What is the capital? <ANS> Paris </END>",
-        "The cat sat on the mat. Birds fly south in winter.",
-    ] * 20
-    tok.train_from_iterator(corpus, trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        unk_token="<unk>",
-        bos_token="<s>",
-        eos_token="</s>",
-        pad_token="<pad>",
-    )
-    assert [fast.convert_tokens_to_ids(t) for t in ("<unk>", "<s>", "</s>", "<pad>")] == [
-        0,
-        1,
-        2,
-        3,
-    ]
-    fast.save_pretrained(d)
-    torch.manual_seed(0)
-    cfg = MistralConfig(
-        vocab_size=300,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=3,
-    )
-    MistralForCausalLM(cfg).save_pretrained(d)
-    return str(d)
+def tiny_model_dir(tiny_lm) -> str:
+    return tiny_lm
 
 
 def test_transformers_engine_batched_equals_single(tiny_model_dir):
