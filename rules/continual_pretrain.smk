@@ -1,4 +1,4 @@
-# Domain-adaptive continual pre-training of Llama3-8B (paper §3.2, Tables 3-4): biomedicine and
+# Domain-adaptive continual pre-training of Llama3-8B (paper Tables 3-4): biomedicine and
 # finance, Vanilla PT and Instruct PT (and the Table 4 ablations), each mixed 1:1 by tokens with
 # general instructions, every variant on the same token budget.
 

@@ -1,4 +1,4 @@
-# General pre-training from scratch (paper §3.1, Tables 1-2): Vanilla PT, Mix PT and Instruct PT
+# General pre-training from scratch (paper Tables 1-2): Vanilla PT, Mix PT and Instruct PT
 # at 500M and 1.3B (Mistral architecture), every variant on the same token budget.
 
 

@@ -1,4 +1,4 @@
-# Multi-round synthesis over sharded raw corpora (paper §2.2): choose the texts to convert,
+# Multi-round synthesis over sharded raw corpora (the paper's Fig. 3): choose the texts to convert,
 # synthesize instruction-response pairs shard by shard (M rounds), templify into
 # instruction-augmented pre-training texts.
 

@@ -1,4 +1,4 @@
-# The instruction synthesizer (paper §2.1, Table 5): fine-tune a base model on the
+# The instruction synthesizer (paper Table 5): fine-tune a base model on the
 # context-based task collection (loss only on instruction-response pairs), then measure it.
 
 
