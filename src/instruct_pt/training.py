@@ -796,6 +796,38 @@ def synth_sequences(
     return rows, {"datasets": per_dataset, "dropped": dict(sorted(dropped.items()))}
 
 
+def _tune(
+    kind: str,
+    base_model_dir: str,
+    tok,
+    rows: list,
+    data_stats: dict,
+    seq_len: int,
+    cfg: TrainConfig,
+    train: dict,
+    checkpoint_dir: str,
+    seed: int,
+    d: _Dist,
+    on_step=None,
+):
+    """Fine-tune the saved model in base_model_dir on (input_ids, labels) rows: the part the
+    synthesizer's tuning and instruction tuning share. Returns (model, summary)."""
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    model, summary = _run(
+        kind=kind,
+        model_fn=lambda: load_model(base_model_dir, dtype=torch.float32),
+        source=ExampleSource(rows, seq_len, pad_id),
+        cfg=cfg,
+        checkpoint_dir=checkpoint_dir,
+        seed=seed,
+        d=d,
+        run_config={"train": train, "init_from": base_model_dir, "seed": seed, "data": data_stats},
+        on_step=on_step,
+    )
+    summary["data"] = data_stats
+    return model, summary
+
+
 def finetune_synthesizer(
     train_path: str,
     base_model_dir: str,
@@ -815,22 +847,11 @@ def finetune_synthesizer(
     records = read_jsonl(train_path, required=("id", "dataset", "context", "pairs"))
     tok = load_tokenizer(base_model_dir)
     rows, data_stats = synth_sequences(records, tok, seq_len, max_per_dataset, seed, train_path)
-    source = ExampleSource(
-        rows, seq_len, tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    )
     d = _setup(cfg.device)
-    run_config = {"train": train, "init_from": base_model_dir, "seed": seed, "data": data_stats}
-    model, summary = _run(
-        kind="finetune_synthesizer",
-        model_fn=lambda: load_model(base_model_dir, dtype=torch.float32),
-        source=source,
-        cfg=cfg,
-        checkpoint_dir=checkpoint_dir,
-        seed=seed,
-        d=d,
-        run_config=run_config,
-    )
-    summary["data"] = data_stats
+    model, summary = _tune(
+        "finetune_synthesizer", base_model_dir, tok, rows, data_stats, seq_len,
+        cfg, train, checkpoint_dir, seed, d,
+    )  # fmt: skip
     _export(model, d, base_model_dir, out_dir, summary)
     if d.main:
         _copy_metrics(checkpoint_dir, out_dir)
@@ -898,11 +919,8 @@ def instruction_tune(
     rows, data_stats = instruction_rows(
         iter_jsonl(train_path, required=("instruction", "response")), tok, seq_len, train_path
     )
-    source = ExampleSource(
-        rows, seq_len, tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    )
     d = _setup(cfg.device)
-    total = cfg.total_steps(source.n, seq_len)
+    total = cfg.total_steps(len(rows), seq_len)
     wanted = sorted({int(s) for s in save_steps if 0 <= int(s) <= total} | {total})
     exports = Path(checkpoint_dir) / "exports"
 
@@ -910,19 +928,10 @@ def instruction_tune(
         if step in wanted:
             _export(model, d, base_model_dir, str(exports / f"step{step}"), None)
 
-    run_config = {"train": train, "init_from": base_model_dir, "seed": seed, "data": data_stats}
-    _, summary = _run(
-        kind="instruction_tune",
-        model_fn=lambda: load_model(base_model_dir, dtype=torch.float32),
-        source=source,
-        cfg=cfg,
-        checkpoint_dir=checkpoint_dir,
-        seed=seed,
-        d=d,
-        run_config=run_config,
-        on_step=on_step,
-    )
-    summary["data"] = data_stats
+    _, summary = _tune(
+        "instruction_tune", base_model_dir, tok, rows, data_stats, seq_len,
+        cfg, train, checkpoint_dir, seed, d, on_step=on_step,
+    )  # fmt: skip
     summary["saved_steps"] = wanted
     if d.main:
         out = Path(out_dir)
