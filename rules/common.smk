@@ -29,7 +29,7 @@ PT_TOKENIZER = config["pretrain"]["tokenizer"]
 CPT_TOKENIZER = config["continual_pretrain"]["tokenizer"]
 # The synthesis engine decides the software environment of the synthesis rules.
 SYNTHESIS_ENV = (
-    "../envs/vllm.yaml"
+    f"../envs/{config['synthesis'].get('vllm_env', 'vllm')}.yaml"
     if config["synthesis"]["engine"] == "vllm"
     else "../envs/torch.yaml"
 )

@@ -42,7 +42,7 @@ def fake_hub(monkeypatch):
                 "revision": revision,
             }
         )
-        return iter(tables[path])
+        return iter(tables[(path, name)] if (path, name) in tables else tables[path])
 
     monkeypatch.setattr(datasets, "load_dataset", load_dataset)
     return tables, calls
@@ -281,6 +281,29 @@ def test_hub_synthesizer_collection_qa_list(fake_hub, tmp_path):
     assert rec["dataset"] == "squad" and rec["seen"] is True and rec["context"] == "Some context."
     assert [p["format"] for p in rec["pairs"]] == ["free", "mc", "mc_cot"]
     assert stats["dropped"] == {"bad_pair": 1, "no_valid_pairs": 1, "not_a_list_pairs": 1}
+
+
+def test_hub_synthesizer_collection_per_dataset_configs(fake_hub, tmp_path):
+    """One config per source dataset: rows take their config's name unless they carry one."""
+    tables, calls = fake_hub
+    hub_id = "instruction-pretrain/ft-instruction-synthesizer-collection"
+    pair = [{"Q": "What is it?", "A": "Some."}]
+    tables[(hub_id, "squad")] = [{"context": "A.", "QA_list": pair}] * 2
+    tables[(hub_id, "race")] = [
+        {"context": "B.", "QA_list": pair},
+        {"context": "C.", "QA_list": pair, "dataset": "race_middle"},
+    ]
+    spec = {"source": "hub", "id": hub_id, "configs": ["squad", "race"]}
+    out = str(tmp_path / "synth_ft.jsonl")
+    stats = sources.prepare_dataset("synth_ft", spec, None, out)
+    assert [c["name"] for c in calls] == ["squad", "race"]
+    assert [r["dataset"] for r in read_jsonl(out)] == ["squad", "squad", "race", "race_middle"]
+    assert stats["records"] == 4 and stats["read"] == 4
+
+    with pytest.raises(DataError, match=r"datasets\.synth_ft: give either config or configs"):
+        sources.prepare_dataset("synth_ft", {**spec, "config": "all"}, None, out)
+    with pytest.raises(DataError, match=r"datasets\.synth_ft\.configs"):
+        sources.prepare_dataset("synth_ft", {**spec, "configs": []}, None, out)
 
 
 def test_hub_without_id_is_refused(tmp_path):

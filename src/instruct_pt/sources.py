@@ -270,26 +270,49 @@ def _convert(
 
 
 def _hub_rows(name: str, spec: dict) -> Iterable[dict]:
-    import datasets  # heavy import, only where a hub source is used
-
     if not spec.get("id"):
         raise DataError(f"datasets.{name}.id: a hub source needs the data set id")
+    configs = spec.get("configs")
+    if configs is not None:
+        if spec.get("config") is not None:
+            raise DataError(f"datasets.{name}: give either config or configs, not both")
+        if not configs or not all(isinstance(c, str) and c for c in configs):
+            raise DataError(f"datasets.{name}.configs: must be a non-empty list of config names")
+        return _configs_rows(name, spec, configs)
+    return _load_hub(name, spec, spec.get("config"))
+
+
+def _load_hub(name: str, spec: dict, config: str | None) -> Iterable[dict]:
+    import datasets  # heavy import, only where a hub source is used
+
     log.info(
         "loading hub data set %s (config %s, split %s)",
         spec["id"],
-        spec.get("config"),
+        config,
         spec.get("split", "train"),
     )
     try:
         return datasets.load_dataset(
             spec["id"],
-            spec.get("config"),
+            config,
             split=spec.get("split", "train"),
             streaming=spec.get("streaming", True),
             revision=spec.get("revision"),
         )
     except (OSError, ValueError, ConnectionError) as e:
-        raise DataError(f"datasets.{name}: could not load hub data set {spec['id']!r}: {e}") from e
+        where = spec["id"] if config is None else f"{spec['id']} (config {config})"
+        raise DataError(f"datasets.{name}: could not load hub data set {where!r}: {e}") from e
+
+
+def _configs_rows(name: str, spec: dict, configs: list[str]) -> Iterator[dict]:
+    """Rows of several configs in turn; a row without a "dataset" field gets its config's name
+    (the synthesizer collection has one config per source dataset, and few-shot sequences are
+    built from examples of the same dataset)."""
+    for config in configs:
+        for row in _load_hub(name, spec, config):
+            if isinstance(row, dict) and not row.get("dataset"):
+                row = {**row, "dataset": config}
+            yield row
 
 
 _LOCAL_FORMATS = {".json": "json", ".parquet": "parquet", ".csv": "csv"}
