@@ -24,6 +24,7 @@ rule data_quality:
     params:
         n_samples=config["analysis"]["quality"]["n_samples"],
         judge=config["analysis"]["quality"].get("judge"),
+        checkpoint_dir="results/{run}/checkpoints/quality/{corpus}",
         seed=config["seed"],
     script:
         "../workflow/scripts/data_quality.py"

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from instruct_pt import quality
 from instruct_pt.common import DataError, read_json, read_jsonl, write_jsonl
+from instruct_pt.judge import JudgeError
 from instruct_pt.quality import CATEGORIES, categorize, final_answer, judge_pair
 
 ADA = [
@@ -182,7 +183,7 @@ def test_data_quality_sampling_is_seeded(tmp_path):
     assert picked == {1, 3}  # both texts with pairs get drawn by some seed
 
 
-def test_paper_scale_needs_an_llm_judge(tmp_path):
+def test_paper_scale_needs_an_llm_judge(tmp_path, monkeypatch):
     write_jsonl(tmp_path / "raw.jsonl", [{"id": "a", "text": "web text", "meta": {}}])
     write_jsonl(
         tmp_path / "s.jsonl",
@@ -208,8 +209,10 @@ def test_paper_scale_needs_an_llm_judge(tmp_path):
     )
     with pytest.raises(DataError, match="judge"):
         quality.data_quality(*args)
-    with pytest.raises(NotImplementedError, match="LLM-judge path"):
-        quality.data_quality(*args, judge={"model": "gpt-4"})
+    # with a judge configured the LLM path runs (tests/test_judge.py); here it stops at the key
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(JudgeError, match="environment variable OPENAI_API_KEY"):
+        quality.data_quality(*args, judge={"model": "gpt-4"}, checkpoint_dir=str(tmp_path / "c"))
 
 
 def test_data_quality_bad_inputs(tmp_path):

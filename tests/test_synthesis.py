@@ -56,11 +56,26 @@ def test_split_corpus_is_deterministic_and_complete(tmp_path):
     assert read_jsonl(tmp_path / "o.jsonl") != read_jsonl(tmp_path / "r0_rest.jsonl")
 
 
+def test_split_corpus_picks_exactly_k_for_any_size(tmp_path):
+    """Selection sampling picks exactly round(fraction * n), in corpus order, for edge sizes."""
+    for n, fraction in [(0, 0.5), (1, 1.0), (1, 0.0), (10, 0.2), (101, 0.37)]:
+        raw = _raw(tmp_path, n)
+        shards = [str(tmp_path / f"s{i}.jsonl") for i in range(4)]
+        stats = split_corpus(str(raw), fraction, 4, 3, shards, str(tmp_path / "rest.jsonl"))
+        assert stats["converted"] == round(fraction * n) and stats["rest"] == n - stats["converted"]
+        chosen = [int(r["id"][1:]) for p in shards for r in read_jsonl(p)]
+        assert len(chosen) == len(set(chosen)) == stats["converted"]
+        for p in shards:  # each shard keeps corpus order
+            ids = [int(r["id"][1:]) for r in read_jsonl(p)]
+            assert ids == sorted(ids)
+
+
 def test_split_corpus_rejects_bad_input(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"id": "a", "text": "x"}\n{"id": "a", "text": "y"}\n')
-    with pytest.raises(DataError, match="bad.jsonl:2: duplicate id"):
+    with pytest.raises(DataError, match="bad.jsonl:2: duplicate id 'a' \\(first at record 1\\)"):
         split_corpus(str(path), 1.0, 1, 0, [str(tmp_path / "s.jsonl")], str(tmp_path / "r.jsonl"))
+    assert not (tmp_path / "s.jsonl").exists()  # nothing half-written
 
 
 class FakeEngine:

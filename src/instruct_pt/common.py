@@ -31,7 +31,8 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def _atomic_writer(path: str | os.PathLike):
+def atomic_writer(path: str | os.PathLike):
+    """(path, open text file, temp path): write, close, then ``os.replace(temp, path)``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -40,7 +41,7 @@ def _atomic_writer(path: str | os.PathLike):
 
 def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> int:
     """Write records atomically (temp file + rename); returns the number written."""
-    path, f, tmp = _atomic_writer(path)
+    path, f, tmp = atomic_writer(path)
     n = 0
     try:
         with f:
@@ -81,7 +82,7 @@ def read_jsonl(path: str | os.PathLike, required: Iterable[str] = ()) -> list[di
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    path, f, tmp = _atomic_writer(path)
+    path, f, tmp = atomic_writer(path)
     try:
         with f:
             json.dump(obj, f, ensure_ascii=False, indent=2, sort_keys=False)
@@ -102,7 +103,7 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
-    path, f, tmp = _atomic_writer(path)
+    path, f, tmp = atomic_writer(path)
     with f:
         f.write(text)
     os.replace(tmp, path)

@@ -21,7 +21,14 @@ knows its own ground truth (``meta.facts`` of each raw text), so here the judge 
   multiple choice, yes/no, fact lookup). ``n_categories`` counts categories with at least one pair,
   "other" excluded; ``categories`` gives every category's share of pairs (fixed order).
 
-Paper-scale raw texts have no facts: that path needs an LLM judge, which is not implemented yet.
+Paper scale (``analysis.quality.judge`` set, as in config.yaml): raw texts have no facts, so an
+LLM judge (``instruct_pt.judge``: any OpenAI-compatible chat-completions endpoint, GPT-4 in the
+paper) grades each sampled text's pairs for relevance and accuracy (yes/no) and puts each pair in
+one of ``judge.JUDGE_CATEGORIES``. The output has the same fields, over the judged pairs (pairs
+the judge never answered properly are dropped and counted in ``stats.dropped_pairs``), with
+``"method": "llm-judge:<model>"`` and the judge's settings under ``"judge"``; judgments are
+cached under ``checkpoint_dir`` so a rerun asks only what is missing. The miniature presets set
+``judge: null`` and keep the exact ground truth above.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from collections.abc import Iterable, Iterator
 from tqdm import tqdm
 
 from instruct_pt.common import DataError, iter_jsonl, write_json
+from instruct_pt.judge import JUDGE_CATEGORIES, PROMPT_SHA256, judge_sample, judge_settings
 
 log = logging.getLogger(__name__)
 
@@ -403,6 +411,7 @@ def data_quality(
     n_samples: int,
     seed: int,
     judge: dict | None = None,
+    checkpoint_dir: str | None = None,
 ) -> dict:
     """Context relevance, response accuracy and task categories of ``n_samples`` sampled texts.
 
@@ -410,6 +419,10 @@ def data_quality(
     the raw data set whose ``meta.facts`` hold the ground truth. Writes and returns
     ``{"corpus", "n_texts", "n_pairs", "context_relevance", "response_accuracy", "n_categories",
     "categories", "method", "n_fact_pairs", "stats"}`` (rates in %, shares as fractions).
+
+    ``judge`` (``analysis.quality.judge``): when given, an LLM judge grades the sample instead
+    (see ``instruct_pt.judge``; output + ``"judge"``), storing its judgments under
+    ``checkpoint_dir`` (required then).
     """
     dropped: Counter = Counter()
     sample = _sample_synth(list(synth_paths), n_samples, seed, dropped)
@@ -419,15 +432,27 @@ def data_quality(
         raise DataError(
             f"{raw_path}: id {missing[0]!r} (and {len(missing) - 1} more) of the synthesized texts not found"
         )
+    if judge is not None:
+        if not checkpoint_dir:
+            raise ValueError("data_quality: the LLM judge needs a checkpoint_dir for its judgments")
+        result = _llm_judge_quality(
+            sample, corpus, n_samples, seed, judge_settings(judge, seed), checkpoint_dir, dropped
+        )
+        write_json(out_json, result)
+        log.info(
+            "%s (%s): relevance %s, accuracy %s, %d categories, dropped pairs %s",
+            corpus,
+            result["method"],
+            result["context_relevance"],
+            result["response_accuracy"],
+            result["n_categories"],
+            result["stats"]["dropped_pairs"],
+        )
+        return result
     if sample and not any("facts" in metas[r["id"]] for r in sample):
-        if judge is None:
-            raise DataError(
-                f"{raw_path}: raw texts carry no ground-truth facts (meta.facts); paper-scale corpora "
-                "need an LLM judge (the paper used GPT-4 on 500 texts): pass a judge config"
-            )
-        raise NotImplementedError(
-            "data_quality: the LLM-judge path (paper scale, raw texts without meta.facts) is not "
-            "implemented yet; a later issue builds it"
+        raise DataError(
+            f"{raw_path}: raw texts carry no ground-truth facts (meta.facts); paper-scale corpora "
+            "need an LLM judge (the paper used GPT-4 on 500 texts): set analysis.quality.judge"
         )
 
     counts: Counter = Counter()
@@ -493,6 +518,72 @@ def data_quality(
         result["n_categories"],
     )
     return result
+
+
+def _llm_judge_quality(
+    sample: list[dict],
+    corpus: str,
+    n_samples: int,
+    seed: int,
+    settings: dict,
+    checkpoint_dir: str,
+    dropped: Counter,
+) -> dict:
+    """Table 6 / Fig. 6 from an LLM judge's verdicts on the sampled texts (judged pairs only)."""
+    results = judge_sample(sample, settings, checkpoint_dir, desc=f"judge {corpus}")
+    counts: Counter = Counter()
+    categories: Counter = Counter()
+    dropped_pairs: Counter = Counter()
+    n_texts = asks = 0
+    for res in results:
+        asks += int(res["asks"])
+        dropped_pairs.update(res["dropped"].values())
+        judged = [j for j in res["judgments"] if j is not None]
+        if not judged:
+            dropped["all_pairs_dropped"] += 1
+            continue
+        n_texts += 1
+        for j in judged:
+            counts["pairs"] += 1
+            counts["relevant"] += bool(j["relevant"])
+            counts["accurate"] += bool(j["accurate"])
+            categories[j["category"]] += 1
+    n_pairs = counts["pairs"]
+
+    def rate(key: str) -> float | None:
+        return round(100 * counts[key] / n_pairs, 4) if n_pairs else None
+
+    return {
+        "corpus": corpus,
+        "n_texts": n_texts,
+        "n_pairs": n_pairs,
+        "context_relevance": rate("relevant"),
+        "response_accuracy": rate("accurate"),
+        "n_categories": sum(1 for c in JUDGE_CATEGORIES if c != "other" and categories[c]),
+        "categories": {
+            c: round(categories[c] / n_pairs, 6) if n_pairs else 0.0 for c in JUDGE_CATEGORIES
+        },
+        "method": f"llm-judge:{settings['model']}",
+        "n_fact_pairs": n_pairs,  # every judged pair has an accuracy verdict
+        "judge": {
+            "model": settings["model"],
+            "base_url": settings["base_url"],
+            "temperature": settings["temperature"],
+            "max_tokens": settings["max_tokens"],
+            "seed": settings["seed"],
+            "prompt_sha256": PROMPT_SHA256,
+        },
+        "stats": {
+            "seed": seed,
+            "n_samples": n_samples,
+            "sampled_texts": len(sample),
+            "sampled_pairs": sum(len(r["pairs"]) for r in sample),
+            "dropped_texts": dict(sorted((k, v) for k, v in dropped.items() if v)),
+            "dropped_pairs": dict(sorted(dropped_pairs.items())),
+            "judge_asks": asks,
+            "reply_retries": asks - len(results),
+        },
+    }
 
 
 # ----------------------------------------------------------------------------- contamination

@@ -18,6 +18,7 @@ import gc
 import json
 import logging
 import math
+import os
 import random
 import shutil
 import time
@@ -29,10 +30,12 @@ from tqdm import tqdm
 
 from .common import (
     DataError,
+    atomic_writer,
     dir_identity,
     iter_jsonl,
     read_json,
     sha256_file,
+    stable_hash,
     write_json,
     write_jsonl,
 )
@@ -57,7 +60,16 @@ def split_corpus(
     The paper converts 1/5 of the general corpus and all of a domain corpus. The chosen records
     keep their corpus order and are dealt round-robin, so shards differ in size by at most one;
     each gains ``"index"`` (its position in the shard). The others go, unchanged, to ``rest_path``.
+
+    Two streaming passes, so memory does not grow with the corpus (the paper's general corpus
+    has ~200M texts): the first validates and counts the records and checks that ids are unique
+    (8 bytes per record); the second picks exactly ``round(fraction * n)`` records by selection
+    sampling (Knuth's algorithm S, seeded) while writing every output at once.
     """
+    import array
+
+    import numpy as np
+
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"fraction must be in [0, 1], got {fraction}")
     if n_shards < 1 or len(shard_paths) != n_shards:
@@ -65,44 +77,69 @@ def split_corpus(
             f"need n_shards >= 1 shard paths, got n_shards={n_shards}, {len(shard_paths)} paths"
         )
 
-    records = []
-    seen_ids: dict[str, int] = {}
+    hashes = array.array("Q")
     for lineno, rec in enumerate(iter_jsonl(raw_path, required=("id", "text")), 1):
         if not isinstance(rec["text"], str):
             raise DataError(f"{raw_path}:{lineno}: 'text' must be a string")
-        if rec["id"] in seen_ids:
-            raise DataError(
-                f"{raw_path}:{lineno}: duplicate id {rec['id']!r} (first at record {seen_ids[rec['id']]})"
-            )
-        seen_ids[rec["id"]] = lineno
-        records.append(rec)
+        hashes.append(stable_hash(rec["id"]))
+    n = len(hashes)
+    if n:
+        ordered = np.sort(np.frombuffer(hashes, dtype=np.uint64))
+        clash = np.flatnonzero(ordered[1:] == ordered[:-1])
+        if clash.size:
+            _raise_duplicate_id(raw_path, int(ordered[clash[0]]))
+    del hashes
 
-    n = len(records)
     k = round(fraction * n)
-    chosen = set(random.Random(seed).sample(range(n), k))
-    shards: list[list[dict]] = [[] for _ in range(n_shards)]
-    rest = []
-    n_chosen = 0
-    for i, rec in enumerate(records):
-        if i in chosen:
-            shard = shards[n_chosen % n_shards]
-            shard.append({**rec, "index": len(shard)})
-            n_chosen += 1
-        else:
-            rest.append(rec)
-    for path, shard in zip(shard_paths, shards, strict=True):
-        write_jsonl(path, shard)
-    write_jsonl(rest_path, rest)
+    rng = random.Random(seed)
+    outputs = [atomic_writer(p) for p in [*shard_paths, rest_path]]
+    sizes = [0] * n_shards
+    n_chosen = n_rest = 0
+    try:
+        for i, rec in enumerate(iter_jsonl(raw_path)):
+            if rng.random() * (n - i) < k - n_chosen:  # algorithm S: exactly k of n
+                shard = n_chosen % n_shards
+                rec = {**rec, "index": sizes[shard]}
+                sizes[shard] += 1
+                n_chosen += 1
+                f = outputs[shard][1]
+            else:
+                n_rest += 1
+                f = outputs[-1][1]
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        for path, f, tmp in outputs:
+            f.close()
+            os.replace(tmp, path)
+    except BaseException:
+        for _, f, tmp in outputs:
+            f.close()
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        raise
     stats = {
         "raw": n,
-        "converted": k,
-        "rest": len(rest),
+        "converted": n_chosen,
+        "rest": n_rest,
         "fraction": fraction,
         "seed": seed,
-        "shard_sizes": [len(s) for s in shards],
+        "shard_sizes": sizes,
     }
-    log.info("split %s: %d of %d texts over %d shards", raw_path, k, n, n_shards)
+    log.info("split %s: %d of %d texts over %d shards", raw_path, n_chosen, n, n_shards)
     return stats
+
+
+def _raise_duplicate_id(raw_path: str, clashing_hash: int) -> None:
+    """Find the two records behind a repeated id hash (only on error) and name them."""
+    first: dict[str, int] = {}
+    for lineno, rec in enumerate(iter_jsonl(raw_path), 1):
+        if stable_hash(rec["id"]) != clashing_hash:
+            continue
+        if rec["id"] in first:
+            raise DataError(
+                f"{raw_path}:{lineno}: duplicate id {rec['id']!r} (first at record {first[rec['id']]})"
+            )
+        first[rec["id"]] = lineno
+    raise DataError(f"{raw_path}: two ids share a 64-bit hash ({sorted(first)}); rename one")
 
 
 # ----------------------------------------------------------------------------- engines

@@ -12,4 +12,5 @@ data_quality(
     n_samples=snakemake.params.n_samples,
     seed=snakemake.params.seed,
     judge=snakemake.params.judge,
+    checkpoint_dir=snakemake.params.checkpoint_dir,
 )
