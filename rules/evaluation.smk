@@ -25,7 +25,7 @@ rule evaluate:
         setting=lambda wc: config["evaluation"]["settings"][wc.setting],
         batch_size=config["evaluation"]["batch_size"],
         dtype=config["evaluation"]["dtype"],
-        add_bos_token=config["evaluation"]["add_bos_token"],
+        add_bos_token=lambda wc: eval_add_bos(wc.model),
         seed=config["seed"],
     script:
         "../workflow/scripts/evaluate.py"

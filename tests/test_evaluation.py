@@ -113,6 +113,10 @@ def test_build_world_suite(tmp_path, fake_world):
     data = Path(cfg["dataset_kwargs"]["data_files"]["test"])
     assert data.is_absolute() and data == (tmp_path / "s" / "relation.jsonl").resolve()
     assert cfg["process_results"] == "instruct_pt.evaluation.lm_mc_micro_f1"
+    assert cfg["class"] == "instruct_pt.lm_tasks.DomainTask"  # mean-NLL choice scoring
+    colour = E._load_yaml_plain((tmp_path / "s" / "ipt_general_colour.yaml").read_text())
+    assert "class" not in colour and "process_results" not in colour  # lm-eval's acc/acc_norm
+    assert "max_length" not in meta
     gen = E._load_yaml_plain((tmp_path / "s" / "ipt_general_sums.yaml").read_text())
     assert gen["generation_kwargs"] == {"until": ["\n"], "max_gen_toks": 6, "do_sample": False}
 
@@ -205,6 +209,8 @@ def test_build_lm_eval_suite_writes_only_suite_json(tmp_path):
 def test_build_adaptllm_suite(tmp_path):
     from lm_eval.tasks._yaml_loader import load_yaml
 
+    from instruct_pt import lm_tasks as LT
+
     meta = E.build_suite("finance", {"source": "adaptllm"}, str(tmp_path), None)
     assert sorted(meta["tasks"]) == ["convfinqa", "fiqa_sa", "fpb", "headline", "ner"]
     assert meta["tasks"]["headline"]["metric"] == "mean_weighted_f1"
@@ -218,6 +224,11 @@ def test_build_adaptllm_suite(tmp_path):
     assert cfg["doc_to_target"] is E.lm_answer
     ner = load_yaml(tmp_path / "ipt_finance_ner.yaml", resolve_func=True)
     assert ner["metric_list"][0]["aggregation"] is E.lm_agg_entity_f1_doc
+    headline = load_yaml(tmp_path / "ipt_finance_headline.yaml", resolve_func=True)
+    assert headline["class"] is ner["class"] is LT.DomainTask
+    assert headline["metadata"]["required_fields"] == ["input", "options", "gold_index", "class_id"]
+    assert ner["metadata"]["required_fields"] == ["input", "label"]
+    assert meta["max_length"] == 2048  # generation prompts: the last 2048 - 100 tokens
     with pytest.raises(DataError, match="unknown AdaptLLM"):
         E.build_suite("biomedicine", {"source": "adaptllm", "tasks": ["fpb"]}, str(tmp_path), None)
 
@@ -230,10 +241,11 @@ def test_unknown_source(tmp_path):
 # ---------------------------------------------------------------------------- hooks
 
 
-def test_choice_hooks_use_length_normalised_prediction():
+def test_choice_hooks_predict_by_mean_token_nll():
     doc = {"choices": ["a", "bbbb"], "gold": 1, "subtask": 3}
-    # summed ll favours "a" (-2 > -4); per character "bbbb" wins (-1 > -2)
-    results = [(-2.0, False), (-4.0, False)]
+    # (loglikelihood, is_greedy, n_tokens): summed ll favours "a" (-2 > -4); mean NLL per token
+    # "bbbb" (4 / 4 = 1 < 2 / 1)
+    results = [(-2.0, False, 1), (-4.0, False, 4)]
     assert E.lm_mc_micro_f1(doc, results) == {"micro_f1": (1, 1)}
     assert E.lm_mc_mean_weighted_f1(doc, results) == {"mean_weighted_f1": ("3", 1, 1)}
     assert E.lm_mc_accuracy(doc, results) == {"accuracy": 1.0}
@@ -244,6 +256,8 @@ def test_choice_hooks_use_length_normalised_prediction():
     assert E.lm_mc_mean_weighted_f1(world, results) == {"mean_weighted_f1": ("up", 0, 1)}
     with pytest.raises(DataError, match="sub-question"):
         E.lm_mc_mean_weighted_f1({"id": "x1", "choices": ["a", "bbbb"], "gold": 0}, results)
+    with pytest.raises(DataError, match="n_tokens"):  # lm-eval's bare pairs: no token counts
+        E.lm_mc_accuracy(doc, [(-2.0, False), (-4.0, False)])
 
 
 def test_generation_hooks_and_aggregations():

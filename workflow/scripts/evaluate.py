@@ -17,6 +17,7 @@ evaluate(
     batch_size=snakemake.params.batch_size,
     num_fewshot=setting.get("num_fewshot"),
     tasks=setting.get("tasks"),
+    limit=setting.get("limit"),
     add_bos_token=snakemake.params.add_bos_token,
     seed=snakemake.params.seed,
     dtype=snakemake.params.dtype,
