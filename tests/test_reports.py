@@ -207,6 +207,23 @@ def test_table3_tasks_and_domain_averages(tmp_path):
     )
 
 
+def test_table3_miniature_columns_follow_the_papers_task_order(tmp_path):
+    """World tasks keep their own names but sit where the paper task they stand for sits."""
+    ev = tmp_path / "eval"
+    for task, paper in (("usmle_like", "USMLE"), ("chemprot_like", "ChemProt")):
+        put(ev, "ib", "biomedicine", task, paper, 50.0, 1.0, 40)
+    put(ev, "ib", "biomedicine", "pubmedqa_like", "PubMedQA", 50.0, 1.0, 40)
+    out = outputs(tmp_path, "t3m")
+    rows = [{"label": "Instruct PT-8B", "models": {"biomedicine": "ib"}}]
+    records = reports.table3(ev, rows, **out, run="r", scale="miniature")
+    assert [r["column"] for r in records] == [
+        "pubmedqa_like",
+        "chemprot_like",
+        "usmle_like",
+        "Biomed avg",
+    ]
+
+
 def test_table4_miniature_averages_only(tmp_path):
     ev, rows = domain_fixture(tmp_path)
     rows = [{**rows[0], "label": "Instruct PT"}, {**rows[1], "label": "Rule-based"}]

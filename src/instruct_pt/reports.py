@@ -115,10 +115,26 @@ def _column_name(res: dict, scale: str) -> str:
     return name if scale == "paper" and name else str(res["task"])
 
 
-def _ordered(columns: Iterable[str], paper_columns: Sequence[str]) -> list[str]:
-    """Paper's column order first, the rest alphabetical."""
+def _ordered(
+    columns: Iterable[str], paper_columns: Sequence[str], aliases: dict[str, str] | None = None
+) -> list[str]:
+    """Paper's column order first, the rest alphabetical. ``aliases`` maps a column to the paper
+    column it stands for (a miniature task named after its paper task: pubmedqa_like -> PubMedQA)."""
     rank = {c: i for i, c in enumerate(paper_columns)}
-    return sorted(set(columns), key=lambda c: (rank.get(c, len(rank)), c))
+    aliases = aliases or {}
+    return sorted(set(columns), key=lambda c: (rank.get(aliases.get(c, c), len(rank)), c))
+
+
+def _paper_names(eval_dir, models: Iterable[str], setting: str, scale: str) -> dict[str, str]:
+    """Column -> the paper task it stands for, from the result files' ``paper_name``."""
+    names = {}
+    for model in models:
+        for path in sorted(_suite_dir(eval_dir, model, setting).glob("*.json")):
+            if not path.name.startswith(("_", ".")):
+                res = read_json(path)
+                if _paper_name(res):
+                    names[_column_name(res, scale)] = _paper_name(res)
+    return names
 
 
 def _mean_cell(cells: list[dict]) -> dict:
@@ -439,7 +455,9 @@ def _domain_table(
         avg_col = DOMAIN_AVG.get(d, f"{d} avg")
         if with_tasks:
             task_cols = {c for _, cells in per_row for c in cells[d] if c != avg_col}
-            order += _ordered(task_cols, paper_table("table3").columns)
+            models = [r["models"][d] for r in rows if d in r["models"]]
+            aliases = _paper_names(eval_dir, models, settings.get(d, d), scale)
+            order += _ordered(task_cols, paper_table("table3").columns, aliases)
         order.append(avg_col)
     records = []
     for r, cells in per_row:
