@@ -19,6 +19,9 @@ import copy
 import json
 import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -184,11 +187,6 @@ def test_nine_tasks_evaluate_offline(tmp_path, suite_dir, manifest, tiny_2k):
 def test_general_suite_rule_runs_on_the_mirrors(tmp_path):
     """The workflow's own rules (eval_tasks, evaluate) with the general suite pointed at the
     mirrors (presets/real-benchmarks.yaml): a miniature model trained here, nine JSON files."""
-    import subprocess
-    import sys
-
-    import shutil
-
     run = "pytest-real-benchmarks"  # a fresh run every time
     for folder in ("results", "logs", "benchmarks"):
         shutil.rmtree(ROOT / folder / run, ignore_errors=True)
