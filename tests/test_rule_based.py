@@ -2,17 +2,33 @@
 
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from instruct_pt.common import read_jsonl, write_jsonl
 from instruct_pt.protocol import MARKERS, parse_pairs
-from instruct_pt.rule_based import mine_pairs, rule_based_shard
+from instruct_pt.rule_based import _definitions, mine_pairs, rule_based_shard
 
 TEXT = (
     "Aspirin is a medication used to reduce pain and fever. It was first synthesized in 1897 by Felix Hoffmann. "
     "Many patients take aspirin daily because it lowers the risk of heart attack. However, long-term use can cause stomach bleeding."
 )
+
+
+@pytest.mark.parametrize(
+    "sentence, question",
+    [
+        ("The drug is an agonist of JRV8.", "What is the drug?"),
+        ("The Eiffel Tower is a wrought-iron tower in Paris.", "What is the Eiffel Tower?"),
+        ("Zolavir is an experimental drug.", "What is Zolavir?"),
+        ("It is a common cause of fever.", None),  # a pronoun names nothing
+        ("This was the first trial of its kind.", None),
+    ],
+)
+def test_definition_questions_read_naturally(sentence, question):
+    pairs = _definitions([sentence])
+    assert [p["question"] for p in pairs] == ([question] if question else [])
 
 
 def test_rules_fire_on_their_patterns():

@@ -35,8 +35,11 @@ MAX_PAIRS = 6
 _SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|$)")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]{3,}")
 _DEFINITION = re.compile(
-    r"^(?:The |A |An )?([A-Z][\w'-]*(?: [\w'-]+){0,4}?) (is|was|are|were) ((?:a|an|the) .+)$"
+    r"^((?:The |A |An )?[A-Z][\w'-]*(?: [\w'-]+){0,4}?) (is|was|are|were) ((?:a|an|the) .+)$"
 )
+# A subject that names nothing on its own: the question would have no referent.
+_PRONOUNS = {"it", "this", "that", "these", "those", "they", "he", "she", "we", "i", "you"}
+_DETERMINERS = {"The", "A", "An", "This", "That", "These", "Those"}
 _NUMBER = re.compile(r"(?<![\w.])(\d+(?:[.,]\d+)?)(?![\w])")
 _STOPWORDS = frozenset(
     "this that with from have were been their there which would about these those into than then they them "
@@ -103,9 +106,11 @@ def _definitions(sents: list[str]) -> list[dict]:
     out = []
     for s in sents:
         m = _DEFINITION.match(_clause(s))
-        if m and len(m.group(3).split()) >= 2:
-            subject, verb = m.group(1), m.group(2)
-            out.append({"question": f"What {verb} {subject}?", "answer": _clause(s) + "."})
+        if m and len(m.group(3).split()) >= 2 and m.group(1).lower() not in _PRONOUNS:
+            first, _, rest = m.group(1).partition(" ")
+            # "The drug is ..." -> "What is the drug?"; a name keeps its capital
+            subject = f"{first.lower()} {rest}" if first in _DETERMINERS and rest else m.group(1)
+            out.append({"question": f"What {m.group(2)} {subject}?", "answer": _clause(s) + "."})
     return out
 
 
