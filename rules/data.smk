@@ -4,7 +4,8 @@
 
 rule prepare_dataset:
     output:
-        "results/{run}/data/{dataset}.jsonl",
+        data="results/{run}/data/{dataset}.jsonl",
+        stats="results/{run}/data/{dataset}.jsonl.stats.json",
     log:
         "logs/{run}/data/{dataset}.log",
     benchmark:

@@ -8,5 +8,5 @@ prepare_dataset(
     snakemake.wildcards.dataset,
     snakemake.params.spec,
     snakemake.params.world,
-    snakemake.output[0],
+    snakemake.output.data,  # stats go to snakemake.output.stats (the same path + .stats.json)
 )
