@@ -8,26 +8,45 @@ from instruct_pt import base_models
 from instruct_pt.common import DataError
 
 
-def test_hub_model_is_downloaded_into_the_rule_output(tmp_path, monkeypatch):
-    calls = {}
+@pytest.fixture
+def fake_cache(tmp_path, monkeypatch):
+    """snapshot_download into a fake cache: the snapshot's files link to blobs, as the hub's do."""
+    calls = []
 
-    def fake_snapshot(repo_id, revision, local_dir, allow_patterns):
-        calls.update(repo_id=repo_id, revision=revision, local_dir=local_dir)
-        (tmp_path / "out" / "config.json").write_text("{}")
+    def fake_snapshot(repo_id, revision, allow_patterns):
+        calls.append({"repo_id": repo_id, "revision": revision})
+        blobs, snap = tmp_path / "cache" / "blobs", tmp_path / "cache" / "snapshots" / "abc"
+        for name, text in (("config.json", "{}"), ("model.safetensors", "weights")):
+            (blobs / name).parent.mkdir(parents=True, exist_ok=True)
+            (blobs / name).write_text(text)
+            snap.mkdir(parents=True, exist_ok=True)
+            if not (snap / name).is_symlink():
+                (snap / name).symlink_to(blobs / name)
+        return str(snap)
 
     import huggingface_hub
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot)
-    (tmp_path / "out").mkdir()
+    return calls
+
+
+@pytest.mark.parametrize("copy", [False, True])
+def test_hub_model_is_linked_from_the_cache_or_copied(tmp_path, fake_cache, copy):
     spec = {"source": "hub", "id": "meta-llama/Meta-Llama-3-8B", "revision": "abc"}
-    summary = base_models.prepare_base_model(spec, str(tmp_path / "out"))
-    assert calls == {
-        "repo_id": "meta-llama/Meta-Llama-3-8B",
-        "revision": "abc",
-        "local_dir": str(tmp_path / "out"),
-    }
-    record = json.loads((tmp_path / "out" / "base_model.json").read_text())
-    assert record["spec"] == spec and summary["id"] == spec["id"]
+    if copy:
+        spec["copy"] = True
+    out = tmp_path / "out"
+    summary = base_models.prepare_base_model(spec, str(out))
+    assert fake_cache == [{"repo_id": "meta-llama/Meta-Llama-3-8B", "revision": "abc"}]
+    weights = out / "model.safetensors"
+    assert weights.read_text() == "weights" and (out / "config.json").read_text() == "{}"
+    assert weights.is_symlink() is not copy
+    if not copy:  # the link points at the blob itself, not at the snapshot's own link
+        assert weights.resolve() == tmp_path / "cache" / "blobs" / "model.safetensors"
+    record = json.loads((out / "base_model.json").read_text())
+    assert record["spec"] == spec and summary["files"] == 2 and summary["linked"] is not copy
+    base_models.prepare_base_model(spec, str(out))  # a rerun over existing links is fine
+    assert weights.read_text() == "weights"
 
 
 def test_local_model_is_copied_and_a_missing_one_named(tmp_path):

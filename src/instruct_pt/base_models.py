@@ -1,8 +1,10 @@
 """External models the paper starts from or compares with (Mistral-7B, Llama3-8B/70B, Pythia,
 BLOOM, the released synthesizer).
 
-Paper scale: the hub weights are downloaded once into the run's model folder (run the rule where
-the network is: compute nodes of many clusters have none). Miniature scale: a small stand-in is
+Paper scale: the hub weights are downloaded once into the Hugging Face cache (``HF_HOME``; run
+the rule where the network is: compute nodes of many clusters have none), and the run's model
+folder holds links to the cached files, so a 70B model is stored once, not once per run
+(``copy: true`` on a base model copies instead, e.g. when the cache is not on a shared disk). Miniature scale: a small stand-in is
 pre-trained on the world's general corpus by the same training loop as every other model, so
 the rest of the DAG cannot tell the two apart.
 """
@@ -16,6 +18,26 @@ from pathlib import Path
 from .common import DataError, write_json
 
 log = logging.getLogger(__name__)
+
+
+def _materialize(snapshot: Path, out: Path, copy: bool) -> int:
+    """Link (or copy) every file of a cached snapshot into ``out``; returns the file count."""
+    if not snapshot.is_dir():
+        raise DataError(f"hub snapshot {snapshot} is not a folder")
+    n = 0
+    for src in sorted(p for p in snapshot.rglob("*") if p.is_file()):
+        dest = out / src.relative_to(snapshot)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.is_symlink() or dest.exists():
+            dest.unlink()
+        if copy:
+            shutil.copy2(src, dest)
+        else:
+            dest.symlink_to(src.resolve())
+        n += 1
+    if not n:
+        raise DataError(f"hub snapshot {snapshot} holds no model files")
+    return n
 
 
 def prepare_base_model(
@@ -32,14 +54,21 @@ def prepare_base_model(
     if source == "hub":
         from huggingface_hub import snapshot_download
 
-        log.info("downloading %s (revision %s) to %s", spec["id"], spec.get("revision"), out_dir)
-        snapshot_download(
+        log.info("downloading %s (revision %s)", spec["id"], spec.get("revision"))
+        snapshot = snapshot_download(
             repo_id=spec["id"],
             revision=spec.get("revision"),
-            local_dir=out_dir,
             allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.tiktoken"],
         )
-        summary = {"source": "hub", "id": spec["id"], "revision": spec.get("revision")}
+        files = _materialize(Path(snapshot), Path(out_dir), copy=bool(spec.get("copy")))
+        summary = {
+            "source": "hub",
+            "id": spec["id"],
+            "revision": spec.get("revision"),
+            "snapshot": str(snapshot),
+            "files": files,
+            "linked": not spec.get("copy"),
+        }
     elif source == "local":
         src = Path(spec["path"])
         if not src.is_dir():
