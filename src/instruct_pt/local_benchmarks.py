@@ -30,7 +30,6 @@ the same log-likelihoods, the listed metrics are unchanged).
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import shutil
@@ -39,7 +38,7 @@ from typing import Any
 
 import yaml
 
-from instruct_pt.common import DataError
+from instruct_pt.common import DataError, iter_jsonl
 from instruct_pt.evaluation import _Function, _task_name, _write_task_yaml
 
 log = logging.getLogger(__name__)
@@ -242,16 +241,9 @@ def _check_files(files: dict[str, str], where: str) -> None:
     takes the first split's columns for all of them and fails on the others)."""
     keys = {}
     for split, path in files.items():
-        with open(path, encoding="utf-8") as f:
-            first = next((line for line in f if line.strip()), None)
-        if first is None:
+        rec = next(iter_jsonl(path), None)  # a bad first line: DataError naming file and line
+        if rec is None:
             raise DataError(f"{where}: {path} holds no records")
-        try:
-            rec = json.loads(first)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{where}: {path}: first record is not valid JSON ({e.msg})") from None
-        if not isinstance(rec, dict):
-            raise DataError(f"{where}: {path}: records must be JSON objects")
         keys[split] = sorted(rec)
     if len({tuple(k) for k in keys.values()}) > 1:
         raise DataError(f"{where}: the splits' records have different fields: {keys}")
