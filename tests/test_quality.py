@@ -295,3 +295,31 @@ def test_no_parsable_pair_is_reported_not_a_crash(tmp_path):
     assert (result["n_texts"], result["n_pairs"], result["n_categories"]) == (0, 0, 0)
     assert result["context_relevance"] is None and result["response_accuracy"] is None
     assert result["stats"]["dropped_texts"] == {"no_pairs": 3}
+
+
+def test_render_examples_reads_every_suite_document_through_lm_eval(tmp_path):
+    """Table 9's evaluation side: lm-eval renders each document (query, choices, answer); a
+    task whose data cannot be read is reported, not dropped silently."""
+    from instruct_pt import evaluation
+    from instruct_pt.common import read_json
+
+    world_cfg = {"seed": 7, "n_people": 40, "n_drugs": 24, "n_companies": 24,
+                 "docs_per_entity": 2, "eval_per_task": 5}  # fmt: skip
+    suite_dir = tmp_path / "biomedicine"
+    evaluation.build_suite("biomedicine", {"source": "world"}, str(suite_dir), world_cfg)
+    examples, unavailable = evaluation.render_examples(suite_dir)
+    meta = read_json(suite_dir / "suite.json")
+    assert sorted(examples) == sorted(meta["tasks"]) and unavailable == {}
+    for task, recs in examples.items():
+        assert len(recs) == 5, task
+        for rec in recs:
+            assert rec["query"].strip() and isinstance(rec["choices"], list)
+            if rec["choices"]:
+                assert rec["answer"] in rec["choices"]
+
+    # a task whose data file has gone: reported with the reason
+    victim = sorted(meta["tasks"])[0]
+    for f in suite_dir.glob(f"{victim}.jsonl"):
+        f.unlink()
+    examples, unavailable = evaluation.render_examples(suite_dir)
+    assert list(unavailable) == [victim] and victim not in examples

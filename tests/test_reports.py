@@ -425,6 +425,33 @@ def test_table9_lists_contamination_per_task(tmp_path):
         )
 
 
+def test_table9_paper_scale_uses_paper_names_and_lists_unavailable_tasks(tmp_path):
+    from instruct_pt.common import write_json
+
+    src = tmp_path / "contamination.json"
+    write_json(
+        src,
+        {
+            "n": 13,
+            "n_synth_texts": 10,
+            "n_synth_pairs": 40,
+            "tasks": {"general/mmlu": {"contaminated": 2, "total": 14042, "percent": 0.01}},
+            "unavailable": {"finance/ner": "OSError: no network"},
+            "paper_names": {"general/mmlu": "MMLU"},
+        },
+    )
+    out_csv, out_md = tmp_path / "t9.csv", tmp_path / "t9.md"
+    records = reports.table9(src, out_csv=out_csv, out_md=out_md, run="r", scale="paper")
+    cells = {(r["row"], r["column"]): r for r in records}
+    assert (
+        cells[("general/mmlu", "Contaminated")]["paper"],
+        cells[("general/mmlu", "Total")]["paper"],
+    ) == ("2", "14042")
+    ner = cells[("finance/ner", "Total")]
+    assert ner["ours"] == "" and "not available: OSError: no network" in ner["note"]
+    assert "finance/ner" in out_md.read_text()
+
+
 def test_table2_reads_what_was_trained_here(tmp_path, two_models):
     """Stand-ins and our own models report their trained parameters and tokens, not config's."""
     ev, _ = two_models

@@ -525,9 +525,7 @@ def evaluate(
     what lm-eval reads from the model config.
     """
     import lm_eval
-    from lm_eval.api.group import Group
     from lm_eval.api.registry import get_model
-    from lm_eval.tasks import TaskManager
 
     from instruct_pt.lm_tasks import scoring_model
 
@@ -543,26 +541,14 @@ def evaluate(
     lm_names = [e["lm_eval_task"] for e in entries.values()]
     if len(set(lm_names)) != len(lm_names):
         raise DataError(f"{sdir / 'suite.json'}: selected tasks share an lm-eval task: {lm_names}")
-    local = {n for n in lm_names if (sdir / f"{n}.yaml").exists()}
+    local = _local_tasks(sdir, lm_names)
 
     if add_bos_token:
         _warn_if_no_bos(model_dir)
-    # Index only what is needed: scanning lm-eval's thousands of built-in YAMLs takes seconds.
-    manager = TaskManager(
-        include_path=str(sdir) if local else None,
-        include_defaults=bool(set(lm_names) - local),
-    )
+    manager, loaded = _load_tasks(sdir, entries, local)
     objects, leaves = [], {}
     for task, entry in entries.items():
-        lm_task = entry["lm_eval_task"]
-        loaded = manager.load([lm_task])
-        groups = loaded.get("groups", {})
-        obj = groups[lm_task] if lm_task in groups else loaded["tasks"].get(lm_task)
-        if obj is None:
-            raise DataError(
-                f"{sdir / 'suite.json'}: {lm_task} is an lm-eval tag; name a task or group"
-            )
-        leaves[task] = obj.get_all_tasks() if isinstance(obj, Group) else [obj]
+        obj, leaves[task] = loaded[task]
         shots = int(entry["num_fewshot"] if num_fewshot is None else num_fewshot)
         for leaf in leaves[task]:
             leaf.set_config(key="num_fewshot", value=shots)
@@ -623,6 +609,69 @@ def evaluate(
         records.append(rec)
         log.info("%s %s: %s = %.2f (n=%d)", model_name, task, metric, rec["value"], rec["n"])
     return records
+
+
+def _local_tasks(sdir: Path, lm_names: list[str]) -> set[str]:
+    return {n for n in lm_names if (sdir / f"{n}.yaml").exists()}
+
+
+def _load_tasks(sdir: Path, entries: dict[str, dict], local: set[str]) -> tuple[Any, dict]:
+    """lm-eval task objects of a suite: (TaskManager, {task: (object, leaf tasks)})."""
+    from lm_eval.api.group import Group
+    from lm_eval.tasks import TaskManager
+
+    lm_names = [e["lm_eval_task"] for e in entries.values()]
+    # Index only what is needed: scanning lm-eval's thousands of built-in YAMLs takes seconds.
+    manager = TaskManager(
+        include_path=str(sdir) if local else None,
+        include_defaults=bool(set(lm_names) - local),
+    )
+    out = {}
+    for task, entry in entries.items():
+        lm_task = entry["lm_eval_task"]
+        loaded = manager.load([lm_task])
+        groups = loaded.get("groups", {})
+        obj = groups[lm_task] if lm_task in groups else loaded["tasks"].get(lm_task)
+        if obj is None:
+            raise DataError(
+                f"{sdir / 'suite.json'}: {lm_task} is an lm-eval tag; name a task or group"
+            )
+        out[task] = (obj, obj.get_all_tasks() if isinstance(obj, Group) else [obj])
+    return manager, out
+
+
+def render_examples(suite_dir: str | os.PathLike) -> tuple[dict[str, list[dict]], dict[str, str]]:
+    """Every evaluated document of a suite as lm-eval renders it, for contamination (Table 9).
+
+    Returns ``({task: [{"query", "choices", "answer"}]}, {task: why it could not be loaded})``:
+    a task whose data cannot be loaded here (a hub data set offline) is reported, not skipped.
+    Works for every source: world and AdaptLLM YAMLs, built-in tasks, and local mirrors.
+    """
+    sdir = Path(suite_dir).resolve()
+    meta = read_json(sdir / "suite.json")
+    entries = meta["tasks"]
+    examples: dict[str, list[dict]] = {}
+    unavailable: dict[str, str] = {}
+    local = _local_tasks(sdir, [e["lm_eval_task"] for e in entries.values()])
+    for task, entry in sorted(entries.items()):
+        try:
+            _, loaded = _load_tasks(sdir, {task: entry}, local)
+            leaves = loaded[task][1]
+            examples[task] = [_render(leaf, doc) for leaf in leaves for doc in leaf.eval_docs]
+        except (OSError, ValueError, ConnectionError, DataError) as e:
+            unavailable[task] = f"{type(e).__name__}: {e}"[:300]
+            log.warning("%s: task %s not rendered for contamination: %s", sdir, task, e)
+    return examples, unavailable
+
+
+def _render(leaf: Any, doc: dict) -> dict:
+    """query, choices and answer text of one document (lm-eval's own templates)."""
+    text, target = leaf.doc_to_text(doc), leaf.doc_to_target(doc)
+    choices = leaf.doc_to_choice(doc) if leaf.OUTPUT_TYPE == "multiple_choice" else []
+    if isinstance(text, int) and choices:  # WinoGrande: the options are the contexts
+        text, target = choices[text], target
+    answer = choices[target] if isinstance(target, int) and 0 <= target < len(choices) else target
+    return {"query": str(text), "choices": [str(c) for c in choices], "answer": str(answer)}
 
 
 def _read_metric(result: dict, metric: str, lm_task: str) -> tuple[float, float | None]:

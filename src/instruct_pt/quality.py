@@ -607,6 +607,8 @@ def contamination(
     eval_files: dict[str, str],
     out_json: str,
     n: int = 13,
+    unavailable: dict[str, str] | None = None,
+    paper_names: dict[str, str] | None = None,
 ) -> dict:
     """Evaluation examples sharing a word n-gram with any synthesized question or answer.
 
@@ -614,7 +616,8 @@ def contamination(
     them once. An n-gram never spans two segments (query / a choice / the answer; question /
     answer). Examples with no segment of n words cannot match and are counted as ``too_short``.
     Writes and returns ``{"n", "n_synth_texts", "n_synth_pairs", "tasks": {task: {"contaminated",
-    "total", "percent", "too_short"}}}``.
+    "total", "percent", "too_short"}}, "unavailable": {task: reason}, "paper_names": {task: name}}``
+    (tasks whose data could not be read here, and the paper's name of each task, passed through).
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
@@ -659,6 +662,8 @@ def contamination(
             }
             for task, total in totals.items()
         },
+        "unavailable": dict(sorted((unavailable or {}).items())),
+        "paper_names": dict(sorted((paper_names or {}).items())),
     }
     write_json(out_json, result)
     return result

@@ -655,12 +655,19 @@ def table9(
         raise FileNotFoundError(f"{path}: contamination result missing")
     data = read_json(path)
     records = []
-    for task, t in data["tasks"].items():
-        note = f"{data['n']}-gram overlap with {data['n_synth_pairs']} synthesized pairs"
-        for column, value in (("Contaminated", t["contaminated"]), ("Total", t["total"])):
-            cell = {"ours": value, "n": t["total"], "note": note}
-            # Only a task that IS the paper's (paper scale) gets the paper's row.
-            paper_row = task.split("/")[-1] if scale == "paper" else ""
+    names = data.get("paper_names", {})
+    rows = [(task, t, None) for task, t in data["tasks"].items()]
+    rows += [(task, None, why) for task, why in data.get("unavailable", {}).items()]
+    for task, t, why in rows:
+        # Only a task that IS the paper's (paper scale) gets the paper's row.
+        paper_row = names.get(task, task.split("/")[-1]) if scale == "paper" else ""
+        for column in ("Contaminated", "Total"):
+            if t is None:  # its data could not be read where the rule ran
+                cell = {"note": f"not available: {why}"}
+            else:
+                note = f"{data['n']}-gram overlap with {data['n_synth_pairs']} synthesized pairs"
+                value = t["contaminated"] if column == "Contaminated" else t["total"]
+                cell = {"ours": value, "n": t["total"], "note": note}
             records.append(_record("table9", task, column, cell, paper_row, scale, False))
     _write_csv(out_csv, records)
     _write_markdown(
