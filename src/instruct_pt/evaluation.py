@@ -541,14 +541,12 @@ def evaluate(
     lm_names = [e["lm_eval_task"] for e in entries.values()]
     if len(set(lm_names)) != len(lm_names):
         raise DataError(f"{sdir / 'suite.json'}: selected tasks share an lm-eval task: {lm_names}")
-    local = _local_tasks(sdir, lm_names)
-
     if add_bos_token:
         _warn_if_no_bos(model_dir)
-    manager, loaded = _load_tasks(sdir, entries, local)
+    manager, local = _task_manager(sdir, lm_names)
     objects, leaves = [], {}
     for task, entry in entries.items():
-        obj, leaves[task] = loaded[task]
+        obj, leaves[task] = _load_task(manager, sdir, entry["lm_eval_task"])
         shots = int(entry["num_fewshot"] if num_fewshot is None else num_fewshot)
         for leaf in leaves[task]:
             leaf.set_config(key="num_fewshot", value=shots)
@@ -611,33 +609,30 @@ def evaluate(
     return records
 
 
-def _local_tasks(sdir: Path, lm_names: list[str]) -> set[str]:
-    return {n for n in lm_names if (sdir / f"{n}.yaml").exists()}
-
-
-def _load_tasks(sdir: Path, entries: dict[str, dict], local: set[str]) -> tuple[Any, dict]:
-    """lm-eval task objects of a suite: (TaskManager, {task: (object, leaf tasks)})."""
-    from lm_eval.api.group import Group
+def _task_manager(sdir: Path, lm_names: list[str]) -> tuple[Any, set[str]]:
+    """(TaskManager, the names defined in the suite folder). It indexes only what the suite
+    needs: the folder for its own YAMLs, lm-eval's built-ins (thousands of files, seconds to
+    scan) only if some task is one."""
     from lm_eval.tasks import TaskManager
 
-    lm_names = [e["lm_eval_task"] for e in entries.values()]
-    # Index only what is needed: scanning lm-eval's thousands of built-in YAMLs takes seconds.
+    local = {n for n in lm_names if (sdir / f"{n}.yaml").exists()}
     manager = TaskManager(
         include_path=str(sdir) if local else None,
         include_defaults=bool(set(lm_names) - local),
     )
-    out = {}
-    for task, entry in entries.items():
-        lm_task = entry["lm_eval_task"]
-        loaded = manager.load([lm_task])
-        groups = loaded.get("groups", {})
-        obj = groups[lm_task] if lm_task in groups else loaded["tasks"].get(lm_task)
-        if obj is None:
-            raise DataError(
-                f"{sdir / 'suite.json'}: {lm_task} is an lm-eval tag; name a task or group"
-            )
-        out[task] = (obj, obj.get_all_tasks() if isinstance(obj, Group) else [obj])
-    return manager, out
+    return manager, local
+
+
+def _load_task(manager: Any, sdir: Path, lm_task: str) -> tuple[Any, list]:
+    """(task or group object, its leaf tasks) of one lm-eval task name."""
+    from lm_eval.api.group import Group
+
+    loaded = manager.load([lm_task])
+    groups = loaded.get("groups", {})
+    obj = groups[lm_task] if lm_task in groups else loaded["tasks"].get(lm_task)
+    if obj is None:
+        raise DataError(f"{sdir / 'suite.json'}: {lm_task} is an lm-eval tag; name a task or group")
+    return obj, obj.get_all_tasks() if isinstance(obj, Group) else [obj]
 
 
 def render_examples(suite_dir: str | os.PathLike) -> tuple[dict[str, list[dict]], dict[str, str]]:
@@ -652,11 +647,10 @@ def render_examples(suite_dir: str | os.PathLike) -> tuple[dict[str, list[dict]]
     entries = meta["tasks"]
     examples: dict[str, list[dict]] = {}
     unavailable: dict[str, str] = {}
-    local = _local_tasks(sdir, [e["lm_eval_task"] for e in entries.values()])
+    manager, _ = _task_manager(sdir, [e["lm_eval_task"] for e in entries.values()])
     for task, entry in sorted(entries.items()):
         try:
-            _, loaded = _load_tasks(sdir, {task: entry}, local)
-            leaves = loaded[task][1]
+            _, leaves = _load_task(manager, sdir, entry["lm_eval_task"])
             examples[task] = [_render(leaf, doc) for leaf in leaves for doc in leaf.eval_docs]
         except (OSError, ValueError, ConnectionError, DataError) as e:
             unavailable[task] = f"{type(e).__name__}: {e}"[:300]
