@@ -21,6 +21,7 @@ at any point and rerun continues from its last checkpoint to the same final byte
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -121,11 +122,29 @@ class TrainConfig:
         cfg = cls(**{**train, "betas": tuple(train.get("betas", (0.9, 0.95)))})
         if cfg.precision not in ("bf16", "fp32"):
             raise DataError(f"train: precision must be bf16|fp32, got {cfg.precision!r}")
-        if cfg.batch_size % cfg.micro_batch_size:
-            raise DataError("train: batch_size must be a multiple of micro_batch_size")
         if cfg.tokens is None and cfg.steps is None and cfg.epochs is None:
             raise DataError("train: give one of 'tokens', 'steps' or 'epochs'")
         return cfg
+
+    def for_world(self, world: int) -> TrainConfig:
+        """These settings on `world` processes: the global batch splits into equal per-process
+        batches of whole micro-batches. `micro_batch_size` is per process, capped at the
+        per-process batch (no accumulation then); raises DataError when the batch cannot split."""
+        if world < 1:
+            raise DataError(f"train: {world} processes")
+        if self.batch_size % world:
+            raise DataError(
+                f"train: batch_size {self.batch_size} sequences does not split over {world} "
+                f"processes (GPUs); make batch_tokens / seq_len a multiple of the job's GPUs"
+            )
+        local = self.batch_size // world
+        micro = min(self.micro_batch_size, local)
+        if local % micro:
+            raise DataError(
+                f"train: the per-process batch ({self.batch_size} / {world} = {local} sequences) "
+                f"is not a multiple of micro_batch_size {micro}"
+            )
+        return dataclasses.replace(self, micro_batch_size=micro)
 
     def total_steps(self, n_rows: int, seq_len: int) -> int:
         """steps, else ceil(epochs * rows / batch), else ceil(tokens / (batch * seq_len))."""
@@ -141,6 +160,12 @@ class TrainConfig:
         if self.warmup_fraction is not None:
             return min(int(round(self.warmup_fraction * total)), total)
         return 0
+
+
+def check_train(train: dict, world: int) -> TrainConfig:
+    """The start-up checks of a training job on `world` processes (one per GPU), made before any
+    data or model is loaded; returns the settings as the job runs them (`TrainConfig.for_world`)."""
+    return TrainConfig.from_dict(train).for_world(world)
 
 
 def lr_at(step: int, total: int, warmup: int, lr: float, min_lr_ratio: float) -> float:
@@ -432,9 +457,8 @@ def _run(
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     total = cfg.total_steps(source.n, source.seq_len)
     warmup = cfg.warmup(total)
+    cfg = cfg.for_world(d.world)
     local_bs = cfg.batch_size // d.world
-    if cfg.batch_size % (d.world * cfg.micro_batch_size):
-        raise DataError("train: batch_size must be a multiple of world_size * micro_batch_size")
     fingerprint = str(
         stable_hash(
             kind,
