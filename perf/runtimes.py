@@ -16,6 +16,7 @@ FOLDERS = {
     "data": "prepare_dataset", "models/base-": "base_model", "models/scratch-": "pretrain_from_scratch",
     "models/cpt-": "continual_pretrain", "models/it-": "instruction_tune",
     "models/synthesizer": "finetune_synthesizer", "synthesizer": "evaluate_synthesizer",
+    "synthesizer/generations": "synthesizer_generations",
     "synthesis": "synthesize", "packed": "pack", "eval": "evaluate",
 }  # fmt: skip
 

@@ -15,6 +15,9 @@ rule data_quality:
         "results/{run}/analysis/quality/{corpus}.json",
     log:
         "logs/{run}/analysis/quality/{corpus}.log",
+    # a remote judge (GPT-4) needs the network: run on the submitting host (compute nodes are
+    # often offline); it is I/O-bound (HTTP requests)
+    localrule: judge_is_remote()
     conda:
         "../envs/core.yaml"
     threads: 1
@@ -43,7 +46,7 @@ rule contamination:
     log:
         "logs/{run}/analysis/contamination.log",
     conda:
-        "../envs/core.yaml"
+        "../envs/eval.yaml"  # lm-eval renders the evaluated documents
     threads: 1
     resources:
         mem_mb=mem_mb("data"),

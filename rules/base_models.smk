@@ -14,15 +14,12 @@ rule base_model:
         "benchmarks/{run}/models/base-{base}.tsv"
     conda:
         "../envs/torch.yaml"
-    threads: threads("train")
+    threads: lambda wc: base_model_resource(wc, "threads")
     resources:
-        mem_mb=mem_mb("train"),
-        runtime=runtime("train"),
-        gpu=lambda wc: (
-            gpus("base_model")
-            if config["base_models"][wc.base]["source"] == "pretrain"
-            else 0
-        ),
+        mem_mb=lambda wc: base_model_resource(wc, "mem_mb"),
+        runtime=lambda wc: base_model_resource(wc, "runtime"),
+        gpu=lambda wc: base_model_resource(wc, "gpu"),
+        disk_mb=lambda wc: base_model_resource(wc, "disk_mb"),
     params:
         spec=lambda wc: config["base_models"][wc.base],
         train=lambda wc: (

@@ -1,4 +1,5 @@
 # Validation, wildcard constraints and input/param helpers. No rules live here.
+import math
 import os
 import re
 import sys
@@ -13,6 +14,7 @@ os.environ.update(
 )
 
 from instruct_pt import config as cfg  # noqa: E402
+from instruct_pt.prefetch import plan as prefetch_plan  # noqa: E402
 
 cfg.validate_config(
     config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
@@ -79,6 +81,116 @@ def runtime(kind):
     return COMPUTE["runtime_min"][kind]
 
 
+def disk_mb(kind):
+    return COMPUTE["disk_mb"][kind]
+
+
+# Disk a training job writes, per parameter [ours]: up to 3 resumable checkpoints at once (the 2
+# kept + the one being written), each fp32 weights + Adam's two fp32 moments (12 B), plus each
+# saved model (4 B: fp32 at most). The vocabulary is unknown at plan time: Llama 3's (128256,
+# the largest tokenizer here) bounds it.
+CHECKPOINT_BYTES = 3 * 12
+MODEL_BYTES = 4
+MAX_VOCAB = 128256
+
+
+def arch_params(arch, vocab=MAX_VOCAB):
+    """Parameters of a Mistral-family arch (config `arch`): embeddings, attention, MLP, norms."""
+    h, ff = arch["hidden_size"], arch["intermediate_size"]
+    kv = h * arch["num_kv_heads"] // arch["num_heads"]
+    layer = 2 * h * h + 2 * h * kv + 3 * h * ff + 2 * h
+    embeddings = vocab * h * (1 if arch.get("tie_embeddings") else 2)
+    return embeddings + arch["num_layers"] * layer + h
+
+
+def base_params(name):
+    """A base model's parameters: its `arch` (stand-ins) or `params` (hub), else None."""
+    spec = config["base_models"][name]
+    if spec.get("arch"):
+        return arch_params(spec["arch"])
+    return spec.get("params")
+
+
+def train_disk_mb(params, saves=1):
+    """disk_mb of a training job: checkpoints + `saves` saved models (compute.disk_mb.train
+    when the parameter count is unknown)."""
+    if not params:
+        return disk_mb("train")
+    return math.ceil(params * (CHECKPOINT_BYTES + saves * MODEL_BYTES) / 1e6)
+
+
+def tokenizer_kind(wc):
+    """A tokenizer trained here is a data job; a hub/local one is only saved (light)."""
+    trained = config["tokenizers"][wc.tokenizer]["source"] == "train"
+    return "data" if trained else "light"
+
+
+def judge_is_remote():
+    """The quality judge is a remote endpoint (not this host): its job needs the network."""
+    from urllib.parse import urlparse
+
+    judge = config["analysis"]["quality"].get("judge") or {}
+    host = urlparse(judge.get("base_url") or "").hostname
+    return host is not None and host not in ("localhost", "127.0.0.1", "::1")
+
+
+def base_model_resource(wc, key):
+    """Resources of a base_model job: a stand-in pre-trains (train kind, its GPUs); a hub or
+    local model is fetched or linked (download kind, no GPU)."""
+    spec = config["base_models"][wc.base]
+    if spec["source"] == "pretrain":
+        return {
+            "threads": threads("train"),
+            "mem_mb": mem_mb("train"),
+            "runtime": runtime("train"),
+            "gpu": gpus("base_model"),
+            "disk_mb": train_disk_mb(base_params(wc.base)),
+        }[key]
+    return {
+        "threads": threads("download"),
+        "mem_mb": mem_mb("download"),
+        "runtime": runtime("download"),
+        "gpu": 0,
+        # links into the HF cache (filled by `snakemake prefetch`); `copy: true` copies bf16 weights
+        "disk_mb": math.ceil((base_params(wc.base) or 0) * 2 / 1e6) + 100,
+    }[key]
+
+
+# ----------------------------------------------------------------------------- hub prefetch
+# PREFETCH ({group: [hub artefact]}, what the config reads from the hub) is set in
+# rules/prefetch.smk, once every helper here is defined.
+
+
+def base_models_read():
+    """The base models the paper's targets read: the synthesizer's base (and the released
+    synthesizer when used), the continual pre-training start, the Table 2 / 3 references.
+    (`snakemake released` fetches its models itself, through rule base_model.)"""
+    names = {
+        config["synthesizer"]["base_model"],
+        config["continual_pretrain"]["base_model"],
+    }
+    if config["synthesizer"]["use"] == "released":
+        names.add("released_synthesizer")
+    names |= {
+        row["model"].removeprefix("base-") for row in table2_rows() if not row["ours"]
+    }
+    names |= {
+        m.removeprefix("base-")
+        for row in table3_rows()
+        for m in row["models"].values()
+        if m.startswith("base-")
+    }
+    return names
+
+
+def prefetched(group):
+    """The record of a fetch_hub group a job reads, if the config has that group on the hub
+    (ancient: fetching it again does not rerun its readers)."""
+    if group not in PREFETCH:
+        return []
+    return ancient(f"results/{RUN}/prefetch/{group}.json")
+
+
 # ----------------------------------------------------------------------------- paths
 
 
@@ -128,6 +240,15 @@ def eval_add_bos(model):
     if spec.get("source") in ("hub", "local") and spec.get("add_bos_token") is not None:
         return spec["add_bos_token"]
     return default
+
+
+def eval_gpus(model):
+    """GPUs of an evaluate job: an external base model's `eval_gpus` (Llama3-70B needs
+    several), else compute.gpus.evaluate (also for miniature stand-ins trained here)."""
+    m = re.fullmatch(r"base-(.+)", model)
+    spec = config["base_models"].get(m.group(1), {}) if m else {}
+    n = spec.get("eval_gpus") if spec.get("source") in ("hub", "local") else None
+    return gpus("evaluate") if n is None else n
 
 
 def eval_dirs(models, setting):

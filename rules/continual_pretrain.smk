@@ -27,6 +27,7 @@ rule continual_pretrain:
         mem_mb=mem_mb("train"),
         runtime=runtime("train"),
         gpu=gpus("continual_pretrain"),
+        disk_mb=train_disk_mb(base_params(config["continual_pretrain"]["base_model"])),
     params:
         train=cfg.train_settings(config, "continual_pretrain"),
         checkpoint_dir="results/{run}/checkpoints/cpt-{domain}-{variant}",

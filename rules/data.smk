@@ -3,6 +3,8 @@
 
 
 rule prepare_dataset:
+    input:
+        lambda wc: prefetched(f"dataset-{wc.dataset}"),
     output:
         data="results/{run}/data/{dataset}.jsonl",
         stats="results/{run}/data/{dataset}.jsonl.stats.json",
@@ -16,6 +18,7 @@ rule prepare_dataset:
     resources:
         mem_mb=mem_mb("data"),
         runtime=runtime("data"),
+        disk_mb=disk_mb("data"),
     params:
         spec=lambda wc: config["datasets"][wc.dataset],
         world=lambda wc: (
@@ -49,16 +52,17 @@ rule templify_ft_collection:
 rule tokenizer:
     input:
         tokenizer_corpora,
+        lambda wc: prefetched(f"tokenizer-{wc.tokenizer}"),
     output:
         directory("results/{run}/tokenizers/{tokenizer}"),
     log:
         "logs/{run}/tokenizers/{tokenizer}.log",
     conda:
         "../envs/torch.yaml"
-    threads: threads("data")
+    threads: lambda wc: threads(tokenizer_kind(wc))
     resources:
-        mem_mb=mem_mb("data"),
-        runtime=runtime("data"),
+        mem_mb=lambda wc: mem_mb(tokenizer_kind(wc)),
+        runtime=lambda wc: runtime(tokenizer_kind(wc)),
     params:
         spec=lambda wc: config["tokenizers"][wc.tokenizer],
         seed=config["seed"],
@@ -67,16 +71,18 @@ rule tokenizer:
 
 
 rule eval_tasks:
+    input:
+        lambda wc: prefetched(f"suite-{wc.suite}"),
     output:
         directory("results/{run}/eval/tasks/{suite}"),
     log:
         "logs/{run}/eval/tasks/{suite}.log",
     conda:
         "../envs/eval.yaml"
-    threads: 1
+    threads: threads("light")
     resources:
-        mem_mb=mem_mb("data"),
-        runtime=runtime("data"),
+        mem_mb=mem_mb("light"),
+        runtime=runtime("light"),
     params:
         spec=lambda wc: config["evaluation"]["suites"][wc.suite],
         world=lambda wc: (

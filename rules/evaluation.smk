@@ -1,6 +1,6 @@
 # Evaluation through lm-evaluation-harness: one job per (model, setting); one JSON per task.
 # Settings (config evaluation.settings): the general suite, the two domain suites, and the
-# zero-/few-shot probes of Fig. 4.
+# zero-/few-shot probes of Fig. 4. GPUs per model (eval_gpus): > 1 splits the model over them.
 
 
 rule evaluate:
@@ -19,7 +19,7 @@ rule evaluate:
     resources:
         mem_mb=mem_mb("evaluate"),
         runtime=runtime("evaluate"),
-        gpu=gpus("evaluate"),
+        gpu=lambda wc: eval_gpus(wc.model),
     params:
         model_path=lambda wc: model_path(wc.model),
         setting=lambda wc: config["evaluation"]["settings"][wc.setting],

@@ -21,6 +21,10 @@ rule instruction_tune:
         mem_mb=mem_mb("train"),
         runtime=runtime("train"),
         gpu=gpus("instruction_tune"),
+        disk_mb=lambda wc: train_disk_mb(
+            arch_params(config["pretrain"]["sizes"][wc.size]["arch"]),
+            saves=len(config["instruction_tuning"]["save_steps"]),
+        ),
     params:
         train=cfg.train_settings(config, "instruction_tuning"),
         save_steps=sorted(config["instruction_tuning"]["save_steps"]),

@@ -13,10 +13,11 @@ rule mixture:
         "logs/{run}/mixtures/{tokenizer}/{mixture}.log",
     conda:
         "../envs/torch.yaml"
-    threads: 1
+    threads: threads("data")
     resources:
         mem_mb=mem_mb("data"),
         runtime=runtime("data"),
+        disk_mb=disk_mb("data"),
     params:
         components=lambda wc: mixture_components(wc.mixture),
         seed=config["seed"],
@@ -40,6 +41,7 @@ rule pack:
     resources:
         mem_mb=mem_mb("data"),
         runtime=runtime("data"),
+        disk_mb=disk_mb("data"),
     params:
         seed=config["seed"],
     script:

@@ -23,6 +23,9 @@ rule pretrain_from_scratch:
         mem_mb=mem_mb("train"),
         runtime=runtime("train"),
         gpu=gpus("pretrain"),
+        disk_mb=lambda wc: train_disk_mb(
+            arch_params(config["pretrain"]["sizes"][wc.size]["arch"])
+        ),
     params:
         arch=lambda wc: config["pretrain"]["sizes"][wc.size]["arch"],
         train=lambda wc: cfg.train_settings(config, "pretrain", wc.size),

@@ -20,6 +20,7 @@ rule split_corpus:
     resources:
         mem_mb=mem_mb("data"),
         runtime=runtime("data"),
+        disk_mb=disk_mb("data"),
     params:
         fraction=lambda wc: config["synthesis"]["corpora"][wc.corpus]["fraction"],
         seed=config["seed"],
@@ -46,6 +47,7 @@ rule synthesize:
         mem_mb=mem_mb("synthesis"),
         runtime=runtime("synthesis"),
         gpu=gpus("synthesis"),
+        disk_mb=disk_mb("synthesis"),
     params:
         rounds=synthesis_rounds,
         engine=ENGINE,
@@ -67,10 +69,11 @@ rule templify:
         "logs/{run}/synthesis/{corpus}/augmented/{augvariant}.log",
     conda:
         "../envs/core.yaml"
-    threads: 1
+    threads: threads("data")
     resources:
         mem_mb=mem_mb("data"),
         runtime=runtime("data"),
+        disk_mb=disk_mb("data"),
     params:
         include_context=include_context,
         seed=config["synthesis"]["templify_seed"],

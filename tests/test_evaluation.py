@@ -349,3 +349,95 @@ def test_task_hash_of_builtin_tasks_ignores_shots_and_install_paths(tmp_path):
         tmp_path, "g", [leaf("g_1", 0, "/a"), leaf("g_2", 0, "/a", "Q: {{q}}")], local=False
     )
     assert a == b != c
+
+
+# ---------------------------------------------------------------------------- placement
+
+
+@pytest.fixture
+def cuda(monkeypatch):
+    """Pretend CUDA has `n` visible GPUs (0: CUDA not available); returns the setter."""
+    import torch
+
+    def set_gpus(n: int) -> None:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: n > 0)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: n)
+
+    return set_gpus
+
+
+def test_resolve_device(cuda, caplog):
+    from instruct_pt.devices import resolve_device
+
+    cuda(1)
+    assert resolve_device("auto") == "cuda"
+    assert resolve_device("auto", gpus=1) == "cuda"
+    assert resolve_device("auto", gpus=0) == "cpu"  # a job without GPUs takes none
+    assert resolve_device("cuda:1", gpus=0) == "cuda:1"  # explicit devices are kept
+    cuda(0)
+    assert resolve_device("auto") == "cpu"
+    assert resolve_device("cpu", gpus=4) == "cpu"
+    with caplog.at_level("WARNING"):
+        assert resolve_device("auto", gpus=2) == "cpu"
+    assert "got 2 GPU(s) but CUDA is not available" in caplog.text
+    with pytest.raises(RuntimeError, match="'cuda:1'.*CUDA is not available"):
+        resolve_device("cuda:1")
+    with pytest.raises(ValueError, match="gpus must be >= 0"):
+        resolve_device("auto", gpus=-1)
+
+
+def test_hf_placement(cuda, caplog):
+    cuda(4)
+    assert E.hf_placement("auto", None) == ({}, "cuda")
+    assert E.hf_placement("auto", 1) == ({}, "cuda")
+    assert E.hf_placement("auto", 0) == ({}, "cpu")
+    assert E.hf_placement("auto", 4) == ({"parallelize": True}, "cuda")
+    with caplog.at_level("WARNING"):
+        assert E.hf_placement("auto", 2) == ({"parallelize": True}, "cuda")
+    assert "4 GPUs are visible, the job got 2" in caplog.text
+    cuda(2)
+    with pytest.raises(RuntimeError, match="got 4 GPUs but 2 are visible"):
+        E.hf_placement("auto", 4)
+    cuda(0)
+    assert E.hf_placement("auto", 4) == ({}, "cpu")
+
+
+class _Built(Exception):
+    """Raised by the stand-in HFLM constructor once it has the arguments."""
+
+
+@pytest.mark.parametrize(
+    ("visible", "gpus", "expected"),
+    [
+        (4, 4, {"device": "cuda", "parallelize": True}),  # Llama3-70B: split over the job's 4
+        (4, 1, {"device": "cuda"}),
+        (0, 1, {"device": "cpu"}),
+        (4, 0, {"device": "cpu"}),
+    ],
+)
+def test_evaluate_hands_placement_to_hflm(
+    tmp_path, fake_world, tiny_model, cuda, monkeypatch, visible, gpus, expected
+):
+    """The model arguments that reach lm-eval's HFLM are its own parameters, placed by `gpus`."""
+    import inspect
+
+    from lm_eval.api.registry import get_model
+
+    hflm = get_model("hf")
+    seen: dict = {}
+
+    def fake_init(self, **kwargs):
+        seen.update(kwargs)
+        raise _Built
+
+    monkeypatch.setattr(hflm, "__init__", fake_init)
+    cuda(visible)
+    E.build_suite("general", SPEC, str(tmp_path / "s"), {})
+    with pytest.raises(_Built):
+        E.evaluate(tiny_model, str(tmp_path / "s"), str(tmp_path / "o"), "m", "general", gpus=gpus)
+    placement = {k: seen[k] for k in ("device", "parallelize") if k in seen}
+    assert placement == expected
+    assert seen["pretrained"] == tiny_model and seen["add_bos_token"] is True
+    monkeypatch.undo()  # the real signature
+    params = inspect.signature(get_model("hf").__init__).parameters
+    assert set(seen) <= set(params), sorted(set(seen) - set(params))

@@ -194,3 +194,78 @@ def test_an_empty_mixture_is_an_error_naming_its_components(env):
     ]
     with pytest.raises(DataError, match=r"no documents.*aug .*empty.jsonl"):
         _build(tmp, comps, tag="empty")
+
+
+# ----------------------------------------------------------------------------- streaming, workers
+
+WORLD = {"n_people": 20, "n_drugs": 12, "n_companies": 12, "n_ft_examples": 20}
+
+
+def _world_mixture_inputs(tmp) -> list[dict]:
+    """Components from the miniature world (with an empty text and a blank line) and a BPE."""
+    from instruct_pt.world import generate_dataset
+
+    raw = generate_dataset("raw_general", WORLD)
+    aug = [{"id": r["id"], "text": r["text"]} for r in generate_dataset("raw_biomedicine", WORLD)]
+    aug.insert(3, {"id": "empty", "text": "  "})
+    ft = [{"id": r["id"], "text": r["context"]} for r in generate_dataset("synth_ft", WORLD)]
+    write_jsonl(tmp / "w_raw.jsonl", raw)
+    write_jsonl(tmp / "w_aug.jsonl", aug)
+    with open(tmp / "w_aug.jsonl", "a", encoding="utf-8") as f:
+        f.write("\n")
+    write_jsonl(tmp / "w_ft.jsonl", ft)
+    write_jsonl(tmp / "w_ins.jsonl", generate_dataset("general_instructions", WORLD))
+    paths = [str(tmp / "w_raw.jsonl"), str(tmp / "w_aug.jsonl")]
+    prepare_tokenizer({"source": "train", "vocab_size": 400}, paths, str(tmp / "wtok"), 0)
+    return [
+        {"name": "raw", "path": str(tmp / "w_raw.jsonl"), "format": "text"},
+        {"name": "aug", "path": str(tmp / "w_aug.jsonl"), "format": "text"},
+        {"name": "ft", "path": str(tmp / "w_ft.jsonl"), "format": "text", "repeat": 2},
+        {
+            "name": "ins",
+            "path": str(tmp / "w_ins.jsonl"),
+            "format": "instruction",
+            "match": ["raw", "aug"],
+            "ratio": 1.5,
+        },
+    ]
+
+
+def _sha(path) -> str:
+    import hashlib
+
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()[:16]
+
+
+def test_workers_and_batches_keep_the_bytes_of_the_single_process_version(tmp_path, monkeypatch):
+    """The sha256 values were computed once with the code before the worker pool existed."""
+    from instruct_pt import mixtures
+
+    comps = _world_mixture_inputs(tmp_path)
+    pools = []
+
+    def counting_pool(*args):
+        pools.append(args)
+        return worker_pool(*args)
+
+    worker_pool = mixtures.worker_pool
+    monkeypatch.setattr(mixtures, "worker_pool", counting_pool)
+    got = {}
+    for workers, batch in ((1, 1024), (2, 7)):
+        monkeypatch.setattr(mixtures, "_BATCH", batch)
+        monkeypatch.setattr(mixtures, "POOL_MIN_BYTES", 0)
+        out = tmp_path / f"w{workers}"
+        build_mixture(
+            "m",
+            comps,
+            str(tmp_path / "wtok"),
+            str(out / "texts.jsonl"),
+            str(out / "manifest.json"),
+            3,
+            num_workers=workers,
+        )
+        got[workers] = (_sha(out / "texts.jsonl"), _sha(out / "manifest.json"))
+    assert got[1] == got[2] == ("424fc772a6b186d1", "67f3acba7fbdd7a7")
+    assert [n for _, n in pools] == [2]  # the two-worker run did use a pool
+    manifest = read_json(tmp_path / "w2" / "manifest.json")
+    assert manifest["sources"]["aug"]["dropped"] == {"empty_text": 1}

@@ -142,3 +142,24 @@ def test_save_is_byte_deterministic_and_overwrites(tok_dir, tmp_path):
         )
     assert digests[0] == digests[1]
     assert not (tmp_path / "m" / "train_summary.json").exists()
+
+
+def test_save_in_bfloat16_writes_bf16_tensors_and_says_so(tok_dir, tmp_path):
+    from safetensors import safe_open
+
+    m = build_model(ARCH, tok_dir, 2)
+    save_model(m, tok_dir, str(tmp_path / "bf16"), dtype="bfloat16")
+    with safe_open(tmp_path / "bf16" / "model.safetensors", "pt") as f:
+        dtypes = {f.get_slice(k).get_dtype() for k in f.keys()}  # noqa: SIM118
+        q = f.get_tensor("model.layers.0.self_attn.q_proj.weight")
+    assert dtypes == {"BF16"}
+    assert read_json(tmp_path / "bf16" / "config.json")["dtype"] == "bfloat16"
+    assert torch.equal(q, m.model.layers[0].self_attn.q_proj.weight.detach().to(torch.bfloat16))
+    assert m.dtype == torch.float32 and m.config.dtype in (None, "float32", torch.float32)
+    loaded = load_model(str(tmp_path / "bf16"))  # the folder's own dtype when none is asked
+    assert loaded.dtype == torch.bfloat16
+    # the default keeps the training dtype
+    save_model(m, tok_dir, str(tmp_path / "fp32"))
+    assert read_json(tmp_path / "fp32" / "config.json")["dtype"] == "float32"
+    with pytest.raises(DataError, match="export dtype"):
+        save_model(m, tok_dir, str(tmp_path / "x"), dtype="int8")

@@ -116,3 +116,21 @@ def test_packed_dataset_rejects_a_truncated_file(env, tmp_path):
     (tmp_path / "tokens.bin").write_bytes(data[:-2])
     with pytest.raises(DataError, match="bytes"):
         PackedDataset(str(tmp_path))
+
+
+def test_ordered_map_keeps_order_and_reads_ahead_only_a_window():
+    from multiprocessing.pool import ThreadPool
+
+    from instruct_pt.packing import ordered_map
+
+    consumed: list[int] = []
+
+    def items():
+        for i in range(50):
+            consumed.append(i)
+            yield i
+
+    with ThreadPool(2) as pool:
+        results = ordered_map(pool, lambda x: x * x, items(), 3)
+        assert next(results) == 0 and len(consumed) == 3  # not the whole input (imap would)
+        assert list(results) == [i * i for i in range(1, 50)]

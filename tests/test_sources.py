@@ -273,6 +273,7 @@ def test_hub_synthesizer_collection_qa_list(fake_hub, tmp_path):
         "id": "instruction-pretrain/ft-instruction-synthesizer-collection",
         "config": "squad",
         "fields": {"context": "passage"},
+        "min_kept_fraction": 0.3,  # 1 of 3 rows survive in this deliberately bad table
     }
     out = str(tmp_path / "synth_ft.jsonl")
     stats = sources.prepare_dataset("synth_ft", spec, None, out)
@@ -380,11 +381,183 @@ def test_infer_pair_format_recognises_the_synthesizer_conventions(q, options, mc
 def test_kept_plus_dropped_accounts_for_every_row_read(rows, max_docs, tmp_path_factory):
     path = tmp_path_factory.mktemp("p") / "in.jsonl"
     _write_lines(path, [{} if t is None else {"text": t} for t in rows])
-    spec = {"source": "local", "path": str(path), "max_docs": max_docs}
+    spec = {"source": "local", "path": str(path), "max_docs": max_docs, "min_kept_fraction": 0}
     out = str(path) + ".out.jsonl"
+    if max_docs == 0 or not any(t is not None and t.strip() for t in rows):
+        with pytest.raises(DataError, match=r"datasets\.raw_general: no records"):
+            sources.prepare_dataset("raw_general", spec, None, out)
+        assert not os.path.exists(out)
+        return
     stats = sources.prepare_dataset("raw_general", spec, None, out)
     records = read_jsonl(out)
     assert stats["records"] == len(records) <= (len(rows) if max_docs is None else max_docs)
     assert stats["read"] == stats["records"] + sum(stats["dropped"].values())
     assert all(r["text"].strip() for r in records)
     assert len({r["id"] for r in records}) == len(records)
+
+
+# ---------------------------------------------------------------- streaming: same bytes as before
+
+
+def _raw_rows() -> list[dict]:
+    """World raw texts as a RefinedWeb-like source with repeated, missing and clashing ids."""
+    recs = world.generate_dataset("raw_general", SMALL)
+    rows: list[dict] = []
+    for i, rec in enumerate(recs):
+        row = {"id": rec["id"], "content": rec["text"], "meta": rec["meta"]}
+        if i % 7 == 3:
+            row["id"] = recs[i - 1]["id"]  # the previous id again
+        if i % 11 == 5:
+            del row["id"]  # generated from the position
+        if i % 13 == 0:
+            row["content"] = "  "
+        rows.append(row)
+    rows[4:4] = [
+        {"id": "dupe", "content": "d0"},
+        {"id": "dupe", "content": "d1"},  # -> dupe-1
+        {"id": "dupe-1", "content": "d2"},  # taken by the rename above -> dupe-1-1
+        {"id": "dupe", "content": "d3"},  # -> dupe-2
+        {"id": "raw_general-0000009", "content": "clash with a generated id"},
+    ]
+    return rows
+
+
+def _ft_rows() -> list[dict]:
+    """World synth_ft in the hub's {context, QA_list} schema, with bad pairs and empty lists."""
+    rows = []
+    for i, rec in enumerate(world.generate_dataset("synth_ft", SMALL)):
+        qa = [{"Q": p["question"], "A": p["answer"]} for p in rec["pairs"]]
+        if i % 5 == 2:
+            qa.append({"Q": "", "A": "x"})
+        if i % 9 == 4:
+            qa = []
+        row = {"id": rec["id"], "dataset": rec["dataset"], "context": rec["context"]}
+        rows.append({**row, "QA_list": qa})
+    return sorted(rows, key=lambda r: r["dataset"])
+
+
+def test_streaming_writes_the_bytes_of_the_in_memory_version(tmp_path, monkeypatch):
+    """The sha256 values were computed once with the pre-streaming code (everything in memory)."""
+    import hashlib
+
+    monkeypatch.chdir(tmp_path)  # the records' meta names the source path: keep it relative
+    _write_lines(tmp_path / "raw.jsonl", _raw_rows())
+    _write_lines(tmp_path / "ft.jsonl", _ft_rows())
+    spec = {"source": "local", "path": "raw.jsonl", "fields": {"text": "content"}}
+    stats = sources.prepare_dataset("raw_general", spec, None, "o_raw.jsonl")
+    assert stats == {
+        "dataset": "raw_general",
+        "source": "local:raw.jsonl",
+        "records": 43,
+        "dropped": {"empty_text": 4},
+        "read": 47,
+        "renamed_ids": 12,
+    }
+    ids = [r["id"] for r in read_jsonl("o_raw.jsonl")]
+    assert ids[3:8] == ["dupe", "dupe-1", "dupe-1-1", "dupe-2", "raw_general-0000009"]
+    assert ids[9] == "raw_general-0000009-1"  # the generated id clashes with the source's
+    stats = sources.prepare_dataset(
+        "synth_ft", {"source": "local", "path": "ft.jsonl"}, None, "o_ft.jsonl"
+    )
+    assert (stats["records"], stats["read"], stats["dropped"]) == (
+        18,
+        20,
+        {"bad_pair": 4, "no_valid_pairs": 2},
+    )
+    digest = {
+        p: hashlib.sha256(open(p, "rb").read()).hexdigest()[:16]
+        for p in ("o_raw.jsonl", "o_ft.jsonl")
+    }
+    assert digest == {"o_raw.jsonl": "8d310dd1cb895a2f", "o_ft.jsonl": "7e6f6760382b942e"}
+
+
+def _reference_ids(raw_ids: list[str]) -> list[str]:
+    """The in-memory renaming (a set of every id so far) that the streaming version replaces."""
+    used: set[str] = set()
+    out = []
+    for rec_id in raw_ids:
+        if rec_id in used:
+            k = 1
+            while f"{rec_id}-{k}" in used:
+                k += 1
+            rec_id = f"{rec_id}-{k}"
+        used.add(rec_id)
+        out.append(rec_id)
+    return out
+
+
+_ids = st.lists(
+    st.one_of(
+        st.sampled_from(["a", "a-1", "a-2", "a-1-1", "b", "b-1", "raw_general-0000001", ""]),
+        st.text("ab-1", min_size=1, max_size=4),
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(raw_ids=_ids, weak_hash=st.booleans())
+def test_renaming_matches_the_in_memory_reference(raw_ids, weak_hash, tmp_path_factory):
+    """Also with a 2-valued id hash, so every lookup collides: the result must not change."""
+    tmp = tmp_path_factory.mktemp("ids")
+    path = _write_lines(
+        tmp / "in.jsonl", [{"id": i, "text": f"t{k}"} for k, i in enumerate(raw_ids)]
+    )
+    out = str(tmp / "out.jsonl")
+    given = [i if i else f"raw_general-{k:07d}" for k, i in enumerate(raw_ids)]
+    expected = _reference_ids(given)
+    real_hash = sources.stable_hash
+    sources.stable_hash = (lambda s: len(s) % 2) if weak_hash else real_hash
+    try:
+        stats = sources.prepare_dataset("raw_general", {"source": "local", "path": path}, None, out)
+    finally:
+        sources.stable_hash = real_hash
+    assert [r["id"] for r in read_jsonl(out)] == expected
+    assert stats["renamed_ids"] == sum(a != b for a, b in zip(expected, given, strict=True))
+
+
+# ---------------------------------------------------------------- empty or mostly dropped
+
+
+def test_a_schema_change_that_drops_every_row_fails_naming_the_reasons(tmp_path):
+    path = _write_lines(tmp_path / "in.jsonl", [{"body": f"text {i}"} for i in range(5)])
+    out = str(tmp_path / "o.jsonl")
+    with pytest.raises(DataError, match=r"datasets\.raw_general: no records .*'missing_text': 5"):
+        sources.prepare_dataset("raw_general", {"source": "local", "path": path}, None, out)
+    assert not os.path.exists(out) and not os.path.exists(out + ".stats.json")
+
+
+def test_a_filter_that_matches_nothing_fails(fake_hub, tmp_path):
+    tables, _ = fake_hub
+    tables["EleutherAI/pile"] = [{"text": "t", "meta": {"pile_set_name": "Github"}}] * 3
+    spec = {"source": "hub", "id": "EleutherAI/pile", "filter": {"meta.pile_set_name": "PubMed"}}
+    with pytest.raises(DataError, match=r"raw_biomedicine: no records .*'filtered_out': 3"):
+        sources.prepare_dataset("raw_biomedicine", spec, None, str(tmp_path / "o.jsonl"))
+
+
+def test_kept_share_is_measured_on_the_rows_the_filter_selects(fake_hub, tmp_path):
+    tables, _ = fake_hub
+    pubmed = {"text": "abstract", "meta": {"pile_set_name": "PubMed"}}
+    other = {"text": "code", "meta": {"pile_set_name": "Github"}}
+    empty = {"text": " ", "meta": {"pile_set_name": "PubMed"}}
+    spec = {"source": "hub", "id": "EleutherAI/pile", "filter": {"meta.pile_set_name": "PubMed"}}
+    out = str(tmp_path / "o.jsonl")
+    # 9 of 10 rows filtered out, 1 of the 2 selected empty: kept 1/2 = 0.5, not below the default
+    tables["EleutherAI/pile"] = [pubmed, empty] + [other] * 8
+    stats = sources.prepare_dataset("raw_biomedicine", spec, None, out)
+    assert stats["records"] == 1 and stats["dropped"] == {"empty_text": 1, "filtered_out": 8}
+    # 1 of 3 selected kept: 33% < 50%
+    tables["EleutherAI/pile"] = [pubmed, empty, empty] + [other] * 8
+    with pytest.raises(
+        DataError,
+        match=r"raw_biomedicine: kept only 1 of the 3 rows .*33\.3% < datasets\.raw_biomedicine"
+        r"\.min_kept_fraction=0\.5.*'empty_text': 2, 'filtered_out': 8",
+    ):
+        sources.prepare_dataset("raw_biomedicine", spec, None, out)
+    stats = sources.prepare_dataset(
+        "raw_biomedicine", {**spec, "min_kept_fraction": 0.3}, None, out
+    )
+    assert stats["records"] == 1
+    with pytest.raises(DataError, match=r"min_kept_fraction: must be a number in \[0, 1\]"):
+        sources.prepare_dataset("raw_biomedicine", {**spec, "min_kept_fraction": 2}, None, out)

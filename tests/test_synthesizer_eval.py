@@ -6,7 +6,12 @@ import pytest
 
 from instruct_pt.common import DataError, read_json, read_jsonl, write_jsonl
 from instruct_pt.protocol import format_pairs
-from instruct_pt.synthesizer_eval import evaluate_synthesizer, split_heldout
+from instruct_pt.synthesizer_eval import (
+    evaluate_synthesizer,
+    score_synthesizer,
+    split_heldout,
+    synthesizer_generations,
+)
 
 
 def _ft(n_per=10):
@@ -142,3 +147,115 @@ def test_evaluate_synthesizer_scores_and_prompts(tmp_path):
         assert len(set(datasets)) == 1 and p.count("</s>") == 2
     zero = [p for p in oracle.prompts if p.count("<s> <CON>") == 1]
     assert len(zero) == 2 * 2 * 5
+
+
+SETTINGS = {"n_examples": 5, "shots": 2, "max_new_tokens": 16, "max_model_len": 4096, "seed": 0}
+
+
+def _generate(tmp_path, recs, name, engine, **over):
+    out = tmp_path / f"gen-{name}-{len(over)}.jsonl"
+    synthesizer_generations(
+        name,
+        "unused",
+        str(tmp_path / "held.jsonl"),
+        str(out),
+        engine_cfg={},
+        engine=engine,
+        **{**SETTINGS, **over},
+    )
+    return str(out)
+
+
+def test_one_job_per_model_then_scoring_gives_the_same_eval_json(tmp_path):
+    """The workflow's split (generations per model, then scoring) = the one-process result."""
+    recs = _ft()
+    write_jsonl(tmp_path / "held.jsonl", recs)
+    one = evaluate_synthesizer(
+        {"base": "y", "synthesizer": "x"},
+        str(tmp_path / "held.jsonl"),
+        str(tmp_path / "one.json"),
+        engine_cfg={},
+        engines={"synthesizer": OracleEngine(recs), "base": OracleEngine(recs, wrong=True)},
+        **SETTINGS,
+    )
+    gens = {
+        "base": _generate(tmp_path, recs, "base", OracleEngine(recs, wrong=True)),
+        "synthesizer": _generate(tmp_path, recs, "synthesizer", OracleEngine(recs)),
+    }
+    rows = read_jsonl(gens["synthesizer"])
+    # 2 splits x (0, 2 shots) x 5 tests, in plan order; the response and the pairs text
+    assert len(rows) == 20
+    assert [(r["split"], r["shots"]) for r in rows[::5]] == [
+        ("seen", 0),
+        ("seen", 2),
+        ("unseen", 0),
+        ("unseen", 2),
+    ]
+    assert rows[0]["model"] == "synthesizer" and rows[0]["response"].endswith(
+        "</END>\n\n<QUE> more"
+    )
+    two = score_synthesizer(
+        gens, str(tmp_path / "held.jsonl"), str(tmp_path / "two.json"), **SETTINGS
+    )
+    assert two == one
+    assert (tmp_path / "two.json").read_bytes() == (tmp_path / "one.json").read_bytes()
+    assert [s["model"] for s in two["settings"]] == ["base"] * 4 + ["synthesizer"] * 4
+    assert {s["response_accuracy"] for s in two["settings"][4:]} == {100.0}
+    assert {s["parse_rate"] for s in two["settings"][:4]} == {0.0}
+
+
+def test_scoring_rejects_generations_of_other_probes(tmp_path):
+    recs = _ft()
+    write_jsonl(tmp_path / "held.jsonl", recs)
+    good = _generate(tmp_path, recs, "base", OracleEngine(recs))
+    held, out = str(tmp_path / "held.jsonl"), str(tmp_path / "t5.json")
+    other_seed = _generate(tmp_path, recs, "base", OracleEngine(recs), seed=1)
+    with pytest.raises(DataError, match=r"gen-base-1\.jsonl:1: probe .* does not match"):
+        score_synthesizer({"base": other_seed}, held, out, **SETTINGS)
+    fewer = _generate(tmp_path, recs, "base", OracleEngine(recs), n_examples=3, shots=2)
+    with pytest.raises(DataError, match=r"gen-base-2\.jsonl: 12 generations for 20 probes"):
+        score_synthesizer({"base": fewer}, held, out, **SETTINGS)
+    with pytest.raises(
+        DataError, match=r"gen-base-0\.jsonl:1: generations of 'base', not 'synthesizer'"
+    ):
+        score_synthesizer({"synthesizer": good}, held, out, **SETTINGS)
+    # the same records and probe ids, other contexts: the prompts differ
+    write_jsonl(
+        tmp_path / "held.jsonl", [{**r, "context": r["context"] + " More words."} for r in recs]
+    )
+    with pytest.raises(DataError, match="prompts differ"):
+        score_synthesizer({"base": good}, held, out, **SETTINGS)
+    assert not (tmp_path / "t5.json").exists()
+
+
+def test_load_engine_places_by_the_jobs_gpus(monkeypatch):
+    from instruct_pt import synthesis
+
+    built = []
+    monkeypatch.setattr(synthesis, "make_engine", lambda cfg: built.append(cfg) or cfg)
+    synthesis.load_engine("m", {"engine": "vllm"}, 4096, 7, gpus=2)
+    synthesis.load_engine("m", {"engine": "vllm", "tensor_parallel_size": 1}, 4096, 7, gpus=2)
+    synthesis.load_engine("m", {"engine": "vllm"}, 4096, 7, gpus=1)
+    synthesis.load_engine("m", {"engine": "vllm"}, 4096, 7)  # signature as before
+    synthesis.load_engine("m", {"engine": "transformers"}, 4096, 7, gpus=0)
+    synthesis.load_engine("m", {}, 4096, 7)
+    assert [c.get("tensor_parallel_size") for c in built[:4]] == [2, 1, None, None]
+    assert [c["seed"] for c in built[:4]] == [7] * 4
+    assert built[4] == {
+        "engine": "transformers",
+        "model_dir": "m",
+        "max_model_len": 4096,
+        "gpus": 0,
+    }
+    assert built[5] == {"engine": "transformers", "model_dir": "m", "max_model_len": 4096}
+
+
+def test_transformers_engine_device_auto(tiny_lm, monkeypatch):
+    import torch
+
+    from instruct_pt.synthesis import TransformersEngine
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert TransformersEngine(tiny_lm, max_model_len=64).device == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert TransformersEngine(tiny_lm, max_model_len=64, gpus=0).device == "cpu"  # no GPU: CPU

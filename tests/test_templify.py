@@ -170,3 +170,124 @@ def test_ft_collection(tmp_path):
         and "Context 3." not in out[1]["text"]
     )
     assert stats["pairs"] == 5
+
+
+# ----------------------------------------------------------------------------- streaming
+
+
+def _synth_shards(tmp) -> list[str]:
+    """Shards laid out as synthesize_shard writes them: round r of chunk index i continues the
+    chain at index i, so a chain's records are a chunk apart; a third shard holds the first one's
+    records in reverse order (rounds descending)."""
+    from instruct_pt import world
+
+    small = {"n_people": 20, "n_drugs": 12, "n_companies": 12, "n_ft_examples": 20}
+    texts = [r["text"] for r in world.generate_dataset("raw_biomedicine", small)]
+    pairs = [
+        [{"question": p["question"], "answer": p["answer"]} for p in r["pairs"]]
+        for r in world.generate_dataset("synth_ft", small)
+    ]
+    paths = []
+    for s in range(2):
+        shard = texts[s::2]
+        chunk = -(-len(shard) // 3)
+        chains: list[int] = []
+        recs = []
+        for pos, text in enumerate(shard):
+            rnd, i = divmod(pos, chunk)
+            p = [] if pos % 6 == 5 else pairs[(pos + s) % len(pairs)][: 1 + pos % 3]
+            chain = pos if rnd == 0 or not p or pos % 4 == 0 else chains[i]
+            if i < len(chains):
+                chains[i] = chain
+            else:
+                chains.append(chain)
+            recs.append({**_rec(pos, chain, rnd + 1, p, text), "id": f"s{s}-{pos}"})
+        write_jsonl(tmp / f"shard{s}.jsonl", recs)
+        paths.append(str(tmp / f"shard{s}.jsonl"))
+        if s == 0:
+            write_jsonl(tmp / "shard0r.jsonl", [{**r, "id": r["id"] + "r"} for r in reversed(recs)])
+    return [*paths, str(tmp / "shard0r.jsonl")]
+
+
+def _digest(path) -> str:
+    import hashlib
+
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()[:16]
+
+
+def test_streaming_writes_the_bytes_of_the_in_memory_version(tmp_path):
+    """The sha256 values were computed once with the pre-streaming code (all chains in memory)."""
+    shards = _synth_shards(tmp_path)
+    assert [json.loads(line)["chain"] for line in open(shards[0])] == [
+        *(0, 1, 2, 3),
+        *(4, 5, 2, 3),
+        *(8, 5, 2, 11),
+    ]  # chains 2, 3 and 5 span rounds, a chunk (4 records) apart
+    got = {}
+    for ctx in (True, False):
+        out, stats = tmp_path / f"aug{ctx}.jsonl", tmp_path / f"aug{ctx}.stats.json"
+        templify(shards, str(out), 12345, include_context=ctx, stats_path=str(stats))
+        got[ctx] = (_digest(out), _digest(stats))
+    assert got == {
+        True: ("cfe9dca5aa742256", "6665255be154cc45"),
+        False: ("9a54cd45cf386b89", "b0006e3ec7dc0500"),
+    }
+    # chains in order of first appearance: 0, 1, 2 (pos 2 6 10), 3 (3 7), 4, 5 (5 without pairs,
+    # stays raw, then 9), 8, 11 (without pairs)
+    out = [r["id"] for r in read_jsonl(tmp_path / "augTrue.jsonl")]
+    assert out[:9] == ["s0-0", "s0-1", "s0-2", "s0-3", "s0-4", "s0-5", "s0-9", "s0-8", "s0-11"]
+
+
+def test_ft_collection_streams_the_same_bytes(tmp_path):
+    """templify_ft_collection on world synth_ft records; hashes from the pre-streaming code."""
+    from instruct_pt import world
+
+    small = {"n_people": 20, "n_drugs": 12, "n_companies": 12, "n_ft_examples": 20}
+    recs = sorted(world.generate_dataset("synth_ft", small), key=lambda r: r["dataset"])
+    write_jsonl(tmp_path / "ft.jsonl", recs)
+    got = {}
+    for shots in (1, 3):
+        out, stats = tmp_path / f"t{shots}.jsonl", tmp_path / f"t{shots}.json"
+        templify_ft_collection(str(tmp_path / "ft.jsonl"), str(out), 7, shots, str(stats))
+        got[shots] = (_digest(out), _digest(stats))
+    assert got == {
+        1: ("5ff78609cf76e445", "81d7ac7e10c9883d"),
+        3: ("5cbf78aab763732f", "b5dee143b745b458"),
+    }
+
+
+def test_an_empty_output_is_an_error(tmp_path):
+    write_jsonl(tmp_path / "none.jsonl", [])
+    with pytest.raises(DataError, match=r"o\.jsonl: no texts from 0 chains.*no records"):
+        templify([str(tmp_path / "none.jsonl")], str(tmp_path / "o.jsonl"), seed=0)
+    write_jsonl(
+        tmp_path / "s.jsonl",
+        [
+            _rec(0, 0, 1, []),
+            _rec(1, 1, 1, [{"question": "Why?\nLet's think step by step.", "answer": "no final"}]),
+        ],
+    )
+    with pytest.raises(
+        DataError,
+        match=r"no texts from 2 chains .*'no_pairs_without_context': 2.*include_context=false",
+    ):
+        templify([str(tmp_path / "s.jsonl")], str(tmp_path / "o.jsonl"), 0, include_context=False)
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_chain_and_round_must_be_integers(tmp_path):
+    write_jsonl(tmp_path / "s.jsonl", [_rec(0, 0, 1, [FREE]), _rec(1, "c1", 1, [FREE])])
+    with pytest.raises(DataError, match=r"s\.jsonl:2: 'chain' must be an integer, got 'c1'"):
+        templify([str(tmp_path / "s.jsonl")], str(tmp_path / "o.jsonl"), seed=0)
+
+
+def test_workers_and_batches_do_not_change_the_bytes(tmp_path, monkeypatch):
+    from instruct_pt import templify as module
+
+    shards = _synth_shards(tmp_path)
+    monkeypatch.setattr(module, "_CHAINS_PER_BATCH", 2)
+    monkeypatch.setattr(module, "POOL_MIN_BYTES", 0)
+    out, stats = tmp_path / "w2.jsonl", tmp_path / "w2.stats.json"
+    templify(shards, str(out), 12345, stats_path=str(stats), num_workers=2)
+    # the single-process, all-in-memory digests of test_streaming_writes_the_bytes_...
+    assert (_digest(out), _digest(stats)) == ("cfe9dca5aa742256", "6665255be154cc45")

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -26,7 +27,10 @@ from instruct_pt.packing import pack  # noqa: E402
 from instruct_pt.tokenizer import load_tokenizer, prepare_tokenizer  # noqa: E402
 from instruct_pt.training import (  # noqa: E402
     IGNORE,
+    _LossModel,
     _Plan,
+    check_train,
+    chunked_ce_sum,
     finetune_synthesizer,
     format_synth_example,
     instruction_rows,
@@ -416,7 +420,7 @@ def test_bad_train_configs_raise(env, tmp_path):
 def test_fsdp_on_two_gloo_ranks_matches_one_process(env, tmp_path):
     """torchrun x2 (gloo, FSDP2) with the same global batch gives the same loss curve and weights
     as one process (up to float reduction order), and the same tensor names (tied head dropped
-    on export)."""
+    on export); activation checkpointing and a chunked loss under FSDP change none of it."""
     from safetensors.torch import load_file
 
     arch = {**ARCH, "attention_dropout": 0.0}
@@ -425,13 +429,14 @@ def test_fsdp_on_two_gloo_ranks_matches_one_process(env, tmp_path):
         "packed_dir": str(env / "packed"),
         "out_dir": str(tmp_path / "dist"),
         "tokenizer_dir": str(env / "tok"),
-        "train": train,
+        "train": {**train, "gradient_checkpointing": True, "loss_chunk_tokens": 7},
         "checkpoint_dir": str(tmp_path / "dist_ckpt"),
         "seed": 0,
         "arch": arch,
     }
     launched = launch("pretrain", run, nproc=2, backend_env={"OMP_NUM_THREADS": "1"})
     assert launched["world_size"] == 2
+    assert launched["fsdp_mixed_precision"] == {"param_dtype": None, "reduce_dtype": None}
     single = tmp_path / "single"
     pretrain(
         run["packed_dir"],
@@ -463,3 +468,322 @@ def test_fsdp_on_two_gloo_ranks_matches_one_process(env, tmp_path):
         "step00000002",
         "step00000004",
     ]
+
+
+# ----------------------------------------------------------------------------- paper-scale memory
+
+
+def _tiny_lm(dropout: float = 0.0):
+    from transformers import MistralConfig, MistralForCausalLM
+
+    cfg = MistralConfig(
+        vocab_size=37, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+        tie_word_embeddings=False, attention_dropout=dropout,
+    )  # fmt: skip
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return MistralForCausalLM(cfg)
+
+
+def test_chunked_ce_by_hand():
+    """A zero head gives uniform logits: every kept target costs ln V, IGNORE costs nothing."""
+    head = torch.nn.Linear(2, 4, bias=False)
+    torch.nn.init.zeros_(head.weight)
+    hidden = torch.randn(1, 5, 2, requires_grad=True)
+    targets = torch.tensor([[1, IGNORE, 3, IGNORE, 0]])
+    for chunk in (0, 1, 2, 3, 100):
+        loss = chunked_ce_sum(hidden, targets, head, chunk)
+        assert loss.item() == pytest.approx(3 * math.log(4), rel=1e-6)
+    # the gradient of the head: softmax (1/4 each) minus one-hot, summed over kept rows
+    chunked_ce_sum(hidden.detach(), targets, head, 2).backward()
+    h = hidden.detach()[0]
+    expected = torch.zeros(4, 2)
+    for row, t in ((0, 1), (2, 3), (4, 0)):
+        expected += torch.outer(torch.full((4,), 0.25) - torch.eye(4)[t], h[row])
+    assert torch.allclose(head.weight.grad, expected, atol=1e-6)
+    empty = chunked_ce_sum(hidden, torch.full((1, 5), IGNORE), head, 2)
+    assert empty.item() == 0.0
+    empty.backward()
+    assert torch.equal(hidden.grad, torch.zeros_like(hidden))
+
+
+@pytest.mark.parametrize("chunk", [0, 1, 5, 7, 16, 1000])
+@pytest.mark.parametrize("masked", [False, True])
+def test_chunked_loss_and_grads_equal_the_full_logits_ce(chunk, masked):
+    """_LossModel (decoder, then head + fp32 CE chunk by chunk under checkpoint) gives the loss
+    and every gradient of the plain CE over the full logits; 2 x 8 = 16 positions minus the
+    last = 14 targets, so 5 and 7 do not divide them unless padding removes some."""
+    lm = _tiny_lm()
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 37, (2, 9), generator=gen)
+    y = x.clone()
+    if masked:  # right padding and prompt tokens without loss
+        y[0, 6:] = IGNORE
+        y[1, :3] = IGNORE
+    logits = lm(input_ids=x, use_cache=False).logits
+    ref = F.cross_entropy(
+        logits[:, :-1].float().reshape(-1, 37), y[:, 1:].reshape(-1),
+        ignore_index=IGNORE, reduction="sum",
+    )  # fmt: skip
+    ref.backward()
+    ref_grads = {n: p.grad.clone() for n, p in lm.named_parameters()}
+    lm.zero_grad(set_to_none=True)
+    loss = _LossModel(lm, chunk)(x, y)
+    loss.backward()
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-6)
+    for n, p in lm.named_parameters():
+        assert torch.allclose(p.grad, ref_grads[n], rtol=1e-5, atol=1e-6), n
+
+
+def test_chunked_loss_under_bf16_autocast_matches_one_chunk():
+    lm = _tiny_lm()
+    x = torch.randint(0, 37, (2, 9), generator=torch.Generator().manual_seed(2))
+    out = []
+    for chunk in (0, 5):
+        lm.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = _LossModel(lm, chunk)(x, x)
+        loss.backward()
+        assert loss.dtype == torch.float32
+        out.append((loss.item(), lm.lm_head.weight.grad.clone()))
+    assert out[0][0] == pytest.approx(out[1][0], rel=1e-5)
+    # the head's gradient is a bf16 matmul per chunk, summed in fp32: bf16 rounding (2^-8) apart
+    assert torch.allclose(out[0][1], out[1][1], rtol=2e-2, atol=2e-3)
+
+
+def test_activation_checkpointing_keeps_loss_grads_and_dropout_stream():
+    """Gradient checkpointing (non-reentrant, as _run enables it) recomputes each layer with the
+    same dropout mask: same loss and gradients as without, under bf16 autocast too."""
+    results = []
+    for ckpt in (False, True):
+        lm = _tiny_lm(dropout=0.3)
+        if ckpt:
+            lm.activation_checkpointing_enable({"use_reentrant": False})
+        lm.train()
+        x = torch.randint(0, 37, (2, 9), generator=torch.Generator().manual_seed(3))
+        torch.manual_seed(5)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = _LossModel(lm, 4)(x, x)
+        loss.backward()
+        results.append((loss.item(), {n: p.grad for n, p in lm.named_parameters()}))
+    (l0, g0), (l1, g1) = results
+    assert l0 == l1
+    for n in g0:
+        assert torch.allclose(g0[n], g1[n], rtol=1e-5, atol=1e-6), n
+
+
+def test_new_train_keys_are_checked():
+    base = {**TRAIN, "steps": 3}
+    cfg = check_train({**base, "loss_chunk_tokens": 8192, "export_dtype": "bfloat16"}, 2)
+    assert (cfg.loss_chunk_tokens, cfg.export_dtype, cfg.micro_batch_size) == (8192, "bfloat16", 2)
+    assert check_train(base, 1).loss_chunk_tokens == 0 and check_train(base, 1).export_dtype == (
+        "float32"
+    )
+    for bad, msg in [
+        ({"loss_chunk_tokens": -1}, "loss_chunk_tokens"),
+        ({"loss_chunk_tokens": 1.5}, "loss_chunk_tokens"),
+        ({"export_dtype": "int8"}, "export_dtype"),
+        ({"gradient_checkpointing": "yes"}, "gradient_checkpointing"),
+    ]:
+        with pytest.raises(DataError, match=msg):
+            check_train({**base, **bad}, 1)
+
+
+def test_entry_points_check_the_batch_split_before_loading_anything(env, tmp_path, monkeypatch):
+    """Under WORLD_SIZE=3 a batch of 4 cannot split: every entry point says so at once, before it
+    opens its (here missing) data or model."""
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    missing = str(tmp_path / "missing")
+    train = {**TRAIN, "steps": 2}
+    calls = [
+        lambda: pretrain(missing, missing, missing, train, missing, 0, arch=ARCH),
+        lambda: pretrain(missing, missing, missing, train, missing, 0, init_from=missing),
+        lambda: finetune_synthesizer(missing, missing, missing, train, missing, 0, 10, 64),
+        lambda: instruction_tune(missing, missing, missing, train, [0], missing, 0, 64),
+    ]
+    for call in calls:
+        with pytest.raises(DataError, match="does not split over 3"):
+            call()
+    assert not (tmp_path / "missing").exists()
+
+
+def test_export_dtype_bfloat16_and_reexport_without_training(env, tmp_path):
+    from safetensors import safe_open
+
+    train = {**TRAIN, "steps": 4, "export_dtype": "bfloat16"}
+    args = (str(env / "packed"), str(env / "tok"))
+    s = pretrain(args[0], str(tmp_path / "bf"), args[1], train, str(tmp_path / "c"), 0, arch=ARCH)
+    assert read_json(tmp_path / "bf" / "config.json")["dtype"] == "bfloat16"
+    with safe_open(tmp_path / "bf" / "model.safetensors", "pt") as f:
+        bf = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    assert {v.dtype for v in bf.values()} == {torch.bfloat16}
+    # another export dtype is not another training: the finished checkpoint is re-exported
+    again = pretrain(
+        args[0], str(tmp_path / "fp"), args[1], {**train, "export_dtype": "float32"},
+        str(tmp_path / "c"), 0, arch=ARCH,
+    )  # fmt: skip
+    assert again["resumed_from_step"] == 4 and again["final_loss"] == s["final_loss"]
+    fp = load_model(str(tmp_path / "fp")).state_dict()
+    assert read_json(tmp_path / "fp" / "config.json")["dtype"] == "float32"
+    for k, v in bf.items():
+        assert fp[k].dtype == torch.float32 and torch.equal(fp[k].to(torch.bfloat16), v), k
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every live process below pid (torchrun starts its workers in sessions of their own)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
+
+
+_LAUNCH_CHILD = """
+import json, sys
+from instruct_pt.launch import launch
+launch("pretrain", json.loads(sys.argv[1]), nproc=2, backend_env={"OMP_NUM_THREADS": "1"})
+"""
+
+
+def test_two_process_sigkill_and_rerun_gives_bit_identical_weights(env, tmp_path):
+    """FSDP2 on 2 gloo ranks, bf16 (mixed precision: bf16 params, fp32 reduce), activation
+    checkpointing and a chunked loss: a run SIGKILLed (launcher, torchrun and both workers) after
+    a sharded DCP checkpoint and rerun ends with the bytes of an uninterrupted run."""
+    from safetensors import safe_open
+
+    train = {
+        **TRAIN, "steps": 24, "checkpoint_every": 6, "log_every": 3, "keep_checkpoints": 2,
+        "gradient_checkpointing": True, "loss_chunk_tokens": 24, "export_dtype": "bfloat16",
+    }  # fmt: skip
+    run = {
+        "packed_dir": str(env / "packed"), "tokenizer_dir": str(env / "tok"), "train": train,
+        "seed": 0, "arch": ARCH,
+    }  # fmt: skip
+    ref = {**run, "out_dir": str(tmp_path / "ref"), "checkpoint_dir": str(tmp_path / "ref_c")}
+    summary = launch("pretrain", ref, nproc=2, backend_env={"OMP_NUM_THREADS": "1"})
+    assert summary["world_size"] == 2 and summary["resumed_from_step"] == 0
+    assert summary["fsdp_mixed_precision"] == {
+        "param_dtype": "bfloat16",
+        "reduce_dtype": "float32",
+    }
+    with safe_open(tmp_path / "ref" / "model.safetensors", "pt") as f:
+        assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"BF16"}  # noqa: SIM118
+    # one folder per kept step: each rank's own shard, each rank's RNG, no temporaries left
+    ckpts = sorted(p.name for p in (tmp_path / "ref_c").iterdir() if p.name != "metrics.jsonl")
+    assert ckpts == ["step00000018", "step00000024"]
+    last = tmp_path / "ref_c" / "step00000024"
+    names = {p.name for p in last.iterdir()}
+    assert {".metadata", "__0_0.distcp", "__1_0.distcp", "state.json"} <= names
+    assert {"rng-rank00000.pt", "rng-rank00001.pt"} <= names
+    sizes = [(last / f"__{r}_0.distcp").stat().st_size for r in (0, 1)]
+    assert min(sizes) > 0.4 * sum(sizes)  # sharded: each rank wrote about half
+    assert read_json(last / "state.json")["world_size"] == 2
+
+    out = {**run, "out_dir": str(tmp_path / "out"), "checkpoint_dir": str(tmp_path / "ckpt")}
+    child = subprocess.Popen(
+        [sys.executable, "-c", _LAUNCH_CHILD, json.dumps(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.time() + 120
+    while (
+        not list((tmp_path / "ckpt").glob("step*"))
+        and child.poll() is None
+        and time.time() < deadline
+    ):
+        time.sleep(0.01)
+    time.sleep(0.1)  # land the kill between checkpoints
+    procs = _descendants(child.pid)
+    for pid in [*reversed(procs), child.pid]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert child.wait() == -signal.SIGKILL
+    for pid in procs:  # no orphaned worker goes on writing
+        deadline = time.time() + 10
+        while Path(f"/proc/{pid}").exists() and "Z" not in _proc_state(pid):
+            assert time.time() < deadline, f"process {pid} survived SIGKILL"
+            time.sleep(0.01)
+    assert not (tmp_path / "out").exists()  # it really died mid-run
+    done = int(sorted((tmp_path / "ckpt").glob("step*"))[-1].name[4:])
+    assert 0 < done < 24
+
+    again = launch("pretrain", out, nproc=2, backend_env={"OMP_NUM_THREADS": "1"})
+    assert again["resumed_from_step"] == done and again["steps"] == 24
+    assert _digest(tmp_path / "out") == _digest(tmp_path / "ref")
+    assert not list((tmp_path / "ckpt").glob(".tmp-*"))
+    steps = [
+        json.loads(x)["step"]
+        for x in (tmp_path / "ckpt" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert steps == list(range(3, 25, 3))
+
+
+def _proc_state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
+
+
+def test_two_process_tuning_broadcasts_rank0_weights(env, tmp_path):
+    """On 2 processes a saved model is read by rank 0 only (the other builds it on the meta
+    device) and broadcast into the shards: the step-0 export is the base, bit for bit (tied
+    embeddings included), and training then matches one process."""
+    base = tmp_path / "base"
+    pretrain(
+        str(env / "packed"), str(base), str(env / "tok"), {**TRAIN, "steps": 2},
+        str(tmp_path / "bc"), 0, arch={**ARCH, "attention_dropout": 0.0},
+    )  # fmt: skip
+    train = {**TRAIN, "steps": 3, "precision": "fp32", "checkpoint_every": 10}
+    run = {
+        "train_path": str(env / "flan.jsonl"), "base_model_dir": str(base),
+        "out_dir": str(tmp_path / "it2"), "train": train, "save_steps": [0],
+        "checkpoint_dir": str(tmp_path / "c2"), "seed": 0, "seq_len": 64,
+    }  # fmt: skip
+    summary = launch("instruction_tune", run, nproc=2, backend_env={"OMP_NUM_THREADS": "1"})
+    assert summary["world_size"] == 2 and summary["saved_steps"] == [0, 3]
+    b = load_model(str(base)).state_dict()
+    s0 = load_model(str(tmp_path / "it2" / "step0")).state_dict()
+    assert b.keys() == s0.keys() and all(torch.equal(b[k], s0[k]) for k in b)
+    instruction_tune(
+        run["train_path"], str(base), str(tmp_path / "it1"), train, [0], str(tmp_path / "c1"),
+        0, 64,
+    )  # fmt: skip
+    two = load_model(str(tmp_path / "it2" / "step3")).state_dict()
+    one = load_model(str(tmp_path / "it1" / "step3")).state_dict()
+    assert not torch.equal(two["model.norm.weight"], b["model.norm.weight"])
+    for k in one:
+        assert torch.allclose(two[k], one[k], atol=1e-5), k
+
+
+def test_activation_checkpointing_on_old_and_new_transformers():
+    """5.23's activation_checkpointing_enable when present, else 5.17's gradient_checkpointing_*."""
+    from transformers import MistralConfig, MistralForCausalLM
+
+    from instruct_pt.training import _enable_activation_checkpointing
+
+    cfg = MistralConfig(
+        vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=1,
+    )  # fmt: skip
+    model = MistralForCausalLM(cfg)
+    _enable_activation_checkpointing(model)
+    assert model.is_gradient_checkpointing
+
+    class Old:  # transformers 5.17's surface: only the old name
+        def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None):
+            self.kwargs = gradient_checkpointing_kwargs
+
+    old = Old()
+    _enable_activation_checkpointing(old)
+    assert old.kwargs == {"use_reentrant": False}

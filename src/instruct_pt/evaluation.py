@@ -501,7 +501,7 @@ def evaluate(
     model_name: str,
     suite: str,
     batch_size: int | str = 8,
-    device: str = "cpu",
+    device: str = "auto",
     limit: int | None = None,
     num_fewshot: int | None = None,
     tasks: list[str] | None = None,
@@ -509,6 +509,7 @@ def evaluate(
     seed: int = 1234,
     dtype: str = "float32",
     max_length: int | None = None,
+    gpus: int | None = None,
 ) -> list[dict]:
     """Evaluate the model saved in `model_dir` on a suite; write `out_dir/{task}.json` per task.
 
@@ -523,6 +524,10 @@ def evaluate(
     `max_length` (the model window; prompts are left-truncated to it, generation prompts to
     max_length - max_gen_toks) defaults to the suite's `max_length` (AdaptLLM: 2048), else to
     what lm-eval reads from the model config.
+
+    Placement (`hf_placement`): `gpus` is what the job got (the rule's `gpu` resource); `device`
+    "auto" is CUDA when available and the job has GPUs, else the CPU; over more than one GPU the
+    model is split across them (lm-eval's `parallelize=True`).
     """
     import lm_eval
     from lm_eval.api.registry import get_model
@@ -561,7 +566,16 @@ def evaluate(
         max_length = meta.get("max_length")
     if max_length is not None:
         model_args["max_length"] = int(max_length)
-    log.info("lm-eval on %s: %s (limit=%s)", model_name, ", ".join(lm_names), limit)
+    placement, device = hf_placement(device, gpus)
+    model_args.update(placement)
+    log.info(
+        "lm-eval on %s: %s (limit=%s; device %s%s)",
+        model_name,
+        ", ".join(lm_names),
+        limit,
+        device,
+        f", split over {gpus} GPUs" if placement.get("parallelize") else "",
+    )
     # What simple_evaluate(model="hf", model_args=...) would build (max_batch_size: its default).
     lm = get_model("hf").create_from_arg_obj(
         model_args, {"batch_size": batch_size, "max_batch_size": None, "device": device}
@@ -607,6 +621,24 @@ def evaluate(
         records.append(rec)
         log.info("%s %s: %s = %.2f (n=%d)", model_name, task, metric, rec["value"], rec["n"])
     return records
+
+
+def hf_placement(device: str = "auto", gpus: int | None = None) -> tuple[dict[str, Any], str]:
+    """(model args placing lm-eval's HF model, the device it gets) for a job with `gpus` GPUs.
+
+    One device (the CPU, or one GPU: "cuda"): no extra model args. More than one GPU (a model
+    too large for one, e.g. Llama3-70B in bf16, ~140 GB): `parallelize=True`, lm-eval's naive
+    model parallelism (accelerate's `device_map="auto"` over the visible GPUs, the job's own on
+    a cluster) with inputs on "cuda" (the first GPU). `device` and `gpus` as
+    `instruct_pt.devices.resolve_device`; fewer visible GPUs than `gpus` is an error.
+    """
+    from instruct_pt.devices import resolve_device, visible_gpus
+
+    resolved = resolve_device(device, gpus)
+    if resolved.startswith("cuda") and gpus is not None and gpus > 1:
+        visible_gpus(gpus)
+        return {"parallelize": True}, "cuda"
+    return {}, resolved
 
 
 def _task_manager(sdir: Path, lm_names: list[str]) -> tuple[Any, set[str]]:

@@ -8,6 +8,7 @@ that lm-eval, vLLM and `transformers` all load it without custom code.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import shutil
@@ -19,6 +20,9 @@ import torch
 from instruct_pt.common import DataError, write_json
 
 log = logging.getLogger(__name__)
+
+# Floating dtypes a trained model may be exported in (train.export_dtype).
+EXPORT_DTYPES = ("float32", "bfloat16", "float16")
 
 ARCH_KEYS = (
     "family",
@@ -97,20 +101,36 @@ def load_model(model_dir: str, dtype: torch.dtype | str | None = None):
     return AutoModelForCausalLM.from_pretrained(model_dir, **kwargs)
 
 
+def empty_model(model_dir: str, dtype: torch.dtype = torch.float32):
+    """The model of model_dir's config.json with its parameters and buffers on the meta device
+    (no memory, no values): the other ranks' copy when rank 0 alone reads the weights."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(model_dir)
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config, dtype=dtype)
+
+
 def save_model(
     model,
     tokenizer_dir: str,
     out_dir: str,
     extra: dict | None = None,
     state_dict: dict | None = None,
+    dtype: str | None = None,
 ) -> None:
     """Write a complete model folder atomically: safetensors + config + tokenizer (+ train_summary.json).
 
     The folder is assembled next to out_dir and renamed into place, so a crash never leaves a
     half-written model that a later rule would take for a finished one. `state_dict` overrides the
-    model's own tensors (a full state dict gathered from FSDP shards).
+    model's own tensors (a full state dict gathered from FSDP shards). `dtype` (one of
+    EXPORT_DTYPES) casts every floating tensor on the way out and says so in config.json's
+    `dtype`; None keeps the tensors as they are.
     """
     from instruct_pt.tokenizer import load_tokenizer
+
+    if dtype is not None and dtype not in EXPORT_DTYPES:
+        raise DataError(f"export dtype must be one of {', '.join(EXPORT_DTYPES)}, got {dtype!r}")
 
     out = Path(out_dir)
     tmp = out.with_name(f".{out.name}.tmp")
@@ -118,7 +138,18 @@ def save_model(
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     model = getattr(model, "_orig_mod", model)  # unwrap torch.compile
+    if dtype is not None:
+        target = getattr(torch, dtype)
+        tensors = model.state_dict() if state_dict is None else state_dict
+        state_dict = {
+            k: v.to(target) if torch.is_floating_point(v) else v for k, v in tensors.items()
+        }
     model.save_pretrained(tmp, state_dict=state_dict)
+    if dtype is not None:
+        # save_pretrained writes the dtype of the in-memory parameters; the file holds `dtype`.
+        config = copy.deepcopy(model.config)
+        config.dtype = dtype
+        config.save_pretrained(tmp)
     load_tokenizer(tokenizer_dir).save_pretrained(tmp)
     if extra is not None:
         write_json(tmp / "train_summary.json", extra)

@@ -5,8 +5,8 @@ already shuffled) and cut into `seq_len` rows; the incomplete tail is dropped an
 the standard GPT-style packing the paper's pre-training uses ("plain BOS/EOS only", §4.1).
 
 The file is streamed: documents are read and encoded `chunk_docs` at a time (optionally by a pool
-of workers whose results come back in order), so the corpus never sits in memory and the output
-bytes do not depend on `num_workers` or `chunk_docs`.
+of workers whose results come back in order, with at most 2 chunks per worker in flight), so the
+corpus never sits in memory and the output bytes do not depend on `num_workers` or `chunk_docs`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import json
 import logging
 import multiprocessing as mp
 import os
-from collections import Counter
-from collections.abc import Iterator
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
 from itertools import chain, islice
 from pathlib import Path
 
@@ -34,6 +34,14 @@ def encode_texts(tok, texts: list[str]) -> list[list[int]]:
     if backend is not None:
         return [e.ids for e in backend.encode_batch_fast(texts, add_special_tokens=False)]
     return tok(texts, add_special_tokens=False)["input_ids"]
+
+
+def count_tokens(tok, texts: list[str]) -> list[int]:
+    """Token counts of ``encode_texts`` without building the id lists (``len`` of an encoding)."""
+    backend = getattr(tok, "backend_tokenizer", None)
+    if backend is not None:
+        return [len(e) for e in backend.encode_batch_fast(texts, add_special_tokens=False)]
+    return [len(ids) for ids in encode_texts(tok, texts)]
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -78,6 +86,33 @@ def _worker_encode(chunk: tuple[int, list[str]]) -> list[list[int]]:
     return encode_texts(_WORKER_TOK, chunk[1])
 
 
+def worker_pool(tokenizer_dir: str, num_workers: int):
+    """A spawn pool whose workers each load the tokenizer and encode on one thread (the pool
+    is the parallelism; the `tokenizers` thread pool of each worker would only oversubscribe)."""
+    return mp.get_context("spawn").Pool(num_workers, _worker_init_single, (tokenizer_dir,))
+
+
+def _worker_init_single(tokenizer_dir: str) -> None:
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    _worker_init(tokenizer_dir)
+
+
+def ordered_map(pool, fn, items: Iterable, window: int) -> Iterator:
+    """``pool.imap(fn, items)`` with at most ``window`` items in flight.
+
+    ``imap`` reads its whole input ahead into the task queue, so a fast reader and slow workers
+    would hold the corpus in memory; here the next item is only read when a result is taken.
+    Results come in input order, so the output never depends on the number of workers.
+    """
+    pending: deque = deque()
+    for item in items:
+        pending.append(pool.apply_async(fn, (item,)))
+        if len(pending) >= window:
+            yield pending.popleft().get()
+    while pending:
+        yield pending.popleft().get()
+
+
 def pack(
     texts_path: str,
     tokenizer_dir: str,
@@ -117,8 +152,8 @@ def pack(
     chunks = _iter_chunks(texts_path, chunk_docs)
     pool = None
     if num_workers > 1:
-        pool = mp.get_context("spawn").Pool(num_workers, _worker_init, (tokenizer_dir,))
-        encoded_chunks = pool.imap(_worker_encode, chunks)  # imap keeps chunk order
+        pool = worker_pool(tokenizer_dir, num_workers)
+        encoded_chunks = ordered_map(pool, _worker_encode, chunks, 2 * num_workers)
     else:
         encoded_chunks = (encode_texts(tok, texts) for _, texts in chunks)
     try:

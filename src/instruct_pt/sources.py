@@ -16,11 +16,18 @@
 ``meta.pile_set_name``). ``filter`` keeps rows whose dotted field equals a value (or is one of a
 list of values). Rows that are filtered out, lack a required field, or have an empty or non-text
 one are dropped and counted by reason in the stats (numbers in text fields become strings).
+
+Records are written as they are read, so memory does not grow with the corpus (8 bytes per record
+to find repeated ids; a second pass over the output renames them, only if there are any). A data
+set that ends empty, or keeps less than ``min_kept_fraction`` (default 0.5 [ours]) of the rows its
+filter selects, fails with the drop counts by reason, and nothing is written.
 """
 
 from __future__ import annotations
 
+import array
 import csv
+import json
 import logging
 import os
 from collections import Counter
@@ -31,7 +38,14 @@ from typing import Any
 from tqdm import tqdm
 
 from instruct_pt import world
-from instruct_pt.common import DataError, iter_jsonl, write_json, write_jsonl
+from instruct_pt.common import (
+    DataError,
+    atomic_writer,
+    iter_jsonl,
+    stable_hash,
+    write_json,
+    write_jsonl,
+)
 
 log = logging.getLogger(__name__)
 
@@ -352,45 +366,180 @@ def _local_rows(name: str, spec: dict) -> Iterable[dict]:
         ) from e
 
 
-def _collect(
-    name: str, rows: Iterable[dict], spec: dict, origin: str
-) -> tuple[list[dict], Counter, int, int]:
-    """Map, filter, cap, and give ids; returns (records, dropped, rows read, ids renamed)."""
+MIN_KEPT_FRACTION = 0.5  # [ours] default of datasets.<name>.min_kept_fraction (see _check_kept)
+
+
+class _Tally:
+    """Counts of one pass over a source: rows read, rows kept, rows dropped by reason."""
+
+    def __init__(self) -> None:
+        self.read = 0
+        self.kept = 0
+        self.dropped: Counter = Counter()
+
+    def eligible(self) -> int:
+        """Rows read that the configured filter selected (what the kept share is measured on)."""
+        return self.read - self.dropped["filtered_out"]
+
+
+def _converted(name: str, rows: Iterable[dict], spec: dict, origin: str, tally: _Tally):
+    """Map, filter and cap the source rows, one at a time: yields (raw id, record without id).
+
+    The raw id is the source's id, or ``{name}-{k:07d}`` for the k-th kept record without one;
+    duplicates are renamed later (``_rename_duplicates``), as they are only known at the end.
+    """
     fields = _field_map(name, spec)
     filt = spec.get("filter") or {}
     if not isinstance(filt, dict):
         raise DataError(f"datasets.{name}.filter: must be a mapping of field -> value(s)")
     max_docs = spec.get("max_docs")
-    dropped: Counter = Counter()
-    records: list[dict] = []
-    used: set[str] = set()
-    n_read = renamed = 0
-    rows_iter: Iterator[dict] = iter(rows)
     if max_docs is not None and max_docs <= 0:
-        return records, dropped, n_read, renamed
-    for row in tqdm(rows_iter, desc=f"prepare {name}", unit="rec", mininterval=5):
-        n_read += 1
+        return
+    for row in tqdm(rows, desc=f"prepare {name}", unit="rec", mininterval=5):
+        tally.read += 1
         if not isinstance(row, dict):
-            dropped["not_an_object"] += 1
+            tally.dropped["not_an_object"] += 1
             continue
         if filt and not _matches(row, filt):
-            dropped["filtered_out"] += 1
+            tally.dropped["filtered_out"] += 1
             continue
-        rec = _convert(name, row, fields, spec, origin, dropped)
+        rec = _convert(name, row, fields, spec, origin, tally.dropped)
         if rec is None:
             continue
         source_id = next((_get(row, c) for c in fields["id"] if _get(row, c) is not _MISSING), None)
-        rec_id = str(source_id) if source_id not in (None, "") else f"{name}-{len(records):07d}"
-        if rec_id in used:
-            k = 1
-            while f"{rec_id}-{k}" in used:
-                k += 1
-            rec_id, renamed = f"{rec_id}-{k}", renamed + 1
-        used.add(rec_id)
-        records.append({"id": rec_id, **rec})
-        if max_docs is not None and len(records) >= max_docs:
-            break
-    return records, dropped, n_read, renamed
+        raw_id = str(source_id) if source_id not in (None, "") else f"{name}-{tally.kept:07d}"
+        tally.kept += 1
+        yield raw_id, rec
+        if max_docs is not None and tally.kept >= max_docs:
+            return
+
+
+def _check_kept(name: str, spec: dict, origin: str, tally: _Tally) -> None:
+    """Fail if the data set ended empty, or kept less than ``min_kept_fraction`` of its rows.
+
+    The share is measured on the rows the configured ``filter`` selected (a filter is meant to
+    drop rows). The default 0.5 [ours] sits far from both failure and health: a changed hub schema
+    or a wrong ``fields`` mapping drops (nearly) every row as ``missing_*``, while the paper's
+    sources lose at most a few percent to empty texts or unusable pairs.
+    """
+    frac = spec.get("min_kept_fraction", MIN_KEPT_FRACTION)
+    if isinstance(frac, bool) or not isinstance(frac, int | float) or not 0 <= frac <= 1:
+        raise DataError(
+            f"datasets.{name}.min_kept_fraction: must be a number in [0, 1], got {frac!r}"
+        )
+    dropped = dict(sorted((k, v) for k, v in tally.dropped.items() if v))
+    counts = f"read {tally.read} rows, kept {tally.kept}, dropped {dropped or 'none'}"
+    if tally.kept == 0:
+        raise DataError(
+            f"datasets.{name}: no records from {origin} ({counts}). Check the source and its "
+            f"datasets.{name}.fields / filter (a changed hub schema drops every row as missing_*)."
+        )
+    eligible = tally.eligible()
+    if eligible and tally.kept < frac * eligible:
+        raise DataError(
+            f"datasets.{name}: kept only {tally.kept} of the {eligible} rows selected from "
+            f"{origin} ({tally.kept / eligible:.1%} < datasets.{name}.min_kept_fraction={frac}; "
+            f"{counts}). Check datasets.{name}.fields, or lower min_kept_fraction if the source "
+            "really is this sparse."
+        )
+
+
+_ID_PREFIX = '{"id": '  # every output line starts with its id (write order of the record keys)
+
+
+def _rename_duplicates(tmp_path: str, out_path: str, hashes: array.array) -> int:
+    """Rewrite ``tmp_path`` to ``out_path`` giving repeated ids the suffix -1, -2, ...; returns
+    the number renamed.
+
+    A record keeps its id unless an earlier record already has it as its final id; then it
+    gets the first free ``{id}-{k}``. An id x is taken before line i iff an earlier record was
+    renamed to x or x occurs as the raw id of an earlier line (the first such line kept x, or x
+    was taken before it). So only the renamed ids and the ids whose 8-byte hash repeats are held
+    as strings; every other id is looked up by hash in a sorted array (8 + 8 bytes per record).
+    """
+    import numpy as np
+
+    h = np.frombuffer(hashes, dtype=np.uint64)
+    order = np.argsort(h, kind="stable")
+    sorted_h = h[order]
+    firsts = np.ones(len(h), dtype=bool)
+    firsts[1:] = sorted_h[1:] != sorted_h[:-1]
+    repeated = set(sorted_h[1:][~firsts[1:]].tolist())
+    uniq_h, first_pos = sorted_h[firsts], order[firsts]  # the stable sort puts the first line first
+    del order, sorted_h, firsts
+
+    seen_repeated: set[str] = set()  # raw ids whose hash repeats, seen so far
+    renamed_ids: set[str] = set()
+
+    def raw_before(x: str, i: int) -> bool:
+        hx = stable_hash(x)
+        if hx in repeated:
+            return x in seen_repeated
+        j = int(np.searchsorted(uniq_h, hx))
+        return j < len(uniq_h) and int(uniq_h[j]) == hx and int(first_pos[j]) < i
+
+    decoder = json.JSONDecoder()
+    n_renamed = 0
+    path, out, tmp2 = atomic_writer(out_path)
+    try:
+        with out, open(tmp_path, encoding="utf-8") as f:
+            for i, line in enumerate(f):
+                raw_id, end = decoder.raw_decode(line, len(_ID_PREFIX))
+                rec_id = raw_id
+                if rec_id in renamed_ids or raw_before(rec_id, i):
+                    k = 1
+                    while f"{raw_id}-{k}" in renamed_ids or raw_before(f"{raw_id}-{k}", i):
+                        k += 1
+                    rec_id = f"{raw_id}-{k}"
+                    renamed_ids.add(rec_id)
+                    n_renamed += 1
+                    line = _ID_PREFIX + json.dumps(rec_id, ensure_ascii=False) + line[end:]
+                if stable_hash(raw_id) in repeated:
+                    seen_repeated.add(raw_id)
+                out.write(line)
+        os.replace(tmp2, path)
+    except BaseException:
+        if os.path.exists(tmp2):
+            os.unlink(tmp2)
+        raise
+    return n_renamed
+
+
+def _write_streaming(
+    name: str, rows: Iterable[dict], spec: dict, origin: str, out_path: str, tally: _Tally
+) -> int:
+    """Write the records of a hub or local source to ``out_path`` as they come; returns the
+    number of renamed ids.
+
+    Memory does not grow with the corpus beyond 8 bytes per record (the id hashes; 16 while
+    renaming, and the repeated ids themselves): one pass over the source writes a temporary
+    file, and only if some id hash repeats does a second pass over that file rename ids.
+    Nothing is written to ``out_path`` if the data set fails ``_check_kept``.
+    """
+    hashes = array.array("Q")
+    path, f, tmp = atomic_writer(out_path)
+    try:
+        with f:
+            for i, (raw_id, rec) in enumerate(_converted(name, rows, spec, origin, tally)):
+                rec = {"id": raw_id, **rec}
+                validate_record(name, rec, f"{out_path}:{i + 1}")
+                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                hashes.append(stable_hash(raw_id))
+        _check_kept(name, spec, origin, tally)
+        if not _has_repeat(hashes):
+            os.replace(tmp, path)
+            return 0
+        return _rename_duplicates(tmp, out_path, hashes)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _has_repeat(hashes: array.array) -> bool:
+    import numpy as np
+
+    ordered = np.sort(np.frombuffer(hashes, dtype=np.uint64))
+    return bool((ordered[1:] == ordered[:-1]).any())
 
 
 def prepare_dataset(
@@ -404,28 +553,33 @@ def prepare_dataset(
     if name not in DATASETS:
         raise DataError(f"datasets.{name}: unknown data set (known: {', '.join(DATASETS)})")
     source = spec.get("source")
+    tally = _Tally()
+    renamed = 0
     if source == "world":
+        origin = "world"
         records = world.generate_dataset(name, world_cfg, seed)
-        dropped, n_read, renamed, origin = Counter(), len(records), 0, "world"
+        tally.read = tally.kept = len(records)
+        _check_kept(name, spec, origin, tally)
+        for i, rec in enumerate(records):
+            validate_record(name, rec, f"{out_path}:{i + 1}")
+        write_jsonl(out_path, records)
     elif source in ("hub", "local"):
         origin = f"hub:{spec.get('id')}" if source == "hub" else f"local:{spec.get('path')}"
         rows = _hub_rows(name, spec) if source == "hub" else _local_rows(name, spec)
-        records, dropped, n_read, renamed = _collect(name, rows, spec, origin)
+        renamed = _write_streaming(name, rows, spec, origin, out_path, tally)
     else:
         raise DataError(f"datasets.{name}.source: must be world, hub or local, got {source!r}")
-    for i, rec in enumerate(records):
-        validate_record(name, rec, f"{out_path}:{i + 1}")
-    write_jsonl(out_path, records)
+    dropped, n_read = tally.dropped, tally.read
     stats = {
         "dataset": name,
         "source": origin,
-        "records": len(records),
-        "dropped": dict(sorted(dropped.items())),
+        "records": tally.kept,
+        "dropped": dict(sorted((k, v) for k, v in dropped.items() if v)),
         "read": n_read,
         "renamed_ids": renamed,
     }
     write_json(out_path + ".stats.json", stats)
     log.info(
-        "%s: %d records from %s, dropped %s", name, len(records), origin, stats["dropped"] or "none"
+        "%s: %d records from %s, dropped %s", name, tally.kept, origin, stats["dropped"] or "none"
     )
     return stats

@@ -163,7 +163,9 @@ class TransformersEngine:
 
     Prompts are tokenized with ``add_special_tokens=False`` (the prompt carries its own ``<s>``),
     left-truncated to ``max_model_len - max_new_tokens`` tokens, and sorted by length into batches
-    so that little padding is wasted; outputs come back in the prompts' order.
+    so that little padding is wasted; outputs come back in the prompts' order. ``device``:
+    ``"auto"`` is CUDA when available (and ``gpus``, the job's GPUs, is not 0), else the CPU
+    (:func:`instruct_pt.devices.resolve_device`).
     """
 
     name = "transformers"
@@ -174,17 +176,22 @@ class TransformersEngine:
         batch_size: int = 32,
         dtype: str = "float32",
         max_model_len: int = 4096,
-        device: str = "cpu",
+        device: str = "auto",
+        gpus: int | None = None,
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from .devices import resolve_device
+
         self.batch_size = batch_size
         self.max_model_len = max_model_len
-        self.device = device
+        self.device = resolve_device(device, gpus)
+        if gpus is not None and gpus > 1 and self.device.startswith("cuda"):
+            log.warning("engine 'transformers' uses one GPU of the job's %d (vllm uses all)", gpus)
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype))
-        self.model.to(device).eval()
+        self.model.to(self.device).eval()
         self.eos_id = self.tokenizer.convert_tokens_to_ids(EOS)
         if self.eos_id is None or self.eos_id == self.tokenizer.unk_token_id:
             self.eos_id = self.tokenizer.eos_token_id
@@ -306,13 +313,24 @@ def make_engine(cfg: dict) -> Engine:
     raise ValueError(f"unknown engine {kind!r} (expected 'transformers' or 'vllm')")
 
 
-def load_engine(model_dir: str, engine_cfg: dict, max_model_len: int, seed: int) -> Engine:
-    """An engine for ``model_dir`` from ``engine_cfg`` (default transformers), seeded with ``seed``."""
+def load_engine(
+    model_dir: str, engine_cfg: dict, max_model_len: int, seed: int, gpus: int | None = None
+) -> Engine:
+    """An engine for ``model_dir`` from ``engine_cfg`` (default transformers), seeded with ``seed``.
+
+    ``gpus`` (optional) is what the job got, the rule's ``gpu`` resource: the transformers
+    engine then runs on the CPU when it is 0; vLLM splits the model over them by tensor
+    parallelism unless ``engine_cfg`` sets ``tensor_parallel_size``.
+    """
     cfg = {"engine": "transformers", **engine_cfg, "model_dir": model_dir}
     cfg.setdefault("max_model_len", max_model_len)
     if cfg["engine"] == "vllm":
         cfg.setdefault("seed", seed)
+        if gpus is not None and gpus > 1:
+            cfg.setdefault("tensor_parallel_size", gpus)
     else:
+        if gpus is not None and cfg["engine"] == "transformers":
+            cfg.setdefault("gpus", gpus)
         import torch
 
         torch.manual_seed(seed)

@@ -16,6 +16,7 @@ All scores are x100.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 
@@ -31,7 +32,7 @@ from .protocol import (
     format_pair,
     parse_pairs,
 )
-from .synthesis import Engine, load_engine
+from .synthesis import Engine, load_engine  # torch and vLLM load only with an engine
 
 log = logging.getLogger(__name__)
 
@@ -106,27 +107,24 @@ def _response_prompt(chain: str, context: str, pairs: list[dict], k: int) -> str
     return build_prompt(context, chain) + before + f"{QUE} {pairs[k]['question']} {ANS}"
 
 
-def evaluate_synthesizer(
-    models: dict[str, str],
+def plan_prompts(
     heldout_path: str,
-    out_path: str,
     n_examples: int,
     shots: int,
-    engine_cfg: dict,
     max_new_tokens: int,
     max_model_len: int,
     seed: int,
-    engines: dict[str, Engine] | None = None,
-) -> dict:
-    """Table 5: response accuracy and pair quality for each model x {seen, unseen} x {0, shots}.
+) -> list[dict]:
+    """The Table 5 probes, the same for every model: per split (seen, unseen) x shots (0, shots).
 
     ``n_examples`` test records per split are drawn with ``seed``; for each, one gold pair is the
     response-accuracy probe (drawn with ``stable_hash(seed, id)``). Demonstrations come from the
-    same held-out file. ``engines`` (tests) maps model names to ready engines.
+    same held-out file. Each entry: ``{"id", "split", "shots", "gold", "answer",
+    "response_prompt", "pairs_prompt"}``.
     """
     pool = [r for r in read_jsonl(heldout_path, required=_FT_KEYS) if r["pairs"]]
     budget = max_model_len - max_new_tokens
-    settings, plan = [], []
+    plan = []
     for split in ("seen", "unseen"):
         candidates = [r for r in pool if r["seen"] == (split == "seen")]
         tests = random.Random(stable_hash(seed, split)).sample(
@@ -141,6 +139,7 @@ def evaluate_synthesizer(
                 k = random.Random(stable_hash(seed, t["id"])).randrange(len(t["pairs"]))
                 plan.append(
                     {
+                        "id": t["id"],
                         "split": split,
                         "shots": n_shots,
                         "gold": _gold(t["pairs"]),
@@ -151,50 +150,198 @@ def evaluate_synthesizer(
                         "pairs_prompt": build_prompt(t["context"], chain),
                     }
                 )
-    for name, model_dir in models.items():
-        engine = (engines or {}).get(name) or load_engine(
-            model_dir, engine_cfg, max_model_len, seed
+    return plan
+
+
+# ----------------------------------------------------------------------------- generation
+
+GENERATION_KEYS = ("model", "id", "split", "shots", "prompt_sha256", "response", "generation")
+
+
+def _prompt_sha256(probe: dict) -> str:
+    text = probe["response_prompt"] + "\x00" + probe["pairs_prompt"]
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _generate(name: str, plan: list[dict], engine: Engine, max_new_tokens: int) -> list[dict]:
+    """One model's answers to every probe: the response up to ``</END>`` and the pairs text."""
+    responses = engine.generate([p["response_prompt"] for p in plan], max_new_tokens)
+    generations = engine.generate([p["pairs_prompt"] for p in plan], max_new_tokens)
+    if len(responses) != len(plan) or len(generations) != len(plan):
+        raise RuntimeError(
+            f"engine returned {len(responses)} / {len(generations)} generations "
+            f"for {len(plan)} prompts"
         )
-        responses = engine.generate([p["response_prompt"] for p in plan], max_new_tokens)
-        generations = engine.generate([p["pairs_prompt"] for p in plan], max_new_tokens)
-        cells: dict[tuple[str, int], dict] = {}
-        for p, resp, gen in zip(plan, responses, generations, strict=True):
-            cell = cells.setdefault(
-                (p["split"], p["shots"]), {"acc": [], "quality": [], "parsed": 0, "n": 0}
+    return [
+        {
+            "model": name,
+            "id": p["id"],
+            "split": p["split"],
+            "shots": p["shots"],
+            "prompt_sha256": _prompt_sha256(p),
+            "response": resp,
+            "generation": gen,
+        }
+        for p, resp, gen in zip(plan, responses, generations, strict=True)
+    ]
+
+
+def synthesizer_generations(
+    name: str,
+    model_dir: str,
+    heldout_path: str,
+    out_path: str,
+    n_examples: int,
+    shots: int,
+    engine_cfg: dict,
+    max_new_tokens: int,
+    max_model_len: int,
+    seed: int,
+    gpus: int | None = None,
+    engine: Engine | None = None,
+) -> dict:
+    """One model's generations for the Table 5 probes (one job, one engine, one process).
+
+    Writes ``out_path`` (JSONL, one record per probe in plan order, keys ``GENERATION_KEYS``),
+    which :func:`score_synthesizer` reads. ``gpus`` (the job's) is passed to ``load_engine``;
+    ``engine`` (tests) replaces the one ``engine_cfg`` would build.
+    """
+    plan = plan_prompts(heldout_path, n_examples, shots, max_new_tokens, max_model_len, seed)
+    own = engine is None
+    if engine is None:
+        engine = load_engine(model_dir, engine_cfg, max_model_len, seed, gpus=gpus)
+    records = _generate(name, plan, engine, max_new_tokens)
+    if own and hasattr(engine, "close"):
+        engine.close()
+    write_jsonl(out_path, records)
+    log.info(
+        "%s: %d generations for %d probes written to %s", name, 2 * len(plan), len(plan), out_path
+    )
+    return {"model": name, "probes": len(plan), "tokens": getattr(engine, "tokens_generated", None)}
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+def _score(name: str, plan: list[dict], records: list[dict]) -> list[dict]:
+    """The settings rows of one model: per (split, shots) cell, in plan order."""
+    cells: dict[tuple[str, int], dict] = {}
+    for p, rec in zip(plan, records, strict=True):
+        cell = cells.setdefault(
+            (p["split"], p["shots"]), {"acc": [], "quality": [], "parsed": 0, "n": 0}
+        )
+        cell["n"] += 1
+        cell["acc"].append(token_f1(rec["response"].split(END, 1)[0].strip(), p["answer"]))
+        pairs, _ = parse_pairs(rec["generation"])
+        cell["parsed"] += int(bool(pairs))
+        for q in pairs:
+            text = q["question"] + " " + q["answer"]
+            cell["quality"].append(
+                max(token_f1(text, g["question"] + " " + g["answer"]) for g in p["gold"])
             )
-            cell["n"] += 1
-            cell["acc"].append(token_f1(resp.split(END, 1)[0].strip(), p["answer"]))
-            pairs, _ = parse_pairs(gen)
-            cell["parsed"] += int(bool(pairs))
-            for q in pairs:
-                text = q["question"] + " " + q["answer"]
-                cell["quality"].append(
-                    max(token_f1(text, g["question"] + " " + g["answer"]) for g in p["gold"])
-                )
-        for (split, n_shots), c in cells.items():
-            settings.append(
-                {
-                    "model": name,
-                    "split": split,
-                    "shots": n_shots,
-                    "response_accuracy": 100 * sum(c["acc"]) / len(c["acc"]),
-                    "pair_quality": 100 * sum(c["quality"]) / len(c["quality"])
-                    if c["quality"]
-                    else 0.0,
-                    "parse_rate": 100 * c["parsed"] / c["n"],
-                    "n_pairs": len(c["quality"]),
-                    "n": c["n"],
-                }
+    settings = []
+    for (split, n_shots), c in cells.items():
+        settings.append(
+            {
+                "model": name,
+                "split": split,
+                "shots": n_shots,
+                "response_accuracy": 100 * sum(c["acc"]) / len(c["acc"]),
+                "pair_quality": 100 * sum(c["quality"]) / len(c["quality"])
+                if c["quality"]
+                else 0.0,
+                "parse_rate": 100 * c["parsed"] / c["n"],
+                "n_pairs": len(c["quality"]),
+                "n": c["n"],
+            }
+        )
+        log.info("%s %s %d-shot: %s", name, split, n_shots, settings[-1])
+    return settings
+
+
+def _read_generations(path: str, name: str, plan: list[dict]) -> list[dict]:
+    """A generations file, checked to answer exactly ``plan`` (same probes, same prompts)."""
+    records = read_jsonl(path, required=GENERATION_KEYS)
+    if len(records) != len(plan):
+        raise DataError(
+            f"{path}: {len(records)} generations for {len(plan)} probes: it was made for "
+            "another held-out file or synthesizer.eval setting; regenerate it"
+        )
+    for lineno, (rec, p) in enumerate(zip(records, plan, strict=True), 1):
+        if rec["model"] != name:
+            raise DataError(f"{path}:{lineno}: generations of {rec['model']!r}, not {name!r}")
+        got = (rec["id"], rec["split"], rec["shots"], rec["prompt_sha256"])
+        want = (p["id"], p["split"], p["shots"], _prompt_sha256(p))
+        if got != want:
+            raise DataError(
+                f"{path}:{lineno}: probe {got[:3]} does not match the plan's {want[:3]} (or its "
+                "prompts differ): made for another held-out file or setting; regenerate it"
             )
-            log.info("%s %s %d-shot: %s", name, split, n_shots, settings[-1])
-        if hasattr(engine, "close") and name not in (engines or {}):
-            engine.close()
-    result = {
+    return records
+
+
+def _result(settings: list[dict], n_examples: int, shots: int, seed: int) -> dict:
+    return {
         "settings": settings,
         "n_examples": n_examples,
         "shots": shots,
         "seed": seed,
         "metric": "token F1 x100",
     }
+
+
+def score_synthesizer(
+    generations: dict[str, str],
+    heldout_path: str,
+    out_path: str,
+    n_examples: int,
+    shots: int,
+    max_new_tokens: int,
+    max_model_len: int,
+    seed: int,
+) -> dict:
+    """Table 5 from the models' generation files (``{model name: path}``, in row order).
+
+    The probes are planned again from the held-out file and the settings, and each file must
+    answer exactly them. Writes and returns what :func:`evaluate_synthesizer` would.
+    """
+    plan = plan_prompts(heldout_path, n_examples, shots, max_new_tokens, max_model_len, seed)
+    settings = []
+    for name, path in generations.items():
+        settings += _score(name, plan, _read_generations(path, name, plan))
+    result = _result(settings, n_examples, shots, seed)
+    write_json(out_path, result)
+    return result
+
+
+def evaluate_synthesizer(
+    models: dict[str, str],
+    heldout_path: str,
+    out_path: str,
+    n_examples: int,
+    shots: int,
+    engine_cfg: dict,
+    max_new_tokens: int,
+    max_model_len: int,
+    seed: int,
+    engines: dict[str, Engine] | None = None,
+) -> dict:
+    """Table 5 in one process: response accuracy and pair quality for each model x {seen,
+    unseen} x {0, shots}.
+
+    The workflow runs it as one job per model (:func:`synthesizer_generations`, so that each
+    engine's GPU memory is freed with its process) and a scoring job
+    (:func:`score_synthesizer`); both ways write the same result. ``engines`` (tests) maps
+    model names to ready engines.
+    """
+    plan = plan_prompts(heldout_path, n_examples, shots, max_new_tokens, max_model_len, seed)
+    settings = []
+    for name, model_dir in models.items():
+        given = (engines or {}).get(name)
+        engine = given or load_engine(model_dir, engine_cfg, max_model_len, seed)
+        settings += _score(name, plan, _generate(name, plan, engine, max_new_tokens))
+        if given is None and hasattr(engine, "close"):
+            engine.close()
+    result = _result(settings, n_examples, shots, seed)
     write_json(out_path, result)
     return result

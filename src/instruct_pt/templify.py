@@ -15,19 +15,30 @@ paper's mode probabilities:
 
 All choices for the chain at ordinal ``k`` (order of first appearance) come from
 ``random.Random(seed + k)``, as the reference code seeds with ``idx + 12345``.
+
+The shards are read twice and the texts written as they are made, so memory does not grow with
+the corpus beyond ~30 bytes per record (where each record is, its chain's ordinal): a chain's
+records lie a chunk apart in a synthesis shard, so they are gathered by seeking. Batches of chains
+can be cooked by a pool of processes (``num_workers``) without changing the output.
 """
 
 from __future__ import annotations
 
+import array
+import json
 import logging
+import multiprocessing as mp
+import os
 import random
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
 from tqdm import tqdm
 
-from .common import DataError, iter_jsonl, write_json, write_jsonl
+from .common import DataError, atomic_writer, iter_jsonl, write_json
+from .packing import ordered_map
 from .protocol import classify_pair
 
 log = logging.getLogger(__name__)
@@ -348,22 +359,100 @@ def _finish_stats(stats: dict) -> dict:
     return stats
 
 
+_CHAINS_PER_BATCH = 256
+POOL_MIN_BYTES = 1 << 26  # smaller inputs are cooked in-process (``num_workers`` is ignored)
+
+
+def _batches(
+    chains: Iterable[list[dict]], seed: int, include_context: bool, source: str
+) -> Iterator[tuple[list[tuple[int, list[dict]]], bool, str]]:
+    """Chains with their seeds (``seed + k`` for the k-th), ``_CHAINS_PER_BATCH`` at a time."""
+    batch: list[tuple[int, list[dict]]] = []
+    for k, entries in enumerate(chains):
+        batch.append((seed + k, entries))
+        if len(batch) >= _CHAINS_PER_BATCH:
+            yield batch, include_context, source
+            batch = []
+    if batch:
+        yield batch, include_context, source
+
+
+def _cook_batch(
+    job: tuple[list[tuple[int, list[dict]]], bool, str],
+) -> tuple[list[dict], dict]:
+    """The records of a batch of chains and the batch's own stats (merged by the caller)."""
+    batch, include_context, source = job
+    stats = _new_stats(0, include_context)
+    records: list[dict] = []
+    for chain_seed, entries in batch:
+        records += _cook_chain(entries, chain_seed, include_context, stats, source)
+        stats["chains"] += 1
+    return records, stats
+
+
+def _merge_stats(into: dict, part: dict) -> None:
+    for key, value in part.items():
+        if isinstance(value, Counter):
+            into[key].update(value)
+        elif key not in ("seed", "include_context"):
+            into[key] += value
+
+
 def _cook_all(
     chains: Iterable[list[dict]],
-    n_chains: int,
+    n_chains: int | None,
     out_path: str,
     seed: int,
     include_context: bool,
     stats_path: str | None,
     source: str = "augmented",
+    num_workers: int = 1,
 ) -> dict:
+    """Cook the chains (the k-th with ``seed + k``) and write each record as soon as it is made.
+
+    Nothing but a batch of chains is held, so memory does not depend on the number of chains.
+    ``num_workers > 1`` cooks batches in a pool of processes; results are written in chain order
+    and every chain has its own seed, so the bytes do not depend on the number of workers.
+    An output that ends empty is an error naming the counts (nothing is written then).
+    """
     stats = _new_stats(seed, include_context)
-    out: list[dict] = []
-    for k, entries in enumerate(tqdm(chains, total=n_chains, desc="templify", unit="chain")):
-        out += _cook_chain(entries, seed + k, include_context, stats, source)
-        stats["chains"] += 1
-    write_jsonl(out_path, out)
-    stats = _finish_stats(stats)
+    batches = _batches(chains, seed, include_context, source)
+    path, f, tmp = atomic_writer(out_path)
+    pool = None
+    n_written = 0
+    try:
+        if num_workers > 1:
+            pool = mp.get_context("spawn").Pool(num_workers)
+            cooked = ordered_map(pool, _cook_batch, batches, 2 * num_workers)
+        else:
+            cooked = map(_cook_batch, batches)
+        with f, tqdm(total=n_chains, desc="templify", unit="chain") as bar:
+            for records, part in cooked:
+                for rec in records:
+                    f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                n_written += len(records)
+                _merge_stats(stats, part)
+                bar.update(part["chains"])
+        stats = _finish_stats(stats)
+        if n_written == 0:
+            raise DataError(
+                f"templify -> {out_path}: no texts from {stats['chains']} chains (augmented "
+                f"{stats['augmented']}, raw {stats['raw']}; dropped pairs "
+                f"{stats['dropped_pairs'] or 'none'}, dropped texts {stats['dropped_texts'] or 'none'})"
+                + (
+                    ". Without the raw texts (include_context=false) only texts with parsable pairs "
+                    "remain: the synthesizer produced none"
+                    if stats["chains"] and not include_context
+                    else ": the input has no records"
+                )
+            )
+        os.replace(tmp, path)
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     if stats_path:
         write_json(stats_path, stats)
     log.info(
@@ -374,6 +463,133 @@ def _cook_all(
         stats["chains"],
     )
     return stats
+
+
+def _jsonl_with_offsets(path: str, required: tuple[str, ...]) -> Iterator[tuple[int, int, dict]]:
+    """(line number, byte offset, record) of each non-blank line; errors as ``iter_jsonl``'s."""
+    with open(path, "rb") as f:
+        pos = 0
+        for lineno, raw in enumerate(f, 1):
+            start, pos = pos, pos + len(raw)
+            if not raw.strip():
+                continue
+            try:
+                rec = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                msg = e.msg if isinstance(e, json.JSONDecodeError) else str(e)
+                raise DataError(f"{path}:{lineno}: not valid JSON ({msg})") from None
+            if not isinstance(rec, dict):
+                raise DataError(
+                    f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}"
+                )
+            missing = [k for k in required if k not in rec]
+            if missing:
+                raise DataError(f"{path}:{lineno}: missing key(s) {', '.join(missing)}")
+            yield lineno, start, rec
+
+
+def _int_field(rec: dict, key: str, where: str) -> int:
+    value = rec[key]
+    if not isinstance(value, int) or not -(2**63) <= value < 2**63:
+        raise DataError(f"{where}: {key!r} must be an integer, got {value!r}")
+    return value
+
+
+@dataclass
+class _Plan:
+    """Pass 1's result: where each record is, its chain's ordinal, and the order to cook them."""
+
+    files: np.ndarray  # int32 shard index per record, file order
+    offsets: np.ndarray  # int64 byte offset per record
+    ordinals: np.ndarray  # int64 chain ordinal per record (order of first appearance)
+    order: np.ndarray  # record indices by (ordinal, round, file order)
+    n_chains: int
+
+
+def _chain_plan(synth_paths: list[str]) -> _Plan:
+    """Pass 1 over the shards: where each record is and which chain it belongs to.
+
+    Chains are numbered by first appearance over the shards in turn (what a dict keyed by
+    (shard, chain) would give); a chain's records are cooked by round, equal rounds in file order.
+    About 30 bytes per record are kept (48 at the peak, while sorting); no text.
+    """
+    files, offsets, ordinals, rounds = array.array("i"), *(array.array("q") for _ in range(3))
+    n_chains = 0
+    for fi, path in enumerate(synth_paths):
+        chains = array.array("q")
+        for lineno, offset, rec in _jsonl_with_offsets(
+            path, ("id", "text", "chain", "round", "pairs")
+        ):
+            where = f"{path}:{lineno}"
+            _check_pairs(rec["pairs"], where)
+            chains.append(_int_field(rec, "chain", where))
+            rounds.append(_int_field(rec, "round", where))
+            offsets.append(offset)
+            files.append(fi)
+        if not chains:
+            continue
+        uniq, first, inverse = np.unique(
+            np.frombuffer(chains, dtype=np.int64), return_index=True, return_inverse=True
+        )
+        ordinal_of = np.empty(len(uniq), dtype=np.int64)
+        ordinal_of[np.argsort(first, kind="stable")] = np.arange(len(uniq)) + n_chains
+        ordinals.frombytes(ordinal_of[inverse.ravel()].tobytes())
+        n_chains += len(uniq)
+        del chains, uniq, first, inverse, ordinal_of
+
+    def as_np(a: array.array, dtype) -> np.ndarray:
+        return np.frombuffer(a, dtype=dtype) if len(a) else np.zeros(0, dtype=dtype)
+
+    k, r = as_np(ordinals, np.int64), as_np(rounds, np.int64)
+    if not len(k):
+        order = np.zeros(0, dtype=np.int64)
+    else:
+        low, span = int(r.min()), int(r.max()) - int(r.min()) + 1
+        if (
+            n_chains * span < 2**62
+        ):  # one int64 key (ordinal, round); a stable sort keeps file order
+            key = k * span
+            key += r
+            key -= low
+            order = np.argsort(key, kind="stable")
+            del key
+        else:  # absurd round numbers: sort on the fields themselves
+            order = np.lexsort((np.arange(len(k)), r, k))
+    del r, rounds
+    return _Plan(as_np(files, np.int32), as_np(offsets, np.int64), k, order, n_chains)
+
+
+_READ_AHEAD = 4096  # records whose places are turned into Python ints at a time
+
+
+def _planned_chains(synth_paths: list[str], plan: _Plan) -> Iterator[list[dict]]:
+    """Pass 2: read each chain's records (by seeking) in the planned order, one chain at a time."""
+    handles = [open(p, "rb") for p in synth_paths]  # noqa: SIM115 - closed in finally
+    try:
+        chain: list[dict] = []
+        current = None
+        for start in range(0, len(plan.order), _READ_AHEAD):
+            idx = plan.order[start : start + _READ_AHEAD]
+            places = zip(
+                plan.files[idx].tolist(),
+                plan.offsets[idx].tolist(),
+                plan.ordinals[idx].tolist(),
+                strict=True,
+            )
+            for fi, off, k in places:
+                if k != current and chain:
+                    yield chain
+                    chain = []
+                current = k
+                h = handles[fi]
+                h.seek(off)
+                rec = json.loads(h.readline())
+                chain.append({"id": rec["id"], "text": rec["text"], "pairs": rec["pairs"]})
+        if chain:
+            yield chain
+    finally:
+        for h in handles:
+            h.close()
 
 
 def _check_pairs(pairs: object, where: str) -> None:
@@ -392,6 +608,7 @@ def templify(
     seed: int,
     include_context: bool = True,
     stats_path: str | None = None,
+    num_workers: int = 1,
 ) -> dict:
     """Write ``{"id", "text", "source"}`` pre-training texts, one per chain of the synthesis shards.
 
@@ -401,19 +618,22 @@ def templify(
     definition of Table 4's "w/o Corpora" ablation; the paper's exact definition is UNCONFIRMED
     (facts §4.5).
     """
-    chains: dict[tuple[int, int], list[dict]] = {}
-    for f, path in enumerate(synth_paths):
-        for lineno, rec in enumerate(
-            iter_jsonl(path, required=("id", "text", "chain", "round", "pairs")), 1
-        ):
-            _check_pairs(rec["pairs"], f"{path}:{lineno}")
-            chains.setdefault((f, rec["chain"]), []).append(rec)
-    ordered = (sorted(entries, key=lambda e: e["round"]) for entries in chains.values())
-    return _cook_all(ordered, len(chains), out_path, seed, include_context, stats_path)
+    plan = _chain_plan(synth_paths)
+    chains = _planned_chains(synth_paths, plan)
+    if sum(os.path.getsize(p) for p in synth_paths) < POOL_MIN_BYTES:
+        num_workers = 1  # starting workers would cost more than they save
+    return _cook_all(
+        chains, plan.n_chains, out_path, seed, include_context, stats_path, num_workers=num_workers
+    )
 
 
 def templify_ft_collection(
-    ft_path: str, out_path: str, seed: int, shots: int = 1, stats_path: str | None = None
+    ft_path: str,
+    out_path: str,
+    seed: int,
+    shots: int = 1,
+    stats_path: str | None = None,
+    num_workers: int = 1,
 ) -> dict:
     """Pre-training texts from the synthesizer's fine-tuning collection (``synth_ft`` records).
 
@@ -425,16 +645,35 @@ def templify_ft_collection(
     """
     if shots < 1:
         raise ValueError(f"shots must be >= 1, got {shots}")
-    groups: list[list[dict]] = []
+    if os.path.getsize(ft_path) < POOL_MIN_BYTES:
+        num_workers = 1
+    return _cook_all(
+        _ft_groups(ft_path, shots),
+        None,
+        out_path,
+        seed,
+        True,
+        stats_path,
+        source="synth_ft",
+        num_workers=num_workers,
+    )
+
+
+def _ft_groups(ft_path: str, shots: int) -> Iterator[list[dict]]:
+    """Runs of up to ``shots`` consecutive records of one dataset, yielded as they complete."""
+    group: list[dict] = []
     last_dataset = None
     for lineno, rec in enumerate(
         iter_jsonl(ft_path, required=("id", "dataset", "context", "pairs")), 1
     ):
         _check_pairs(rec["pairs"], f"{ft_path}:{lineno}")
         entry = {"id": rec["id"], "text": rec["context"], "pairs": rec["pairs"]}
-        if groups and rec["dataset"] == last_dataset and len(groups[-1]) < shots:
-            groups[-1].append(entry)
+        if group and rec["dataset"] == last_dataset and len(group) < shots:
+            group.append(entry)
         else:
-            groups.append([entry])
+            if group:
+                yield group
+            group = [entry]
         last_dataset = rec["dataset"]
-    return _cook_all(groups, len(groups), out_path, seed, True, stats_path, source="synth_ft")
+    if group:
+        yield group

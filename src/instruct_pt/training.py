@@ -13,6 +13,14 @@ nanoGPT-style loop: AdamW, linear warm-up + cosine decay, gradient accumulation 
 bf16 autocast, periodic atomic checkpoints with everything needed for a bit-identical resume, and
 FSDP when launched under torchrun.
 
+At paper scale (Llama3-8B, vocab 128,256, 16 x 4096 tokens per GPU) the same loop must fit a GPU:
+FSDP2 full sharding with bf16 mixed precision (bf16 compute, fp32 gradient reduction, fp32 master
+weights and Adam states), activation checkpointing (`gradient_checkpointing`), a loss that never
+holds the logits of more than `loss_chunk_tokens` tokens (`chunked_ce_sum`), sharded checkpoints
+(torch.distributed.checkpoint: each rank writes and reads only its shard), a saved model read by
+rank 0 alone and broadcast into the shards, and exports in `export_dtype`. `check_train` runs
+first of all, before any data or model is read, so a bad batch split fails in a second.
+
 Determinism and resume: which rows make up the batch of step s is a pure function of (seed, s) —
 rows are visited in a fresh seeded permutation per epoch — and the learning rate is a pure
 function of s, so a checkpoint only needs the step, model, optimizer and RNG states. A run killed
@@ -30,6 +38,7 @@ import os
 import random
 import shutil
 import time
+import warnings
 from collections import Counter, defaultdict
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -50,8 +59,10 @@ from instruct_pt.common import (
     write_json,
 )
 from instruct_pt.modeling import (
+    EXPORT_DTYPES,
     build_model,
     count_parameters,
+    empty_model,
     flops_per_token,
     load_model,
     save_model,
@@ -61,6 +72,7 @@ log = logging.getLogger(__name__)
 
 IGNORE = -100
 CKPT_PREFIX = "step"
+CKPT_FORMAT = "dcp-1"  # state.json "format": checkpoints of another layout are not resumed
 
 # Keys of `train` that change the result; the others (logging, checkpoint cadence) do not, so a
 # run may be resumed after changing them.
@@ -80,6 +92,11 @@ _SEMANTIC_KEYS = (
     "grad_clip",
     "precision",
 )
+# Not semantic: loss_chunk_tokens and gradient_checkpointing (and compile) compute the same
+# per-token losses and gradients; only the order of fp32 sums changes (float noise, as a
+# different GPU count changes it). Changing them is what one does after running out of memory,
+# and that must resume the run, not restart it. export_dtype only changes the exported copy, not
+# the checkpoints: a finished run asked for another dtype re-exports without training.
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -100,6 +117,8 @@ class TrainConfig:
     precision: str = "bf16"
     compile: bool = False
     gradient_checkpointing: bool = False
+    loss_chunk_tokens: int = 0
+    export_dtype: str = "float32"
     checkpoint_every: int = 100
     keep_checkpoints: int = 2
     log_every: int = 10
@@ -122,6 +141,20 @@ class TrainConfig:
         cfg = cls(**{**train, "betas": tuple(train.get("betas", (0.9, 0.95)))})
         if cfg.precision not in ("bf16", "fp32"):
             raise DataError(f"train: precision must be bf16|fp32, got {cfg.precision!r}")
+        chunk = cfg.loss_chunk_tokens
+        if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 0:
+            raise DataError(
+                f"train: loss_chunk_tokens must be an integer >= 0 (0 = one chunk), got {chunk!r}"
+            )
+        if cfg.export_dtype not in EXPORT_DTYPES:
+            raise DataError(
+                f"train: export_dtype must be one of {'|'.join(EXPORT_DTYPES)}, "
+                f"got {cfg.export_dtype!r}"
+            )
+        if not isinstance(cfg.gradient_checkpointing, bool):
+            raise DataError(
+                f"train: gradient_checkpointing must be true|false, got {cfg.gradient_checkpointing!r}"
+            )
         if cfg.tokens is None and cfg.steps is None and cfg.epochs is None:
             raise DataError("train: give one of 'tokens', 'steps' or 'epochs'")
         return cfg
@@ -166,6 +199,15 @@ def check_train(train: dict, world: int) -> TrainConfig:
     """The start-up checks of a training job on `world` processes (one per GPU), made before any
     data or model is loaded; returns the settings as the job runs them (`TrainConfig.for_world`)."""
     return TrainConfig.from_dict(train).for_world(world)
+
+
+def _env_world() -> int:
+    """Processes of this job: torchrun's WORLD_SIZE, 1 without torchrun."""
+    raw = os.environ.get("WORLD_SIZE", "1")
+    try:
+        return int(raw)
+    except ValueError:
+        raise DataError(f"WORLD_SIZE={raw!r} is not an integer") from None
 
 
 def lr_at(step: int, total: int, warmup: int, lr: float, min_lr_ratio: float) -> float:
@@ -318,40 +360,134 @@ def _barrier(d: _Dist) -> None:
         dist.barrier()
 
 
-def _shard_model(model, d: _Dist):
-    """FSDP2: shard every decoder layer, then the rest (embeddings, tied head, final norm)."""
+def _mp_policy(precision: str):
+    """FSDP2 mixed precision for `precision`: bf16 = parameters all-gathered and computed in
+    bf16, gradients reduce-scattered in fp32 (also what gloo can reduce), fp32 master weights
+    and Adam states in the (sharded) optimizer; fp32 = no casts."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy
+
+    if precision == "bf16":
+        return MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+    return MixedPrecisionPolicy()
+
+
+def _shard_model(model: torch.nn.Module, layers, precision: str):
+    """FSDP2: shard every decoder layer, then the rest (embeddings, tied head, final norm) as the
+    root unit: `model` is the _LossModel whose forward is the whole training computation."""
     from torch.distributed.fsdp import fully_shard
 
-    for layer in model.model.layers:
-        fully_shard(layer)
-    fully_shard(model)
+    mp = _mp_policy(precision)
+    for layer in layers:
+        fully_shard(layer, mp_policy=mp)
+    fully_shard(model, mp_policy=mp)
     return model
 
 
-def _full_state(model, optimizer=None) -> tuple[dict, dict | None]:
-    """Full (unsharded, CPU) model and optimizer state dicts; a collective under FSDP."""
-    from torch.distributed.checkpoint.state_dict import (
-        StateDictOptions,
-        get_model_state_dict,
-        get_optimizer_state_dict,
+# ----------------------------------------------------------------------------- the loss
+
+
+def _ce_sum(hidden: torch.Tensor, targets: torch.Tensor, head: torch.nn.Module) -> torch.Tensor:
+    """Summed fp32 cross-entropy of head(hidden) [n, V] against targets [n] (no IGNORE inside)."""
+    logits = head(hidden)
+    return F.cross_entropy(logits.float(), targets, reduction="sum")
+
+
+def chunked_ce_sum(
+    hidden: torch.Tensor, targets: torch.Tensor, head: torch.nn.Module, chunk_tokens: int
+) -> torch.Tensor:
+    """Summed next-token cross-entropy of `head` (the LM head) over final hidden states, without
+    ever holding the logits of more than `chunk_tokens` tokens.
+
+    hidden [..., H] and targets [...] are aligned (hidden[i] predicts targets[i]); targets equal
+    to IGNORE are left out before the head runs. With 0 (or a chunk as large as the targets) the
+    logits are computed at once; otherwise chunk by chunk, each under torch.utils.checkpoint so
+    that neither its logits nor its fp32 copy are kept for backward: a chunk's logits exist only
+    while it is computed, then again while its gradient is.
+    """
+    h = hidden.reshape(-1, hidden.size(-1))
+    t = targets.reshape(-1)
+    keep = t != IGNORE
+    if not bool(keep.all()):
+        h, t = h[keep], t[keep]
+    n = t.numel()
+    if chunk_tokens <= 0 or chunk_tokens >= n:
+        # also n = 0: the head still runs (on no rows), so every parameter gets a (zero)
+        # gradient and FSDP reduces the same tensors on every rank
+        return _ce_sum(h, t, head)
+    from torch.utils.checkpoint import checkpoint
+
+    total = None
+    for start in range(0, n, chunk_tokens):
+        part = checkpoint(
+            _ce_sum,
+            h[start : start + chunk_tokens],
+            t[start : start + chunk_tokens],
+            head,
+            use_reentrant=False,
+        )
+        total = part if total is None else total + part
+    return total
+
+
+class _LossModel(torch.nn.Module):
+    """A causal LM whose forward is the training loss: the decoder to the final hidden states,
+    then the LM head and fp32 cross-entropy chunk by chunk (`chunked_ce_sum`).
+
+    It is the FSDP root, so the head runs inside the root's forward (its weights gathered there,
+    its gradients reduce-scattered with the root's) although it no longer runs in the model's own
+    forward. Its state dict is the model's with the prefix `lm.`.
+    """
+
+    def __init__(self, lm, chunk_tokens: int):
+        super().__init__()
+        self.lm = lm
+        self.chunk_tokens = chunk_tokens
+
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Summed CE of predicting labels[:, 1:] from input_ids (labels IGNORE = no loss)."""
+        out = self.lm.get_decoder()(input_ids=input_ids, use_cache=False)
+        hidden = out.last_hidden_state[:, :-1]
+        return chunked_ce_sum(
+            hidden, labels[:, 1:], self.lm.get_output_embeddings(), self.chunk_tokens
+        )
+
+
+def _model_loader(model_dir: str, d: _Dist):
+    """model_fn for _run(rank0_loads=True): the saved model in fp32 on rank 0 (and on a single
+    process), its empty meta-device twin on the other ranks."""
+
+    def load():
+        if d.world == 1 or d.main:
+            return load_model(model_dir, dtype=torch.float32)
+        return empty_model(model_dir, dtype=torch.float32)
+
+    return load
+
+
+def _fill_from_rank0(model, full: dict, d: _Dist) -> None:
+    """Give the freshly sharded model rank 0's weights: `full` (rank 0: the full state dict on
+    CPU; others: {}) is broadcast tensor by tensor and every rank keeps its shard. Buffers (the
+    rotary tables, not in the state dict) are broadcast as they are."""
+    import torch.distributed as dist
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+    if not d.main:
+        model.to_empty(device=d.device)  # meta -> allocated (values arrive below)
+    set_model_state_dict(
+        model, full, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
     )
-
-    opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
-    msd = get_model_state_dict(model, options=opts)
-    osd = get_optimizer_state_dict(model, optimizer, options=opts) if optimizer else None
-    return msd, osd
+    for buf in model.buffers():
+        dist.broadcast(buf, src=0)
 
 
-def _load_full_state(model, optimizer, msd: dict, osd: dict) -> None:
-    from torch.distributed.checkpoint.state_dict import (
-        StateDictOptions,
-        set_model_state_dict,
-        set_optimizer_state_dict,
+def _full_state(model) -> dict:
+    """The full (unsharded) model state dict, on the CPU of rank 0 only (the other ranks get
+    {}); a collective under FSDP, gathered tensor by tensor."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(
+        model, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
     )
-
-    opts = StateDictOptions(full_state_dict=True)
-    set_model_state_dict(model, msd, options=opts)
-    set_optimizer_state_dict(model, optimizer, osd, options=opts)
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -384,25 +520,83 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _rng_file(path: Path, rank: int) -> Path:
+    return path / f"rng-rank{rank:05d}.pt"
+
+
+def _rank0_pid(d: _Dist) -> int:
+    """Rank 0's process id, on every rank (names the temporary folder they all write into)."""
+    if d.world == 1:
+        return os.getpid()
+    import torch.distributed as dist
+
+    box = [os.getpid()]
+    dist.broadcast_object_list(box, src=0)
+    return int(box[0])
+
+
 def _save_checkpoint(
     checkpoint_dir: Path, step: int, model, optimizer, state: dict, keep: int, d: _Dist
 ):
-    """Write step{N}/ atomically (temp dir + rename), then drop all but the newest `keep`."""
-    msd, osd = _full_state(model, optimizer)  # every rank joins the gather
+    """Write step{N}/ atomically, then drop all but the newest `keep` checkpoints.
+
+    torch.distributed.checkpoint (DCP): every rank writes its own shards of the model and
+    optimizer (no rank ever holds the full state) and its RNG states, into a temporary folder
+    named after rank 0's pid; after a barrier rank 0 adds state.json and renames the folder into
+    place. A folder named step{N} is therefore complete. One process writes the same way.
+    """
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
+    final = checkpoint_dir / f"{CKPT_PREFIX}{step:08d}"
+    tmp = checkpoint_dir / f".tmp-{CKPT_PREFIX}{step:08d}-{_rank0_pid(d)}"
     if d.main:
-        final = checkpoint_dir / f"{CKPT_PREFIX}{step:08d}"
-        tmp = checkpoint_dir / f".tmp-{CKPT_PREFIX}{step:08d}"
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
-        torch.save({"model": msd, "optimizer": osd, "rng": _rng_state()}, tmp / "checkpoint.pt")
-        write_json(tmp / "state.json", state)
+    _barrier(d)
+    msd, osd = get_state_dict(model, optimizer)  # this rank's shards (plain tensors on 1 process)
+    with warnings.catch_warnings():  # one process: DCP warns that it saves without a group
+        warnings.filterwarnings("ignore", "torch.distributed is disabled")
+        dcp.save({"model": msd, "optimizer": osd}, checkpoint_id=str(tmp), no_dist=d.world == 1)
+    torch.save(_rng_state(), _rng_file(tmp, d.rank))
+    _barrier(d)
+    if d.main:
+        write_json(tmp / "state.json", {**state, "format": CKPT_FORMAT, "world_size": d.world})
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
         for old in _checkpoints(checkpoint_dir)[:-keep]:
             shutil.rmtree(old)
     _barrier(d)
+
+
+def _load_checkpoint(path: Path, model, optimizer, d: _Dist, seed: int, step: int) -> None:
+    """Load this rank's shards of a _save_checkpoint folder (DCP reshards if the number of
+    processes changed) and this rank's RNG states."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+    msd, osd = get_state_dict(model, optimizer)
+    state = {"model": msd, "optimizer": osd}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "torch.distributed is disabled")
+        dcp.load(state, checkpoint_id=str(path), no_dist=d.world == 1)
+    set_state_dict(
+        model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"]
+    )
+    rng = _rng_file(path, d.rank)
+    if rng.exists():
+        _set_rng_state(torch.load(rng, map_location="cpu", weights_only=False))
+    else:  # saved by fewer processes: a fresh, still deterministic dropout stream
+        log.warning("%s: no RNG state of rank %d; reseeding its dropout stream", path, d.rank)
+        torch.manual_seed(stable_hash(seed, "resume-rng", step, d.rank) % 2**63)
+
+
+def _clear_temporaries(checkpoint_dir: Path) -> None:
+    """Remove the temporary folders of checkpoints that a killed run left half-written."""
+    for tmp in checkpoint_dir.glob(f".tmp-{CKPT_PREFIX}*"):
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _metrics_log(checkpoint_dir: Path, upto_step: int) -> None:
@@ -439,6 +633,16 @@ def _optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, fused=True)
 
 
+def _enable_activation_checkpointing(lm) -> None:
+    """Non-reentrant checkpointing of every decoder layer; transformers < 5.23 (5.17 on the GPU
+    images we test on) names the method gradient_checkpointing_enable."""
+    enable = getattr(lm, "activation_checkpointing_enable", None)
+    if enable is not None:
+        enable({"use_reentrant": False})
+    else:
+        lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
 def _run(
     *,
     kind: str,
@@ -450,9 +654,15 @@ def _run(
     d: _Dist,
     run_config: dict,
     on_step=None,
+    rank0_loads: bool = False,
 ) -> tuple[object, dict]:
-    """Train model_fn() on source; returns (model, summary). on_step(step, model) runs after
-    every optimizer step (and once at step 0 before training) on every rank."""
+    """Train model_fn() on source; returns (model, summary) where model is the _LossModel around
+    it (`model.lm`: the causal LM, sharded under FSDP). on_step(step, model) runs after every
+    optimizer step (and once at step 0 before training) on every rank.
+
+    rank0_loads: on several processes, model_fn() returns the real model on rank 0 only and a
+    meta-device one elsewhere (`_model_loader`); rank 0's weights are broadcast into the shards,
+    so a single host copy of the full model exists, not one per GPU."""
     ckpt_dir = Path(checkpoint_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     total = cfg.total_steps(source.n, source.seq_len)
@@ -471,23 +681,40 @@ def _run(
         )
     )
 
-    model = model_fn().to(d.device)
+    lm = model_fn()
+    full = None
+    if d.world > 1 and rank0_loads:  # rank 0's full weights (CPU), broadcast after sharding
+        full = {f"lm.{k}": v for k, v in lm.state_dict().items()} if d.main else {}
+    else:
+        lm = lm.to(d.device)
     if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        # Non-reentrant checkpointing of each decoder layer's forward: only the layer inputs are
+        # kept; transformers keeps FSDP2's hooks outside the checkpointed region, and autocast
+        # is replayed in the recompute.
+        _enable_activation_checkpointing(lm)
+    model = _LossModel(lm, cfg.loss_chunk_tokens)
     if d.world > 1:
-        model = _shard_model(model, d)
+        _shard_model(model, lm.get_decoder().layers, cfg.precision)
+        if full is not None:
+            _fill_from_rank0(model, full, d)
+            del full
     optimizer = _optimizer(model, cfg)
 
     step, wall_before, last_loss = 0, 0.0, None
+    if d.main:
+        _clear_temporaries(ckpt_dir)
+    _barrier(d)
     existing = _checkpoints(ckpt_dir)
     if existing:
         state = json.loads((existing[-1] / "state.json").read_text(encoding="utf-8"))
-        if state["fingerprint"] != fingerprint:
-            # Data, seed or settings changed (Snakemake reruns the job for that very reason):
-            # the old checkpoints belong to another run. Start over rather than resume them.
+        _barrier(d)  # every rank has read it before rank 0 may delete it
+        if state["fingerprint"] != fingerprint or state.get("format") != CKPT_FORMAT:
+            # Data, seed or settings changed (Snakemake reruns the job for that very reason),
+            # or an older checkpoint layout: the old checkpoints belong to another run. Start
+            # over rather than resume them.
             log.warning(
                 "%s: checkpoints of a different run (data, seed or train settings "
-                "changed): discarding them and starting over",
+                "changed, or an older format): discarding them and starting over",
                 ckpt_dir,
             )
             if d.main:
@@ -497,9 +724,7 @@ def _run(
             existing = []
     if existing:
         last = existing[-1]
-        blob = torch.load(last / "checkpoint.pt", map_location="cpu", weights_only=False)
-        _load_full_state(model, optimizer, blob["model"], blob["optimizer"])
-        _set_rng_state(blob["rng"])
+        _load_checkpoint(last, model, optimizer, d, seed, state["step"])
         step, wall_before, last_loss = state["step"], state["wall_time_s"], state["last_loss"]
         log.info("resumed from %s (step %d of %d)", last, step, total)
         if d.main:
@@ -518,7 +743,7 @@ def _run(
     )
     plan = _Plan(source.n, cfg.batch_size, seed)
     seq_len = source.seq_len
-    fpt = flops_per_token(model.config, seq_len)
+    fpt = flops_per_token(lm.config, seq_len)
     peak = cfg.peak_flops * d.world if cfg.peak_flops else None
     tracker = _wandb_start(cfg, run_config, d)
     metrics_f = open(ckpt_dir / "metrics.jsonl", "a", encoding="utf-8") if d.main else None  # noqa: SIM115
@@ -550,13 +775,7 @@ def _run(
             if d.world > 1:
                 model.set_requires_gradient_sync(i == len(batches) - 1)
             with autocast:
-                logits = train_model(input_ids=x, use_cache=False).logits
-            ce = F.cross_entropy(
-                logits[:, :-1].float().reshape(-1, logits.size(-1)),
-                y[:, 1:].reshape(-1),
-                ignore_index=IGNORE,
-                reduction="sum",
-            )
+                ce = train_model(x, y)  # summed fp32 CE of this micro-batch
             # FSDP averages gradients over ranks; scale so the result is the global token mean.
             (ce * d.world / n_targets).backward()
             loss_sum += float(ce.detach())
@@ -622,8 +841,21 @@ def _run(
         "parameters": count_parameters(model),
         "seed": seed,
         "world_size": d.world,
+        "fsdp_mixed_precision": _mp_summary(model, cfg.precision) if d.world > 1 else None,
     }
     return model, summary
+
+
+def _mp_summary(model, precision: str) -> dict:
+    """The mixed precision the FSDP root unit really runs with (read back from FSDP)."""
+    from torch.distributed.fsdp import fully_shard
+
+    try:
+        mp = fully_shard.state(model)._fsdp_param_group.mp_policy
+    except AttributeError:  # FSDP internals of another torch version: the policy asked for
+        mp = _mp_policy(precision)
+    name = {None: None, torch.bfloat16: "bfloat16", torch.float32: "float32"}
+    return {"param_dtype": name[mp.param_dtype], "reduce_dtype": name[mp.reduce_dtype]}
 
 
 def _wandb_start(cfg: TrainConfig, run_config: dict, d: _Dist):
@@ -642,17 +874,28 @@ def _wandb_start(cfg: TrainConfig, run_config: dict, d: _Dist):
     )
 
 
-def _export(model, d: _Dist, tokenizer_dir: str, out_dir: str, summary: dict | None) -> None:
-    """Gather the full weights and (rank 0) write a model folder (+ train_summary.json).
+def _export(
+    model: _LossModel,
+    d: _Dist,
+    tokenizer_dir: str,
+    out_dir: str,
+    summary: dict | None,
+    dtype: str = "float32",
+) -> None:
+    """Gather the full weights and (rank 0) write a model folder (+ train_summary.json) whose
+    tensors are `dtype` (train.export_dtype).
 
     Gathered tensors no longer share storage, so tied copies (lm_head = embeddings) are dropped
     here exactly as save_pretrained drops them for an unsharded model: same bytes either way.
     """
-    msd, _ = _full_state(model)
-    for key in getattr(model, "all_tied_weights_keys", None) or {}:
+    full = _full_state(model)
+    prefix = "lm."
+    msd = {k.removeprefix(prefix): v for k, v in full.items()}
+    del full
+    for key in getattr(model.lm, "all_tied_weights_keys", None) or {}:
         msd.pop(key, None)
     if d.main:
-        save_model(model, tokenizer_dir, out_dir, extra=summary, state_dict=msd)
+        save_model(model.lm, tokenizer_dir, out_dir, extra=summary, state_dict=msd, dtype=dtype)
     _barrier(d)
 
 
@@ -676,14 +919,14 @@ def pretrain(
     """
     if (arch is None) == (init_from is None):
         raise DataError("pretrain: give exactly one of 'arch' (from scratch) or 'init_from'")
+    cfg = check_train(train, _env_world())  # before any data or model is loaded
     set_torch_threads(threads)
-    cfg = TrainConfig.from_dict(train)
     source = PackedSource(packed_dir)
 
     def model_fn():
         if arch is not None:
             return build_model(arch, tokenizer_dir, seed)
-        return load_model(init_from, dtype=torch.float32)
+        return _model_loader(init_from, d)()
 
     d = _setup(cfg.device)
     run_config = {
@@ -711,8 +954,9 @@ def pretrain(
         seed=seed,
         d=d,
         run_config=run_config,
+        rank0_loads=init_from is not None,
     )
-    _export(model, d, tokenizer_dir, out_dir, summary)
+    _export(model, d, tokenizer_dir, out_dir, summary, cfg.export_dtype)
     if d.main:
         _copy_metrics(checkpoint_dir, out_dir)
     return summary
@@ -839,7 +1083,7 @@ def _tune(
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     model, summary = _run(
         kind=kind,
-        model_fn=lambda: load_model(base_model_dir, dtype=torch.float32),
+        model_fn=_model_loader(base_model_dir, d),
         source=ExampleSource(rows, seq_len, pad_id),
         cfg=cfg,
         checkpoint_dir=checkpoint_dir,
@@ -847,6 +1091,7 @@ def _tune(
         d=d,
         run_config={"train": train, "init_from": base_model_dir, "seed": seed, "data": data_stats},
         on_step=on_step,
+        rank0_loads=True,
     )
     summary["data"] = data_stats
     return model, summary
@@ -866,8 +1111,8 @@ def finetune_synthesizer(
     """Tune the instruction synthesizer on synth_ft records (§1.2): loss only on the pairs."""
     from instruct_pt.tokenizer import load_tokenizer
 
+    cfg = check_train(train, _env_world())  # before any data or model is loaded
     set_torch_threads(threads)
-    cfg = TrainConfig.from_dict(train)
     records = read_jsonl(train_path, required=("id", "dataset", "context", "pairs"))
     tok = load_tokenizer(base_model_dir)
     rows, data_stats = synth_sequences(records, tok, seq_len, max_per_dataset, seed, train_path)
@@ -876,7 +1121,7 @@ def finetune_synthesizer(
         "finetune_synthesizer", base_model_dir, tok, rows, data_stats, seq_len,
         cfg, train, checkpoint_dir, seed, d,
     )  # fmt: skip
-    _export(model, d, base_model_dir, out_dir, summary)
+    _export(model, d, base_model_dir, out_dir, summary, cfg.export_dtype)
     if d.main:
         _copy_metrics(checkpoint_dir, out_dir)
     return summary
@@ -937,8 +1182,8 @@ def instruction_tune(
     """
     from instruct_pt.tokenizer import load_tokenizer
 
+    cfg = check_train(train, _env_world())  # before any data or model is loaded
     set_torch_threads(threads)
-    cfg = TrainConfig.from_dict(train)
     tok = load_tokenizer(base_model_dir)
     rows, data_stats = instruction_rows(
         iter_jsonl(train_path, required=("instruction", "response")), tok, seq_len, train_path
@@ -950,7 +1195,7 @@ def instruction_tune(
 
     def on_step(step: int, model) -> None:
         if step in wanted:
-            _export(model, d, base_model_dir, str(exports / f"step{step}"), None)
+            _export(model, d, base_model_dir, str(exports / f"step{step}"), None, cfg.export_dtype)
 
     _, summary = _tune(
         "instruction_tune", base_model_dir, tok, rows, data_stats, seq_len,

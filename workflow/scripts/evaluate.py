@@ -21,4 +21,6 @@ evaluate(
     add_bos_token=snakemake.params.add_bos_token,
     seed=snakemake.params.seed,
     dtype=snakemake.params.dtype,
+    device="auto",  # CUDA when the job got GPUs and CUDA is available, else the CPU
+    gpus=snakemake.resources.gpu,  # > 1: the model is split over the job's GPUs
 )

@@ -11,4 +11,5 @@ build_mixture(
     snakemake.output.texts,
     snakemake.output.manifest,
     snakemake.params.seed,
+    num_workers=snakemake.threads,
 )

@@ -10,4 +10,5 @@ templify(
     snakemake.params.seed,
     include_context=snakemake.params.include_context,
     stats_path=snakemake.output.stats,
+    num_workers=snakemake.threads,
 )
