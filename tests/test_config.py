@@ -83,6 +83,30 @@ def test_train_settings_derive_batch_and_steps():
     )  # ... not on CPU
 
 
+@pytest.mark.parametrize(
+    "stage, size, gpus, batch, micro",
+    [  # config.yaml: batch_tokens / seq_len sequences over compute.gpus processes, by hand
+        ("pretrain", "500m", 8, 256, 32),  # 524288 / 2048 = 256; 32 per GPU < micro 64
+        ("pretrain", "1.3b", 8, 512, 64),  # 1048576 / 2048 = 512; 64 per GPU = micro 64
+        ("synthesizer", None, 4, 4, 1),  # 16384 / 4096 = 4; 1 per GPU
+        ("continual_pretrain", None, 4, 64, 16),  # 262144 / 4096 = 64; 16 per GPU = micro 16
+        ("instruction_tuning", None, 8, 64, 8),  # 131072 / 2048 = 64; 8 per GPU < micro 16
+    ],
+)
+def test_paper_training_jobs_pass_their_start_up_check(stage, size, gpus, batch, micro):
+    """Each paper-scale training job on its GPUs: the per-GPU micro-batch the job runs. (Before
+    micro_batch_size was per process, 500M, the synthesizer and instruction tuning aborted.)"""
+    from instruct_pt.training import check_train
+
+    c = load()
+    key = {"synthesizer": "synthesizer_train", "instruction_tuning": "instruction_tune"}.get(
+        stage, stage
+    )
+    assert c["compute"]["gpus"][key] == gpus
+    run = check_train(cfg.train_settings(c, stage, size), gpus)
+    assert (run.batch_size, run.micro_batch_size) == (batch, micro)
+
+
 def test_experiment_lists_match_the_paper():
     c = load()
     assert cfg.scratch_models(c) == [

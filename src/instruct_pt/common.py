@@ -58,15 +58,28 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> int:
 
 def iter_jsonl(path: str | os.PathLike, required: Iterable[str] = ()) -> Iterator[dict]:
     """Yield records; a malformed line or a missing required key raises DataError(file:line)."""
+    for _, _, rec in iter_jsonl_offsets(path, required):
+        yield rec
+
+
+def iter_jsonl_offsets(
+    path: str | os.PathLike, required: Iterable[str] = ()
+) -> Iterator[tuple[int, int, dict]]:
+    """(line number, byte offset, record) of each non-blank line, so a reader can seek back to a
+    record; a malformed line (bad JSON or bytes that are not UTF-8) or a missing required key
+    raises DataError(file:line)."""
     required = tuple(required)
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
+    with open(path, "rb") as f:
+        pos = 0
+        for lineno, raw in enumerate(f, 1):
+            start, pos = pos, pos + len(raw)
+            if not raw.strip():
                 continue
             try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+                rec = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                msg = e.msg if isinstance(e, json.JSONDecodeError) else str(e)
+                raise DataError(f"{path}:{lineno}: not valid JSON ({msg})") from None
             if not isinstance(rec, dict):
                 raise DataError(
                     f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}"
@@ -74,7 +87,7 @@ def iter_jsonl(path: str | os.PathLike, required: Iterable[str] = ()) -> Iterato
             missing = [k for k in required if k not in rec]
             if missing:
                 raise DataError(f"{path}:{lineno}: missing key(s) {', '.join(missing)}")
-            yield rec
+            yield lineno, start, rec
 
 
 def read_jsonl(path: str | os.PathLike, required: Iterable[str] = ()) -> list[dict]:

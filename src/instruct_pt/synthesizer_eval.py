@@ -303,45 +303,12 @@ def score_synthesizer(
     """Table 5 from the models' generation files (``{model name: path}``, in row order).
 
     The probes are planned again from the held-out file and the settings, and each file must
-    answer exactly them. Writes and returns what :func:`evaluate_synthesizer` would.
+    answer exactly them. Writes the result to ``out_path`` and returns it.
     """
     plan = plan_prompts(heldout_path, n_examples, shots, max_new_tokens, max_model_len, seed)
     settings = []
     for name, path in generations.items():
         settings += _score(name, plan, _read_generations(path, name, plan))
-    result = _result(settings, n_examples, shots, seed)
-    write_json(out_path, result)
-    return result
-
-
-def evaluate_synthesizer(
-    models: dict[str, str],
-    heldout_path: str,
-    out_path: str,
-    n_examples: int,
-    shots: int,
-    engine_cfg: dict,
-    max_new_tokens: int,
-    max_model_len: int,
-    seed: int,
-    engines: dict[str, Engine] | None = None,
-) -> dict:
-    """Table 5 in one process: response accuracy and pair quality for each model x {seen,
-    unseen} x {0, shots}.
-
-    The workflow runs it as one job per model (:func:`synthesizer_generations`, so that each
-    engine's GPU memory is freed with its process) and a scoring job
-    (:func:`score_synthesizer`); both ways write the same result. ``engines`` (tests) maps
-    model names to ready engines.
-    """
-    plan = plan_prompts(heldout_path, n_examples, shots, max_new_tokens, max_model_len, seed)
-    settings = []
-    for name, model_dir in models.items():
-        given = (engines or {}).get(name)
-        engine = given or load_engine(model_dir, engine_cfg, max_model_len, seed)
-        settings += _score(name, plan, _generate(name, plan, engine, max_new_tokens))
-        if given is None and hasattr(engine, "close"):
-            engine.close()
     result = _result(settings, n_examples, shots, seed)
     write_json(out_path, result)
     return result

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from .common import DataError, atomic_writer, iter_jsonl, write_json
+from .common import DataError, atomic_writer, iter_jsonl, iter_jsonl_offsets, write_json
 from .packing import ordered_map
 from .protocol import classify_pair
 
@@ -465,29 +465,6 @@ def _cook_all(
     return stats
 
 
-def _jsonl_with_offsets(path: str, required: tuple[str, ...]) -> Iterator[tuple[int, int, dict]]:
-    """(line number, byte offset, record) of each non-blank line; errors as ``iter_jsonl``'s."""
-    with open(path, "rb") as f:
-        pos = 0
-        for lineno, raw in enumerate(f, 1):
-            start, pos = pos, pos + len(raw)
-            if not raw.strip():
-                continue
-            try:
-                rec = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                msg = e.msg if isinstance(e, json.JSONDecodeError) else str(e)
-                raise DataError(f"{path}:{lineno}: not valid JSON ({msg})") from None
-            if not isinstance(rec, dict):
-                raise DataError(
-                    f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}"
-                )
-            missing = [k for k in required if k not in rec]
-            if missing:
-                raise DataError(f"{path}:{lineno}: missing key(s) {', '.join(missing)}")
-            yield lineno, start, rec
-
-
 def _int_field(rec: dict, key: str, where: str) -> int:
     value = rec[key]
     if not isinstance(value, int) or not -(2**63) <= value < 2**63:
@@ -517,7 +494,7 @@ def _chain_plan(synth_paths: list[str]) -> _Plan:
     n_chains = 0
     for fi, path in enumerate(synth_paths):
         chains = array.array("q")
-        for lineno, offset, rec in _jsonl_with_offsets(
+        for lineno, offset, rec in iter_jsonl_offsets(
             path, ("id", "text", "chain", "round", "pairs")
         ):
             where = f"{path}:{lineno}"
