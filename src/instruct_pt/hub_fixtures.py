@@ -83,6 +83,14 @@ DEFAULT_DIMS = {
 }
 
 
+def _added_tokens(first_id: int, names) -> dict:
+    """tokenizer_config.json's added_tokens_decoder: special tokens with consecutive ids."""
+    flags = {"lstrip": False, "normalized": False, "rstrip": False, "single_word": False}
+    return {
+        str(first_id + i): {"content": t, **flags, "special": True} for i, t in enumerate(names)
+    }
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -140,17 +148,7 @@ def mistral_tokenizer_files(spm_model: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(spm_model, out / "tokenizer.model")
     tok.save(str(out / "tokenizer.json"))
-    added = {
-        str(i): {
-            "content": t,
-            "lstrip": False,
-            "normalized": False,
-            "rstrip": False,
-            "single_word": False,
-            "special": True,
-        }
-        for i, t in enumerate(("<unk>", "<s>", "</s>"))
-    }
+    added = _added_tokens(0, ("<unk>", "<s>", "</s>"))
     write_json(
         out / "tokenizer_config.json",
         {
@@ -243,17 +241,7 @@ def llama3_tokenizer_files(bpe_file: Path, out: Path) -> None:
     )
     out.mkdir(parents=True, exist_ok=True)
     tok.save(str(out / "tokenizer.json"))
-    added = {
-        str(128000 + i): {
-            "content": t,
-            "lstrip": False,
-            "normalized": False,
-            "rstrip": False,
-            "single_word": False,
-            "special": True,
-        }
-        for i, t in enumerate(LLAMA3_SPECIALS)
-    }
+    added = _added_tokens(128000, LLAMA3_SPECIALS)
     write_json(
         out / "tokenizer_config.json",
         {
