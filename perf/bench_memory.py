@@ -40,6 +40,8 @@ def _texts(rng: random.Random, n: int, words: int) -> list[str]:
 
 def make_inputs(work: Path, n_docs: int) -> int:
     """The local source (raw.jsonl) and two synthesis shards; returns the bytes written."""
+    from instruct_pt.synthesis import collection_positions
+
     rng = random.Random(0)
     texts = _texts(rng, _POOL, 320)  # ~2 KB each
     questions = _texts(rng, _POOL, 12)
@@ -50,6 +52,7 @@ def make_inputs(work: Path, n_docs: int) -> int:
     for s in range(2):
         n = n_docs // 2
         chunk = -(-n // 3)
+        places = collection_positions(n, 3)
         with open(work / f"shard{s}.jsonl", "w", encoding="utf-8") as f:
             for pos in range(n):
                 rnd, i = divmod(pos, chunk)
@@ -62,6 +65,8 @@ def make_inputs(work: Path, n_docs: int) -> int:
                     "text": f"{texts[(pos * 7) % _POOL]} {pos}",
                     "chain": i if pos % 5 else pos,  # most chains span the 3 rounds
                     "round": rnd + 1,
+                    "position": places[pos][0],
+                    "slot": places[pos][1],
                     "pairs": pairs,
                     "dropped": {},
                     "generation": "",

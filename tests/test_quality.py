@@ -121,7 +121,11 @@ def world_fixture(tmp_path):
             ("Which company does Ada Brook work for?", "Nimbus Systems"),  # relevant, wrong
             ("What is the capital of Mars?", "Olympus"),  # irrelevant, no fact
         ],
-        "t1": [("Who runs Acme Corp?", "Lena Ortiz")],  # relevant (entity), accurate
+        "t1": [
+            ("Who runs Acme Corp?", "Lena Ortiz"),  # relevant (entity), accurate
+            # never reaches the corpora (the MC answer is no option): left out and counted
+            ("Who runs Acme Corp?\nOptions:\n- Ada Brook\n- Tom Hale", "Lena Ortiz"),
+        ],
         "t2": [],  # no pairs: never sampled
     }
     synth = [
@@ -161,6 +165,7 @@ def test_data_quality_on_world_ground_truth(tmp_path):
     )  # 2 of 3 fact pairs right
     assert result["n_fact_pairs"] == 3
     assert result["stats"]["dropped_texts"] == {"no_pairs": 1}
+    assert result["stats"]["not_templified_pairs"] == {"mc_answer_not_an_option": 1}
     assert result["stats"]["unlinked_pairs"] == {"no_fact": 1}
     assert list(result["categories"]) == list(CATEGORIES)
     assert result["categories"]["fact lookup"] == 1.0 and result["n_categories"] == 1

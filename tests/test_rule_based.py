@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from instruct_pt.common import read_jsonl, write_jsonl
 from instruct_pt.protocol import MARKERS, parse_pairs
 from instruct_pt.rule_based import _definitions, mine_pairs, rule_based_shard
+from instruct_pt.synthesis import collection_positions
 
 TEXT = (
     "Aspirin is a medication used to reduce pain and fever. It was first synthesized in 1897 by Felix Hoffmann. "
@@ -74,9 +75,17 @@ def test_shard_output_has_the_synthesis_format(tmp_path):
     stats = rule_based_shard(str(tmp_path / "s.jsonl"), str(tmp_path / "o.jsonl"), seed=5)
     out = read_jsonl(tmp_path / "o.jsonl")
     assert [list(r) for r in out] == [
-        ["id", "text", "chain", "round", "pairs", "dropped", "generation"]
-    ] * 2
+        [
+            "id", "text", "chain", "round", "position", "slot", "truncated", "pairs", "dropped",
+            "generation",
+        ]
+    ] * 2  # fmt: skip
     assert [r["chain"] for r in out] == [0, 1] and {r["round"] for r in out} == {1}
+    # placed as one-round synthesis places them: each text its own collection, in shard order
+    assert (
+        [(r["position"], r["slot"]) for r in out] == collection_positions(2, 1) == [(0, 0), (1, 0)]
+    )
+    assert [r["truncated"] for r in out] == [False, False]
     assert out[1]["pairs"] == [] and stats["texts_without_pairs"] == 1
     assert (
         parse_pairs(out[0]["generation"])[0] == out[0]["pairs"]

@@ -5,12 +5,16 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from instruct_pt.common import DataError, read_jsonl, write_jsonl
-from instruct_pt.protocol import format_example
+from instruct_pt.protocol import build_prompt, format_example
 from instruct_pt.synthesis import (
     TransformersEngine,
     VLLMEngine,
+    _truncate_to_fit,
+    collection_positions,
     make_engine,
     split_corpus,
     synthesize_shard,
@@ -144,6 +148,17 @@ def test_multi_round_chains(tmp_path):
     assert [r["chain"] for r in recs] == [0, 1, 2, 3, 0, 5, 2, 3, 0, 5]
     assert recs[0]["pairs"] == [{"question": "What is t0 t0 t0?", "answer": "It is t0 t0 t0."}]
     assert recs[0]["dropped"] == {"unfinished": 1}
+    # ceil(10/3)=4: rounds of 4, 4, 2; the short round leaves collections 2 and 3 without a
+    # text, so they are prepended to collections 0 and 1 (slots 0-1), whose own entries follow
+    assert [(r["position"], r["slot"]) for r in recs] == [
+        (0, 2), (1, 2), (0, 0), (1, 0), (0, 3), (1, 3), (0, 1), (1, 1), (0, 4), (1, 4),
+    ]  # fmt: skip
+    assert [(r["position"], r["slot"]) for r in recs] == collection_positions(10, 3)
+    assert list(recs[0]) == [
+        "id", "text", "chain", "round", "position", "slot", "truncated", "pairs", "dropped",
+        "generation",
+    ]  # fmt: skip
+    assert not any(r["truncated"] for r in recs)  # the fake engine has no tokenizer: no fitting
     # the round-3 prompt for d8 is the chain d0, d4 then d8 itself
     expected = (
         format_example("t0 t0 t0", recs[0]["pairs"])
@@ -199,6 +214,30 @@ def test_stale_checkpoint_is_discarded(tmp_path):
     assert [r["round"] for r in read_jsonl(tmp_path / "b.jsonl")] == [1, 1, 1, 1]
 
 
+def test_vllm_engine_passes_token_ids_and_counts_left_cuts(tiny_tokenizer):
+    """VLLMEngine.generate without vLLM: a stand-in LLM records what it is given."""
+    from types import SimpleNamespace
+
+    class LLM:
+        def generate(self, inputs, params, use_tqdm):
+            self.inputs, self.params = inputs, params
+            out = SimpleNamespace(text="<QUE> q <ANS> a </END></s>junk", token_ids=[5, 6, 7])
+            return [SimpleNamespace(outputs=[out]) for _ in inputs]
+
+    engine = VLLMEngine.__new__(VLLMEngine)  # skip __init__ (needs vllm and a GPU)
+    engine._vllm = SimpleNamespace(SamplingParams=lambda **kw: kw)
+    engine.llm, engine.tokenizer, engine.max_model_len = LLM(), tiny_tokenizer, 40
+    engine.tokens_generated = engine.left_truncated_prompts = 0
+    short, long = build_prompt("The cat sat."), build_prompt(LONG)
+    out = engine.generate([short, long], max_new_tokens=8)
+    assert out == ["<QUE> q <ANS> a </END>"] * 2  # cut at </s>
+    ids = [x["prompt_token_ids"] for x in engine.llm.inputs]
+    assert ids[0] == tiny_tokenizer(short, add_special_tokens=False)["input_ids"]  # no 2nd BOS
+    assert ids[1] == tiny_tokenizer(long, add_special_tokens=False)["input_ids"][-32:]
+    assert engine.left_truncated_prompts == 1 and engine.tokens_generated == 6
+    assert engine.llm.params == {"temperature": 0, "max_tokens": 8, "stop": ["</s>"]}
+
+
 def test_make_engine_errors():
     with pytest.raises(ValueError, match="unknown engine"):
         make_engine({"engine": "nope", "model_dir": "x"})
@@ -207,6 +246,179 @@ def test_make_engine_errors():
     except ImportError:
         with pytest.raises(ImportError, match="pip install vllm"):
             VLLMEngine("some/model")
+
+
+# ----------------------------------------------------------------------------- collection positions
+
+
+def _official_collections(n, rounds):
+    """The official README loop + ``get_dataset`` + ``process_syn_raw_text``, on shard indices.
+
+    Each round appends text j to collection j; collections left without a text (the round is
+    shorter than the list) are prepended to collections 0, 1, ... of the new list. Raises
+    IndexError exactly where the official code does (more leftovers than texts in the round).
+    """
+    size = -(-n // rounds)
+    prev = []
+    for r in range(rounds):
+        cur = list(range(r * size, min(n, (r + 1) * size)))
+        new = [(prev[j] if j < len(prev) else []) + [s] for j, s in enumerate(cur)]
+        for j, leftover in enumerate(prev[len(cur) :]):
+            new[j] = leftover + new[j]
+        prev = new
+    return prev
+
+
+def test_collection_positions_by_hand():
+    # N=5, M=2: BSZ=3. Round 1: collections [0] [1] [2]; round 2 has L=2 texts: [0,3] [1,4];
+    # leftover collection 2 is prepended to collection 0 -> final [[2,0,3], [1,4]]
+    assert collection_positions(5, 2) == [(0, 1), (1, 0), (0, 0), (0, 2), (1, 1)]
+    # N=6, M=3: BSZ=2, every round full: [[0,2,4], [1,3,5]], no leftovers
+    assert collection_positions(6, 3) == [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2), (1, 2)]
+    # N=7, M=2: BSZ=4; round 2 has 3 texts: [0,4] [1,5] [2,6]; leftover [3] goes before
+    # collection 0 -> final [[3,0,4], [1,5], [2,6]]
+    assert collection_positions(7, 2) == [
+        (0, 1), (1, 0), (2, 0), (0, 0), (0, 2), (1, 1), (2, 1),
+    ]  # fmt: skip
+    # N=10, M=4: BSZ=3, rounds of 3, 3, 3, 1. Leftover collection 1 ([1,4,7]) goes before
+    # collection 0 ([0,3,6,9]); leftover collection 2 would go to new collection 1, which does
+    # not exist: the official code raises IndexError. Ours keeps it at position 2 (vacant).
+    with pytest.raises(IndexError):
+        _official_collections(10, 4)
+    assert collection_positions(10, 4) == [
+        (0, 3), (0, 0), (2, 0), (0, 4), (0, 1), (2, 1), (0, 5), (0, 2), (2, 2), (0, 6),
+    ]  # fmt: skip
+    # N=4, M=3: BSZ=2, rounds of 2, 2, 0: the empty round crashes the official code (its two
+    # collections are leftovers with no text to join); ours treats it as a no-op
+    with pytest.raises(IndexError):
+        _official_collections(4, 3)
+    assert collection_positions(4, 3) == [(0, 0), (1, 0), (0, 1), (1, 1)]
+    # M=1: one round, each text its own collection, in order (the one-shot method)
+    assert collection_positions(3, 1) == [(0, 0), (1, 0), (2, 0)]
+    assert collection_positions(0, 3) == []
+    with pytest.raises(ValueError, match="rounds >= 1"):
+        collection_positions(3, 0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 80), st.integers(1, 12))
+def test_collection_positions_match_the_official_loop(n, rounds):
+    got = collection_positions(n, rounds)
+    assert len(got) == n
+    by_position = {}
+    for pos, slot in got:
+        by_position.setdefault(pos, []).append(slot)
+    assert len(set(got)) == n  # every (position, slot) once
+    for slots in by_position.values():  # slots of a collection are 0..k-1
+        assert sorted(slots) == list(range(len(slots)))
+    try:
+        official = _official_collections(n, rounds)
+    except IndexError:  # the crash cases: no official answer, only the invariants above
+        assert n and max(p for p, _ in got) < -(-n // rounds)
+        return
+    size = -(-n // rounds) if n else 0
+    last = n - (rounds - 1) * size if n else 0  # texts in the last round
+    assert sorted(by_position) == list(range(last))
+    assert {s: (pos, slot) for pos, c in enumerate(official) for slot, s in enumerate(c)} == dict(
+        enumerate(got)
+    )
+
+
+# ----------------------------------------------------------------------------- prompts that fit
+
+
+@pytest.fixture(scope="module")
+def tiny_tokenizer(tiny_lm):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_lm)
+
+
+class TokenizedFakeEngine(FakeEngine):
+    """The fake engine with a real tokenizer, so that synthesize_shard fits its prompts."""
+
+    def __init__(self, tokenizer, **kw):
+        super().__init__(**kw)
+        self.tokenizer = tokenizer
+
+
+def _n_tokens(tok, text):
+    return len(tok(text, add_special_tokens=False)["input_ids"])
+
+
+LONG = "Birds fly south in winter and the cat sat on the mat. " * 30
+
+
+def test_long_text_is_cut_inside_the_framing(tmp_path, tiny_tokenizer):
+    path = tmp_path / "shard.jsonl"
+    texts = ["The cat sat.", LONG, "Birds fly south."]
+    write_jsonl(path, [{"id": f"d{i}", "text": t} for i, t in enumerate(texts)])
+    engine = TokenizedFakeEngine(tiny_tokenizer)
+    stats = _synth(tmp_path, path, engine, rounds=1, max_model_len=80)  # 80 - 16 = 64 tokens
+    budget = 64
+    assert _n_tokens(tiny_tokenizer, build_prompt(LONG)) > budget  # the test needs a long text
+    short0, long_prompt, short2 = engine.prompts
+    # short texts: the very bytes they had before fitting existed
+    assert (short0, short2) == (build_prompt(texts[0]), build_prompt(texts[2]))
+    assert long_prompt.startswith("<s> <CON> ") and long_prompt.endswith(" </CON>\n\n")
+    assert _n_tokens(tiny_tokenizer, long_prompt) <= budget
+    head = long_prompt[len("<s> <CON> ") : -len(" </CON>\n\n")]
+    assert head and LONG.startswith(head) and len(head) < len(LONG)
+    # the longest such head: one more token of the text no longer fits
+    enc = tiny_tokenizer(LONG, add_special_tokens=False, return_offsets_mapping=True)
+    k = next(i for i, (_, end) in enumerate(enc["offset_mapping"]) if end >= len(head))
+    longer = LONG[: enc["offset_mapping"][k + 1][1]].rstrip()
+    assert _n_tokens(tiny_tokenizer, build_prompt(longer)) > budget
+    recs = read_jsonl(tmp_path / "out.jsonl")
+    assert [r["truncated"] for r in recs] == [False, True, False]
+    assert recs[1]["text"] == LONG  # the record keeps the whole text (templify uses it)
+    assert stats["truncated_texts"] == 1 and stats["unchained_by_tokens"] == 0
+
+
+def test_slow_tokenizer_cut_decodes_tokens(tiny_tokenizer):
+    class Slow:  # no character offsets: the head is decoded from the first k tokens
+        is_fast = False
+
+        def __call__(self, text, add_special_tokens, return_offsets_mapping=False):
+            assert not return_offsets_mapping
+            return tiny_tokenizer(text, add_special_tokens=add_special_tokens)
+
+        def decode(self, ids, **kw):
+            return tiny_tokenizer.decode(ids, **kw)
+
+    fast = _truncate_to_fit(tiny_tokenizer, LONG, 40)
+    slow = _truncate_to_fit(Slow(), LONG, 40)
+    for head in (fast, slow):
+        assert LONG.startswith(head) and _n_tokens(tiny_tokenizer, build_prompt(head)) <= 40
+    with pytest.raises(ValueError, match="3 tokens cannot hold even one token"):
+        _truncate_to_fit(tiny_tokenizer, LONG, 3)
+
+
+def test_chain_too_long_in_tokens_is_dropped(tmp_path, tiny_tokenizer):
+    # Odd letter runs: few words (a low words x 1.5 estimate), many byte-level tokens
+    texts = ["qzxv kjwp vvqz jxkq", "wqpz xjvk zqkw pvjx"]
+    path = tmp_path / "shard.jsonl"
+    write_jsonl(path, [{"id": f"d{i}", "text": t} for i, t in enumerate(texts)])
+    pairs0 = [{"question": f"What is {texts[0]}?", "answer": f"It is {texts[0]}."}]
+    chained = format_example(texts[0], pairs0) + build_prompt(texts[1])
+    bare, full = (
+        _n_tokens(tiny_tokenizer, build_prompt(texts[1])),
+        _n_tokens(tiny_tokenizer, chained),
+    )
+    budget = (bare + full) // 2
+    assert len(chained.split(" ")) * 1.5 <= budget < full  # the estimate keeps it, tokens do not
+    engine = TokenizedFakeEngine(tiny_tokenizer)
+    stats = _synth(tmp_path, path, engine, rounds=2, max_model_len=budget + 16)
+    assert engine.prompts == [build_prompt(texts[0]), build_prompt(texts[1])]
+    recs = read_jsonl(tmp_path / "out.jsonl")
+    assert [r["chain"] for r in recs] == [0, 1]  # d1 starts its own chain
+    assert [r["truncated"] for r in recs] == [False, False]
+    assert stats["unchained_by_tokens"] == 1 and stats["unchained_by_estimate"] == 0
+    # with room for the chain, the same shard chains d1 after d0
+    engine = TokenizedFakeEngine(tiny_tokenizer)
+    _synth(tmp_path, path, engine, out="roomy.jsonl", ckpt="ck2", rounds=2, max_model_len=full + 16)
+    assert engine.prompts[1] == chained
+    assert [r["chain"] for r in read_jsonl(tmp_path / "roomy.jsonl")] == [0, 0]
 
 
 # ----------------------------------------------------------------------------- real transformers engine
@@ -234,9 +446,11 @@ def test_transformers_engine_batched_equals_single(tiny_model_dir):
     assert engine.tokens_generated > 0
     # the prompt's "<s>" is the BOS token, not characters
     assert engine.tokenizer("<s> <CON>", add_special_tokens=False)["input_ids"][0] == 1
-    # over-long prompts are left-truncated to max_model_len - max_new_tokens
+    # over-long prompts are left-truncated to max_model_len - max_new_tokens, and counted
+    assert engine.left_truncated_prompts == 0
     long = "<s> <CON> " + "the cat sat on the mat " * 40 + "</CON>\n\n"
     assert len(engine.generate([long], max_new_tokens=12)) == 1
+    assert engine.left_truncated_prompts == 1
 
 
 def test_synthesize_shard_with_transformers_engine(tmp_path, tiny_model_dir):
@@ -258,6 +472,20 @@ def test_synthesize_shard_with_transformers_engine(tmp_path, tiny_model_dir):
         len(recs) == 4 and stats["engine"] == "transformers" and stats["generated_tokens_per_s"] > 0
     )
     assert all(isinstance(r["generation"], str) for r in recs)
+    assert stats["left_truncated_prompts"] == 0 and stats["truncated_texts"] == 0
+
+
+def test_synthesize_shard_fits_prompts_before_the_engine_cuts(tmp_path, tiny_model_dir):
+    """With the real engine built inside, a long text is fitted (no left cut by the engine), and
+    a rerun resumed entirely from the checkpoint (no engine built) writes the same bytes."""
+    path = tmp_path / "shard.jsonl"
+    write_jsonl(path, [{"id": "a", "text": "The cat sat."}, {"id": "b", "text": LONG}])
+    args = (2, {"engine": "transformers", "batch_size": 2}, 8, 72, str(tmp_path / "ck"))
+    stats = synthesize_shard(str(path), tiny_model_dir, str(tmp_path / "o.jsonl"), *args, seed=0)
+    assert stats["truncated_texts"] == 1 and stats["left_truncated_prompts"] == 0
+    again = synthesize_shard(str(path), tiny_model_dir, str(tmp_path / "p.jsonl"), *args, seed=0)
+    assert again["resumed_texts"] == 2 and again["truncated_texts"] == 1
+    assert (tmp_path / "o.jsonl").read_bytes() == (tmp_path / "p.jsonl").read_bytes()
 
 
 def test_cli_end_to_end(tmp_path, tiny_model_dir, capsys):

@@ -1,4 +1,9 @@
-"""Templify: chains -> pre-training texts, mode probabilities, determinism, ablation variant."""
+"""Templify: chains -> pre-training texts, the official seeds/modes/acceptance, determinism.
+
+Expected values marked "official" were obtained by running the official code
+(microsoft/LMOps instruction_pretrain: ``read_compre.cook_pt_entries``, ``read_compre_pt.get_patterns``
+/ ``format_options`` / ``parse_QA_list``) on the same inputs; each case says why it returns that.
+"""
 
 import json
 
@@ -6,7 +11,16 @@ import pytest
 
 from instruct_pt.common import DataError, read_jsonl, write_jsonl
 from instruct_pt.protocol import format_cot, format_mc_question
-from instruct_pt.templify import MODES_FEW_PAIRS, MODES_MANY_PAIRS, templify, templify_ft_collection
+from instruct_pt.synthesis import collection_positions
+from instruct_pt.templify import (
+    MODES_FEW_PAIRS,
+    MODES_MANY_PAIRS,
+    draw_mode,
+    iter_chains,
+    shuffled_options,
+    templify,
+    templify_ft_collection,
+)
 
 FREE = {"question": "Who founded Zorvia?", "answer": "Ann Quill"}
 MC = {"question": format_mc_question("Which river?", ["Olt", "Mures", "Siret"]), "answer": "Olt"}
@@ -19,12 +33,14 @@ COT = dict(
 )
 
 
-def _rec(i, chain, rnd, pairs, text=None):
+def _rec(i, chain, rnd, pairs, text=None, position=None, slot=0):
     return {
         "id": f"d{i}",
         "text": text or f"Raw text {i}.",
         "chain": chain,
         "round": rnd,
+        "position": i if position is None else position,
+        "slot": slot,
         "pairs": pairs,
         "dropped": {},
         "generation": "",
@@ -50,15 +66,16 @@ def test_mode_distribution_matches_paper_probabilities(tmp_path):
     # chi-square critical values at p = 0.001: df=4 -> 18.47, df=1 -> 10.83
     assert _chi_square(s_many["modes"], MODES_MANY_PAIRS, n) < 18.47
     assert _chi_square(s_few["modes"], MODES_FEW_PAIRS, n) < 10.83
-    n_inv = s_many["modes"]["classic"] + s_many["modes"]["dialog"]
-    assert abs(s_many["inverted"] / n_inv - 0.05) < 0.015
+    # official: 5% of ALL chains are inverted, all of them Classic (see the exact count below)
+    for stats in (s_many, s_few):
+        assert abs(stats["inverted"] / n - 0.05) < 0.015
 
 
 def test_chain_becomes_one_text_in_round_order(tmp_path):
     recs = [
-        _rec(1, 0, 2, [MC], "Second text."),
-        _rec(0, 0, 1, [FREE, COT], "First text."),
-        _rec(2, 2, 1, [], "Lonely raw text."),
+        _rec(1, 0, 2, [MC], "Second text.", position=0, slot=1),
+        _rec(0, 0, 1, [FREE, COT], "First text.", position=0, slot=0),
+        _rec(2, 2, 1, [], "Lonely raw text.", position=1),
     ]
     write_jsonl(tmp_path / "s.jsonl", recs)
     stats = templify(
@@ -125,7 +142,7 @@ def test_malformed_cot_pairs_are_dropped_and_counted(tmp_path):
     write_jsonl(tmp_path / "s.jsonl", [_rec(0, 0, 1, [bad]), _rec(1, 1, 1, [bad, FREE])])
     stats = templify([str(tmp_path / "s.jsonl")], str(tmp_path / "o.jsonl"), seed=0)
     assert [r["source"] for r in read_jsonl(tmp_path / "o.jsonl")] == ["raw", "augmented"]
-    assert stats["dropped_pairs"] == {"malformed_mc_or_cot": 2}
+    assert stats["dropped_pairs"] == {"cot_malformed": 2}
 
 
 def test_bad_pairs_name_the_line(tmp_path):
@@ -176,9 +193,10 @@ def test_ft_collection(tmp_path):
 
 
 def _synth_shards(tmp) -> list[str]:
-    """Shards laid out as synthesize_shard writes them: round r of chunk index i continues the
-    chain at index i, so a chain's records are a chunk apart; a third shard holds the first one's
-    records in reverse order (rounds descending)."""
+    """Shards laid out as synthesize_shard writes them (3 rounds): round r of chunk index i
+    continues the chain at index i, so a chain's records are a chunk apart; positions and slots
+    from :func:`collection_positions`. A third shard holds the first one's records in reverse
+    order."""
     from instruct_pt import world
 
     small = {"n_people": 20, "n_drugs": 12, "n_companies": 12, "n_ft_examples": 20}
@@ -191,6 +209,7 @@ def _synth_shards(tmp) -> list[str]:
     for s in range(2):
         shard = texts[s::2]
         chunk = -(-len(shard) // 3)
+        places = collection_positions(len(shard), 3)
         chains: list[int] = []
         recs = []
         for pos, text in enumerate(shard):
@@ -201,7 +220,9 @@ def _synth_shards(tmp) -> list[str]:
                 chains[i] = chain
             else:
                 chains.append(chain)
-            recs.append({**_rec(pos, chain, rnd + 1, p, text), "id": f"s{s}-{pos}"})
+            position, slot = places[pos]
+            rec = _rec(pos, chain, rnd + 1, p, text, position=position, slot=slot)
+            recs.append({**rec, "id": f"s{s}-{pos}"})
         write_jsonl(tmp / f"shard{s}.jsonl", recs)
         paths.append(str(tmp / f"shard{s}.jsonl"))
         if s == 0:
@@ -209,51 +230,38 @@ def _synth_shards(tmp) -> list[str]:
     return [*paths, str(tmp / "shard0r.jsonl")]
 
 
-def _digest(path) -> str:
-    import hashlib
-
-    return hashlib.sha256(open(path, "rb").read()).hexdigest()[:16]
-
-
-def test_streaming_writes_the_bytes_of_the_in_memory_version(tmp_path):
-    """The sha256 values were computed once with the pre-streaming code (all chains in memory)."""
+def test_file_order_does_not_matter_and_shards_continue_the_positions(tmp_path):
     shards = _synth_shards(tmp_path)
     assert [json.loads(line)["chain"] for line in open(shards[0])] == [
         *(0, 1, 2, 3),
         *(4, 5, 2, 3),
         *(8, 5, 2, 11),
     ]  # chains 2, 3 and 5 span rounds, a chunk (4 records) apart
-    got = {}
-    for ctx in (True, False):
-        out, stats = tmp_path / f"aug{ctx}.jsonl", tmp_path / f"aug{ctx}.stats.json"
-        templify(shards, str(out), 12345, include_context=ctx, stats_path=str(stats))
-        got[ctx] = (_digest(out), _digest(stats))
-    assert got == {
-        True: ("cfe9dca5aa742256", "6665255be154cc45"),
-        False: ("9a54cd45cf386b89", "b0006e3ec7dc0500"),
-    }
-    # chains in order of first appearance: 0, 1, 2 (pos 2 6 10), 3 (3 7), 4, 5 (5 without pairs,
-    # stays raw, then 9), 8, 11 (without pairs)
-    out = [r["id"] for r in read_jsonl(tmp_path / "augTrue.jsonl")]
-    assert out[:9] == ["s0-0", "s0-1", "s0-2", "s0-3", "s0-4", "s0-5", "s0-9", "s0-8", "s0-11"]
+    fwd, rev = tmp_path / "f.jsonl", tmp_path / "r.jsonl"
+    templify(shards[:1], str(fwd), 12345)
+    templify(shards[2:], str(rev), 12345)
+    texts = [r["text"] for r in read_jsonl(fwd)]
+    assert texts == [r["text"] for r in read_jsonl(rev)]
+    # 12 texts, 3 rounds of 4: positions 0-3; by position: the chain's augmented text, then
+    # its raw texts; position 1 holds chain 1 (s0-1) and chain 5 (s0-5 without pairs, then s0-9)
+    ids = [r["id"] for r in read_jsonl(fwd)]
+    assert ids[:4] == ["s0-0", "s0-4", "s0-8", "s0-1"]
+    # a second shard's collections get the seeds after the first's: seeds 12345 + 0..3, then + 4..
+    seeds = [seed for seed, _ in iter_chains(shards[:2], 12345)]
+    assert seeds == sorted(seeds) and seeds[0] == 12345 and max(seeds) == 12345 + 3 + 4
 
 
-def test_ft_collection_streams_the_same_bytes(tmp_path):
-    """templify_ft_collection on world synth_ft records; hashes from the pre-streaming code."""
-    from instruct_pt import world
+def test_workers_and_batches_do_not_change_the_bytes(tmp_path, monkeypatch):
+    from instruct_pt import templify as module
 
-    small = {"n_people": 20, "n_drugs": 12, "n_companies": 12, "n_ft_examples": 20}
-    recs = sorted(world.generate_dataset("synth_ft", small), key=lambda r: r["dataset"])
-    write_jsonl(tmp_path / "ft.jsonl", recs)
-    got = {}
-    for shots in (1, 3):
-        out, stats = tmp_path / f"t{shots}.jsonl", tmp_path / f"t{shots}.json"
-        templify_ft_collection(str(tmp_path / "ft.jsonl"), str(out), 7, shots, str(stats))
-        got[shots] = (_digest(out), _digest(stats))
-    assert got == {
-        1: ("5ff78609cf76e445", "81d7ac7e10c9883d"),
-        3: ("5cbf78aab763732f", "b5dee143b745b458"),
-    }
+    shards = _synth_shards(tmp_path)
+    one, one_stats = tmp_path / "w1.jsonl", tmp_path / "w1.stats.json"
+    templify(shards, str(one), 12345, stats_path=str(one_stats))
+    monkeypatch.setattr(module, "_CHAINS_PER_BATCH", 2)
+    monkeypatch.setattr(module, "POOL_MIN_BYTES", 0)
+    out, stats = tmp_path / "w2.jsonl", tmp_path / "w2.stats.json"
+    templify(shards, str(out), 12345, stats_path=str(stats), num_workers=2)
+    assert out.read_bytes() == one.read_bytes() and stats.read_bytes() == one_stats.read_bytes()
 
 
 def test_an_empty_output_is_an_error(tmp_path):
@@ -275,19 +283,175 @@ def test_an_empty_output_is_an_error(tmp_path):
     assert not (tmp_path / "o.jsonl").exists()
 
 
-def test_chain_and_round_must_be_integers(tmp_path):
+def test_chain_position_and_slot_must_be_integers(tmp_path):
     write_jsonl(tmp_path / "s.jsonl", [_rec(0, 0, 1, [FREE]), _rec(1, "c1", 1, [FREE])])
     with pytest.raises(DataError, match=r"s\.jsonl:2: 'chain' must be an integer, got 'c1'"):
         templify([str(tmp_path / "s.jsonl")], str(tmp_path / "o.jsonl"), seed=0)
+    write_jsonl(tmp_path / "s.jsonl", [{**_rec(0, 0, 1, [FREE]), "slot": 0.5}])
+    with pytest.raises(DataError, match=r"s\.jsonl:1: 'slot' must be an integer"):
+        templify([str(tmp_path / "s.jsonl")], str(tmp_path / "o.jsonl"), seed=0)
+    write_jsonl(tmp_path / "s.jsonl", [_rec(0, 0, 1, [FREE]), _rec(1, 1, 1, [FREE], position=0)])
+    with pytest.raises(DataError, match=r"s\.jsonl: two records have the same position and slot"):
+        templify([str(tmp_path / "s.jsonl")], str(tmp_path / "o.jsonl"), seed=0)
 
 
-def test_workers_and_batches_do_not_change_the_bytes(tmp_path, monkeypatch):
+# ----------------------------------------------------------------------------- the official draws
+
+
+# (seed, mode with >= 2 pairs per text, inverted, mode with < 2 pairs, inverted): official
+# get_patterns(pattern_dict, seed, min_num_of_QAs) for the collections at positions 3, 15, 19, 23
+# 29, 46 of the README loop (seed = idx + 12345). One uniform u = Random(seed).random() decides
+# both draws: 12348 has u < 0.05 (inverted, Classic in both tables); 12360 has u >= 0.95 (the last
+# mode: Next_turn_dialog, or Dialog with few pairs); 12391 falls in Dialog's [0.80, 0.85) with
+# many pairs but in Classic's [0, 0.95) with few.
+OFFICIAL_MODES = [
+    (12345, "classic", False, "classic", False),
+    (12348, "classic", True, "classic", True),
+    (12360, "next_turn_dialog", False, "dialog", False),
+    (12364, "classic", True, "classic", True),
+    (12368, "inline_fewshot", False, "classic", False),
+    (12374, "numbered", False, "classic", False),
+    (12391, "dialog", False, "classic", False),
+]
+
+
+@pytest.mark.parametrize("seed,many,many_inv,few,few_inv", OFFICIAL_MODES)
+def test_mode_and_inversion_equal_the_official_draw(seed, many, many_inv, few, few_inv):
+    assert draw_mode(seed, 2) == (many, many_inv)
+    assert draw_mode(seed, 5) == (many, many_inv)
+    assert draw_mode(seed, 1) == (few, few_inv)
+    assert draw_mode(seed, 0) == (few, few_inv)
+
+
+def test_inversion_is_classic_only_and_exactly_the_official_count():
+    # official, seeds 0..19999 with min_num_of_QAs = 2: Classic 16185, Inline_FS 990,
+    # Numbered_Questions 961, Dialog 942, Next_turn_dialog 922; 1081 inverted, all Classic
+    counts: dict = {}
+    inverted = 0
+    for seed in range(20000):
+        mode, inv = draw_mode(seed, 2)
+        counts[mode] = counts.get(mode, 0) + 1
+        inverted += inv
+        assert not inv or mode == "classic"
+    assert counts == {
+        "classic": 16185,
+        "inline_fewshot": 990,
+        "numbered": 961,
+        "dialog": 942,
+        "next_turn_dialog": 922,
+    }
+    assert inverted == 1081
+
+
+def test_option_shuffle_equals_the_official():
+    # official format_options shuffles with random.Random(seed * idx), idx = the pair's index in
+    # its text's parsed pairs: seed 12345, pair 2 -> Random(24690); every first pair -> Random(0)
+    assert shuffled_options(["a", "b", "c", "d", "e"], 12345, 2) == ["b", "a", "d", "c", "e"]
+    assert shuffled_options(["a", "b", "c", "d", "e"], 999, 0) == ["c", "b", "a", "e", "d"]
+    assert shuffled_options(["red", "blue", "green"], 12346, 1) == ["red", "green", "blue"]
+
+
+def _one_style(monkeypatch, item="upper"):
+    """Pin our template bank to one choice per list (the official draws are not affected)."""
     from instruct_pt import templify as module
 
-    shards = _synth_shards(tmp_path)
-    monkeypatch.setattr(module, "_CHAINS_PER_BATCH", 2)
-    monkeypatch.setattr(module, "POOL_MIN_BYTES", 0)
-    out, stats = tmp_path / "w2.jsonl", tmp_path / "w2.stats.json"
-    templify(shards, str(out), 12345, stats_path=str(stats), num_workers=2)
-    # the single-process, all-in-memory digests of test_streaming_writes_the_bytes_...
-    assert (_digest(out), _digest(stats)) == ("cfe9dca5aa742256", "6665255be154cc45")
+    monkeypatch.setattr(
+        module, "QA_PATTERNS", [module.QAPattern("Q: ", "{question}", "\n", "A: ", "\n\n")]
+    )
+    monkeypatch.setattr(module, "OPTION_HEADERS", ["Choices:"])
+    monkeypatch.setattr(module, "OPTION_ITEMS", [item])
+    monkeypatch.setattr(module, "OPTION_DELIMITERS", ["\n"])
+    monkeypatch.setattr(module, "READ_FRAMES", [("{context}", "\n\n")])
+
+
+def _cook(tmp_path, recs, seed=12345, **kw):
+    write_jsonl(tmp_path / "s.jsonl", recs)
+    stats = templify([str(tmp_path / "s.jsonl")], str(tmp_path / "o.jsonl"), seed=seed, **kw)
+    return read_jsonl(tmp_path / "o.jsonl"), stats
+
+
+def test_mc_answers_follow_the_official_option_rules(tmp_path, monkeypatch):
+    _one_style(monkeypatch, "upper")
+    options = ["red", "blue", "green"]
+    pairs = [
+        FREE,  # index 0
+        {"question": format_mc_question("Colour of the sky?", options), "answer": "blue"},  # 1
+        {"question": format_mc_question("Colour of grass?", options), "answer": "purple"},  # 2
+        {"question": format_mc_question("Colour of snow?", options), "answer": "None"},  # 3
+    ]
+    out, stats = _cook(tmp_path, [_rec(1, 1, 1, pairs, "Text.")])  # position 1: seed 12346
+    text = out[0]["text"]
+    # pair 1: Random(12346 * 1) shuffles [red, blue, green] to [red, green, blue] (official);
+    # lettered items, so the answer is blue's label "C." (official: item_names[match].strip())
+    assert "Colour of the sky?\nChoices:\nA. red\nB. green\nC. blue\nA: C." in text
+    # pair 2: "purple" is no option and no unanswerable phrase: the official drops the pair
+    assert "Colour of grass?" not in text
+    assert stats["dropped_pairs"] == {"mc_answer_not_an_option": 1}
+    # pair 3: "None" is unanswerable: the answer becomes the collection's phrase,
+    # Random(12346).choice(UNANSWERABLE_OPTIONS) = index 59 (official)
+    assert text.endswith("A: not a single choice among those offered meets the specified criteria")
+
+
+def test_bullet_items_keep_the_answer_text(tmp_path, monkeypatch):
+    _one_style(monkeypatch, "bullet")
+    mc = {"question": format_mc_question("Sky?", ["red", "blue"]), "answer": " blue"}
+    out, _ = _cook(tmp_path, [_rec(0, 0, 1, [FREE, mc], "Text.")])
+    # official: no distinct item names -> option_answer is the answer as given
+    assert out[0]["text"].endswith("Choices:\n- red\n- blue\nA:  blue")  # Random(12345): unmoved
+
+
+def test_chains_of_one_collection_share_its_seed_and_order(tmp_path):
+    # position 0 holds a leftover chain (texts 5, 6: slots 0, 1) and its own chain broken off
+    # (text 0 with pairs, text 3 without: slots 2, 3); position 1 one chain. Official order:
+    # per chain its augmented text, then its raw texts, chains in collection order.
+    recs = [
+        _rec(0, 0, 1, [FREE], position=0, slot=2),
+        _rec(1, 1, 1, [FREE], position=1, slot=0),
+        _rec(3, 3, 2, [], position=0, slot=3),
+        _rec(5, 5, 1, [FREE], position=0, slot=0),
+        _rec(6, 5, 2, [FREE, MC], position=0, slot=1),
+    ]
+    write_jsonl(tmp_path / "s.jsonl", recs)
+    chains = [
+        (seed, [e["id"] for e in c]) for seed, c in iter_chains([str(tmp_path / "s.jsonl")], 7)
+    ]
+    assert chains == [(7, ["d5", "d6"]), (7, ["d0"]), (7, ["d3"]), (8, ["d1"])]
+    out, stats = _cook(tmp_path, recs, seed=7)
+    assert [(r["id"], r["source"]) for r in out] == [
+        ("d5", "augmented"),
+        ("d0", "augmented"),
+        ("d3", "raw"),
+        ("d1", "augmented"),
+    ]
+    assert stats["chains"] == 4
+
+
+def test_raw_texts_of_a_chain_follow_it_latest_first(tmp_path):
+    # a chain whose 2nd and 3rd texts lost all their pairs in templify (MC answers not among the
+    # options): official cook_pt_entries prepends each raw text as it walks the chain backwards,
+    # then the augmented text -> [augmented, text 3, text 2]
+    bad = {"question": format_mc_question("Q?", ["x", "y"]), "answer": "z"}
+    recs = [
+        _rec(0, 0, 1, [FREE], position=0, slot=0),
+        _rec(1, 0, 2, [bad], position=0, slot=1),
+        _rec(2, 0, 3, [bad], position=0, slot=2),
+    ]
+    out, stats = _cook(tmp_path, recs)
+    assert [r["id"] for r in out] == ["d0", "d2", "d1"]
+    # the fewest kept pairs in the chain is 0, so the few-pairs modes apply (official min over
+    # the chain's QA_lists after parse_QA_list)
+    assert set(stats["modes"]) <= set(MODES_FEW_PAIRS)
+
+
+def test_braces_in_pairs_are_not_template_slots(tmp_path, monkeypatch):
+    _one_style(monkeypatch)
+    cot = dict(
+        zip(
+            ("question", "answer"),
+            format_cot("Why {answer}?", "{answer} because", "{question}"),
+            strict=True,
+        )
+    )
+    out, _ = _cook(tmp_path, [_rec(0, 0, 1, [cot, FREE], "Text {context}.")])
+    text = out[0]["text"]
+    assert "Text {context}." in text and "Why {answer}?" in text and "{answer} because" in text

@@ -45,6 +45,11 @@ class RecordingEngine:
         self.calls: list[tuple[str, str]] = []
 
     @property
+    def tokenizer(self):
+        """The inner engine's tokenizer: synthesis fits prompts with it, as for the bare engine."""
+        return getattr(self.inner, "tokenizer", None)
+
+    @property
     def tokens_generated(self) -> int:
         return self.inner.tokens_generated
 

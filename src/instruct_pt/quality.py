@@ -16,6 +16,9 @@ knows its own ground truth (``meta.facts`` of each raw text), so here the judge 
   With tied facts the pair is judged only if every tied fact gives the same verdict, else it
   is ``ambiguous``. Pairs cueing no fact (``no_fact``) and numeric facts answered with a
   direction but no number (``answer_type``: "Did revenue go up?" -> "went up") are not judged.
+* Only the pairs that reach the pre-training corpora count: pairs templify drops (an MC answer
+  that is no option, a malformed CoT pair; ``protocol.accept_pair``, as the official code) are
+  left out and counted in ``stats.not_templified_pairs``.
 * **Task categories**: each pair gets one category from ``CATEGORIES`` by ordered keyword and
   format rules (content first: summarization, sentiment, NLI...; then format: chain of thought,
   multiple choice, yes/no, fact lookup). ``n_categories`` counts categories with at least one pair,
@@ -44,6 +47,7 @@ from tqdm import tqdm
 
 from instruct_pt.common import DataError, iter_jsonl, write_json
 from instruct_pt.judge import JUDGE_CATEGORIES, PROMPT_SHA256, judge_sample, judge_settings
+from instruct_pt.protocol import accept_pair
 
 log = logging.getLogger(__name__)
 
@@ -359,18 +363,35 @@ def is_relevant(question: str, answer: str, text: str, anchors: Iterable[str]) -
 # ----------------------------------------------------------------------------- data quality
 
 
-def _iter_synth(paths: list[str]) -> Iterator[dict]:
+def _iter_synth(paths: list[str], not_templified: Counter | None = None) -> Iterator[dict]:
+    """Synthesized records with only the pairs that reach the pre-training corpora.
+
+    Pairs templify would drop (:func:`instruct_pt.protocol.accept_pair`: an MC answer that is no
+    option, a malformed CoT pair) are removed and counted by reason in ``not_templified``.
+    """
     for path in paths:
         for rec in iter_jsonl(path, SYNTH_KEYS):
-            if not isinstance(rec["pairs"], list):
-                raise DataError(f"{path}: record {rec['id']!r}: 'pairs' must be a list")
+            if not isinstance(rec["pairs"], list) or not all(
+                isinstance(p, dict) for p in rec["pairs"]
+            ):
+                raise DataError(f"{path}: record {rec['id']!r}: 'pairs' must be a list of objects")
+            kept = []
+            for p in rec["pairs"]:
+                pair, reason = accept_pair(str(p.get("question", "")), str(p.get("answer", "")))
+                if pair is not None:
+                    kept.append(p)
+                elif not_templified is not None:
+                    not_templified[reason] += 1
+            rec["pairs"] = kept
             yield rec
 
 
-def _sample_synth(paths: list[str], n_samples: int, seed: int, dropped: Counter) -> list[dict]:
-    """Seeded sample of synthesized texts that have at least one pair (two passes, low memory)."""
+def _sample_synth(
+    paths: list[str], n_samples: int, seed: int, dropped: Counter, not_templified: Counter
+) -> list[dict]:
+    """Seeded sample of synthesized texts that keep at least one pair (two passes, low memory)."""
     eligible = 0
-    for rec in _iter_synth(paths):
+    for rec in _iter_synth(paths, not_templified):
         if rec["pairs"]:
             eligible += 1
         else:
@@ -425,7 +446,8 @@ def data_quality(
     ``checkpoint_dir`` (required then).
     """
     dropped: Counter = Counter()
-    sample = _sample_synth(list(synth_paths), n_samples, seed, dropped)
+    not_templified: Counter = Counter()
+    sample = _sample_synth(list(synth_paths), n_samples, seed, dropped, not_templified)
     metas = _raw_meta(raw_path, {r["id"] for r in sample})
     missing = [r["id"] for r in sample if r["id"] not in metas]
     if missing:
@@ -438,6 +460,7 @@ def data_quality(
         result = _llm_judge_quality(
             sample, corpus, n_samples, seed, judge_settings(judge, seed), checkpoint_dir, dropped
         )
+        result["stats"]["not_templified_pairs"] = dict(sorted(not_templified.items()))
         write_json(out_json, result)
         log.info(
             "%s (%s): relevance %s, accuracy %s, %d categories, dropped pairs %s",
@@ -502,6 +525,7 @@ def data_quality(
             "seed": seed,
             "n_samples": n_samples,
             "dropped_texts": dict(sorted((k, v) for k, v in dropped.items() if v)),
+            "not_templified_pairs": dict(sorted(not_templified.items())),
             "unlinked_pairs": {
                 k[len("unlinked_") :]: v
                 for k, v in sorted(counts.items())

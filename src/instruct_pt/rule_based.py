@@ -12,9 +12,10 @@ in the manner of AdaptLLM (Cheng et al., ICLR 2024, arXiv 2309.09530). Our own, 
   multiple-choice question in the synthesizer's option format;
 * fill in the blank: a number masked in a sentence.
 
-Output records have exactly the ``synthesize_shard`` format (each text its own chain, round 1, the
-pairs also written as a synthesizer-style ``generation``), so the rest of the DAG does not care
-which method made the pairs.
+Output records have exactly the ``synthesize_shard`` format (each text its own chain, round 1,
+collection ``position`` = its shard index, ``slot`` 0 and never ``truncated``, as one-round
+synthesis gives; the pairs also written as a synthesizer-style ``generation``), so the rest of the
+DAG does not care which method made the pairs.
 """
 
 from __future__ import annotations
@@ -211,6 +212,9 @@ def rule_based_shard(shard_path: str, out_path: str, seed: int) -> dict:
                 "text": rec["text"],
                 "chain": lineno - 1,
                 "round": 1,
+                "position": lineno - 1,  # = collection_positions(n, rounds=1)
+                "slot": 0,
+                "truncated": False,
                 "pairs": pairs,
                 "dropped": {},
                 "generation": format_pairs(pairs) + ("</s>" if pairs else ""),

@@ -158,11 +158,28 @@ def _cut_at_eos(text: str) -> str:
     return text.split(EOS, 1)[0]
 
 
+def _left_cut(engine, ids: list[list[int]], limit: int) -> list[list[int]]:
+    """The engines' last guard: keep the last ``limit`` tokens of an over-long prompt, with a
+    warning, counted in ``engine.left_truncated_prompts``. ``synthesize_shard`` fits its prompts
+    first, so this cut only meets direct callers (the Table 5 probes, engine checks)."""
+    long = sum(1 for x in ids if len(x) > limit)
+    if long:
+        engine.left_truncated_prompts += long
+        log.warning(
+            "%s engine: %d prompt(s) over %d tokens lost their beginning (left cut)",
+            engine.name,
+            long,
+            limit,
+        )
+    return [x[-limit:] for x in ids]
+
+
 class TransformersEngine:
     """Batched greedy ``model.generate`` with KV cache and left padding (CPU or a single GPU).
 
     Prompts are tokenized with ``add_special_tokens=False`` (the prompt carries its own ``<s>``),
-    left-truncated to ``max_model_len - max_new_tokens`` tokens, and sorted by length into batches
+    left-truncated to ``max_model_len - max_new_tokens`` tokens (with a warning, counted in
+    ``left_truncated_prompts``), and sorted by length into batches
     so that little padding is wasted; outputs come back in the prompts' order. ``device``:
     ``"auto"`` is CUDA when available (and ``gpus``, the job's GPUs, is not 0), else the CPU
     (:func:`instruct_pt.devices.resolve_device`).
@@ -198,6 +215,7 @@ class TransformersEngine:
         pad = self.tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.eos_id
         self.tokens_generated = 0
+        self.left_truncated_prompts = 0
 
     def generate(self, prompts: list[str], max_new_tokens: int) -> list[str]:
         import torch
@@ -207,7 +225,9 @@ class TransformersEngine:
             raise ValueError(
                 f"max_new_tokens={max_new_tokens} leaves no room in max_model_len={self.max_model_len}"
             )
-        ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"][-limit:] for p in prompts]
+        ids = _left_cut(
+            self, [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts], limit
+        )
         order = sorted(range(len(ids)), key=lambda i: (-len(ids[i]), i))
         out: list[str] = [""] * len(prompts)
         batches = range(0, len(order), self.batch_size)
@@ -247,7 +267,8 @@ class VLLMEngine:
     """vLLM, as the paper's released pipeline (``LLM(...)``, ``SamplingParams(temperature=0)``).
 
     Prompts are passed as token ids (tokenized with ``add_special_tokens=False`` and left-truncated
-    to ``max_model_len - max_new_tokens``) so vLLM neither adds a second BOS nor rejects long chains.
+    to ``max_model_len - max_new_tokens``, with a warning, counted in ``left_truncated_prompts``)
+    so vLLM neither adds a second BOS nor rejects an over-long prompt.
     """
 
     name = "vllm"
@@ -282,14 +303,13 @@ class VLLMEngine:
         )
         self.tokenizer = self.llm.get_tokenizer()
         self.tokens_generated = 0
+        self.left_truncated_prompts = 0
 
     def generate(self, prompts: list[str], max_new_tokens: int) -> list[str]:
         limit = self.max_model_len - max_new_tokens
         params = self._vllm.SamplingParams(temperature=0, max_tokens=max_new_tokens, stop=[EOS])
-        inputs = [
-            {"prompt_token_ids": self.tokenizer.encode(p, add_special_tokens=False)[-limit:]}
-            for p in prompts
-        ]
+        ids = [self.tokenizer.encode(p, add_special_tokens=False) for p in prompts]
+        inputs = [{"prompt_token_ids": x} for x in _left_cut(self, ids, limit)]
         outputs = self.llm.generate(inputs, params, use_tqdm=True)
         texts = []
         for o in outputs:
@@ -345,6 +365,115 @@ def _approx_len(text: str) -> float:
     return len(text.split(" ")) * 1.5
 
 
+def collection_positions(n: int, rounds: int) -> list[tuple[int, int]]:
+    """``(position, slot)`` of each of a shard's ``n`` texts in the official final collections.
+
+    The official loop (README of microsoft/LMOps ``instruction_pretrain``, ``get_dataset``) cuts
+    the texts into rounds of ``size = ceil(n / rounds)``; text ``i`` of a round is appended to
+    collection ``i``. When a round has fewer texts ``L`` than the one before, the collections
+    ``L + j`` it leaves without a text are prepended to collection ``j`` (so leftover collection
+    ``i >= L`` ends at position ``i - L``, before that collection's own entries). ``position`` is
+    the index of the text's collection in the final list (templify seeds the collection with
+    ``position + 12345``); ``slot`` is the text's index inside it: the leftover entries first, in
+    round order, then the collection's own entries, in round order.
+
+    Deliberate deviations where the official loop crashes (IndexError) and so has no answer:
+
+    * more leftovers than texts in the short round (leftover ``i`` with ``i - L >= L``, e.g.
+      n=10, rounds=4: rounds of 3, 3, 3, 1): such a collection keeps position ``i``, which no
+      other collection takes (indices ``L .. 2L - 1`` are vacated by the merge);
+    * rounds left empty after the texts run out (e.g. n=4, rounds=3: rounds of 2, 2, 0; or
+      n=5, rounds=4: 2, 2, 1, 0): an empty round changes nothing.
+    """
+    if n < 0 or rounds < 1:
+        raise ValueError(f"need n >= 0 and rounds >= 1, got n={n}, rounds={rounds}")
+    if n == 0:
+        return []
+    size = math.ceil(n / rounds)
+    full = n // size  # rounds with `size` texts; then one round of `short` < size texts, or none
+    short = n - full * size
+    out = []
+    for s in range(n):
+        rnd, i = divmod(s, size)
+        if i < short:  # the collection continues through the short round
+            lead = full if short + i < size else 0  # leftover collection short + i comes first
+            out.append((i, lead + rnd))
+        elif i < 2 * short:  # leftover, prepended to collection i - short
+            out.append((i - short, rnd))
+        else:  # no short round (short == 0), or the official crash case: keeps its index
+            out.append((i, rnd))
+    return out
+
+
+def _n_tokens(tokenizer, text: str) -> int:
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def _truncate_to_fit(tokenizer, text: str, budget: int) -> str:
+    """The longest head of ``text`` (whole tokens) whose bare prompt has at most ``budget`` tokens.
+
+    Binary search over k, the number of the text's own tokens kept: the head is the text up to
+    the end of token k (by the fast tokenizer's character offsets, so it is a true prefix of the
+    text), or the decoded first k tokens for a slow tokenizer. Each candidate prompt is rebuilt
+    with :func:`build_prompt` and re-tokenized, so the result is checked, not estimated.
+    """
+    fast = getattr(tokenizer, "is_fast", False)
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=fast)
+    ids = enc["input_ids"]
+
+    def head(k: int) -> str:
+        if fast:
+            return text[: enc["offset_mapping"][k - 1][1]].rstrip()
+        return tokenizer.decode(
+            ids[:k], skip_special_tokens=False, clean_up_tokenization_spaces=False
+        ).rstrip()
+
+    lo, hi, best = 0, len(ids) + 1, ""  # head(lo) fits (or lo == 0); head(hi) does not or is none
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        cand = head(mid)
+        if _n_tokens(tokenizer, build_prompt(cand)) <= budget:
+            lo, best = mid, cand
+        else:
+            hi = mid
+    if not best:
+        raise ValueError(
+            f"max_model_len - max_new_tokens = {budget} tokens cannot hold even one token of a "
+            f"text inside the prompt framing {build_prompt('x')!r}"
+        )
+    return best
+
+
+def _fit_prompts(
+    tokenizer, texts: list[str], prompts: list[str], prefixed: list[bool], budget: int
+) -> tuple[list[str], list[bool], list[bool], int]:
+    """Make every prompt fit ``budget`` tokens; returns (prompts, prefixed, truncated, unchained).
+
+    An over-long prompt first loses its chain prefix (the text then starts a new chain, as when
+    the official word estimate is too long); if the bare prompt is still too long, the text is
+    cut to its longest fitting head inside the intact ``<s> <CON> ... </CON>\\n\\n`` framing.
+    Prompts are tokenized in slices, to bound memory on large rounds.
+    """
+    prompts, prefixed = list(prompts), list(prefixed)
+    truncated = [False] * len(prompts)
+    unchained = 0
+    step = 1024
+    for start in range(0, len(prompts), step):
+        ids = tokenizer(prompts[start : start + step], add_special_tokens=False)["input_ids"]
+        for j, tokens in enumerate(ids):
+            k = start + j
+            if len(tokens) <= budget:
+                continue
+            if prefixed[k]:
+                prompts[k], prefixed[k] = build_prompt(texts[k]), False
+                unchained += 1
+                if _n_tokens(tokenizer, prompts[k]) <= budget:
+                    continue
+            prompts[k] = build_prompt(_truncate_to_fit(tokenizer, texts[k], budget))
+            truncated[k] = True
+    return prompts, prefixed, truncated, unchained
+
+
 class _Checkpoint:
     """Generations stored batch by batch (atomic files) under a directory tied to one job."""
 
@@ -386,11 +515,21 @@ def synthesize_shard(
 ) -> dict:
     """Synthesize instruction-response pairs for every text of a shard in ``rounds`` rounds.
 
-    Output (one record per raw text, shard order): ``{"id", "text", "chain", "round", "pairs",
-    "dropped", "generation"}``. ``chain`` is the shard position of the chain's first text; a text
-    joins the chain it was prompted after only if it yields pairs (``inherit_from_prev`` in the
-    reference code), otherwise it starts its own chain. A chain is prepended only while the
-    estimated length (words x 1.5) stays within ``max_model_len - max_new_tokens``.
+    Output (one record per raw text, shard order): ``{"id", "text", "chain", "round",
+    "position", "slot", "truncated", "pairs", "dropped", "generation"}``. ``chain`` is the shard
+    position of the chain's first text; a text joins the chain it was prompted after only if it
+    yields pairs (``inherit_from_prev`` in the reference code), otherwise it starts its own chain.
+    ``position`` and ``slot`` place the text in the official final list of collections
+    (:func:`collection_positions`). A chain is prepended only while the estimated length (words x
+    1.5, as the reference code) stays within ``max_model_len - max_new_tokens``.
+
+    Every prompt is then made to fit that budget in tokens (the engine's tokenizer, or the
+    synthesizer's own when the engine is built here): an over-long prompt loses its chain prefix
+    (the text starts a new chain; stats ``unchained_by_tokens``), and a text whose bare prompt is
+    still too long is cut to its longest fitting head inside the intact ``<s> <CON> ... </CON>``
+    framing (``"truncated": true``; stats ``truncated_texts``). The record keeps the full text.
+    The reference code does neither: its vLLM call fails on an over-long prompt. An ``engine``
+    without a ``tokenizer`` attribute (test fakes) skips this step.
 
     ``engine`` (tests, or callers that reuse a loaded model) replaces the one ``engine_cfg`` would
     build. Greedy decoding uses no randomness; ``seed`` seeds torch and vLLM all the same.
@@ -415,14 +554,24 @@ def synthesize_shard(
         "checkpoint_every": checkpoint_every,
         "seed": seed,
         "engine": {k: v for k, v in engine_cfg.items() if k != "batch_size"},
+        # generations of the earlier left-cut prompts do not answer the fitted prompts
+        "prompt_fitting": "tokens",
     }
     ckpt = _Checkpoint(checkpoint_dir, fingerprint)
+    where = collection_positions(n, rounds)
+    if engine is None:  # the engine is built only if a batch is missing; its tokenizer is this one
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    else:
+        tokenizer = getattr(engine, "tokenizer", None)
 
     # Per chunk index i: the chain built so far, as (shard position, text, pairs) entries.
     chains: list[list[tuple[int, str, list[dict]]]] = []
     results: list[dict | None] = [None] * n
-    resumed = generated = 0
+    resumed = generated = unchained_by_estimate = unchained_by_tokens = 0
     tokens_before = getattr(engine, "tokens_generated", 0)
+    cut_before = getattr(engine, "left_truncated_prompts", 0)
     started = time.perf_counter()
     for rnd in range(rounds):
         positions = list(range(rnd * chunk, min(n, (rnd + 1) * chunk)))
@@ -437,8 +586,16 @@ def synthesize_shard(
             if chain_text and _approx_len(prompt) > budget:
                 prompt = build_prompt(text)
                 chain_text = ""
+                unchained_by_estimate += 1
             prompts.append(prompt)
             prefixed.append(bool(chain_text))
+        truncated = [False] * len(prompts)
+        if tokenizer is not None:
+            texts = [records[pos]["text"] for pos in positions]
+            prompts, prefixed, truncated, unchained = _fit_prompts(
+                tokenizer, texts, prompts, prefixed, budget
+            )
+            unchained_by_tokens += unchained
 
         generations: list[str] = []
         for b, start in enumerate(range(0, len(prompts), checkpoint_every)):
@@ -473,6 +630,9 @@ def synthesize_shard(
                 "text": text,
                 "chain": chains[i][0][0],
                 "round": rnd + 1,
+                "position": where[pos][0],
+                "slot": where[pos][1],
+                "truncated": truncated[i],
                 "pairs": pairs,
                 "dropped": dict(sorted(dropped.items())),
                 "generation": gen,
@@ -495,6 +655,10 @@ def synthesize_shard(
         "chains": len({r["chain"] for r in results}),
         "chained_texts": sum(1 for pos, r in enumerate(results) if r["chain"] != pos),
         "dropped_pieces": dict(sorted(drop_total.items())),
+        "unchained_by_estimate": unchained_by_estimate,
+        "unchained_by_tokens": unchained_by_tokens,
+        "truncated_texts": sum(1 for r in results if r["truncated"]),
+        "left_truncated_prompts": getattr(engine, "left_truncated_prompts", 0) - cut_before,
         "resumed_texts": resumed,
         "generated_texts": generated,
         "engine": getattr(engine, "name", engine_cfg.get("engine", "transformers")),

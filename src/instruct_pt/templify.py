@@ -2,22 +2,33 @@
 
 Each multi-round chain becomes ONE pre-training text: every raw text of the chain followed by its
 instruction-response pairs, written with natural-language templates in the FLAN style and joined
-by one separator, so a finished chain is an M-shot example. The template bank below is our own and
-smaller than the reference one (``read_compre_pt.py``), but it has the same structure and the
-paper's mode probabilities:
+by one separator, so a finished chain is an M-shot example.
 
-* reading-comprehension mode per chain: if the fewest pairs of a text in the chain is < 2,
-  Classic 95 / Dialog 5; otherwise Classic 80 / Dialog 5 / Numbered questions 5 /
-  Inline few-shot 5 / Next-turn dialog 5;
-* inversion (pairs first, then the text) for 5% of the Classic and Dialog chains;
-* per-chain choices of the QA pattern, option formatting (header, item names, delimiter,
-  shuffled order), CoT pattern and separators.
+What matches the official code (``read_compre.cook_pt_entries`` + ``read_compre_pt.py`` in
+microsoft/LMOps, driven by its README loop), case by case:
 
-All choices for the chain at ordinal ``k`` (order of first appearance) come from
-``random.Random(seed + k)``, as the reference code seeds with ``idx + 12345``.
+* which pairs are kept (:func:`instruct_pt.protocol.accept_pair`: MC answers must be an option or
+  an unanswerable phrase, CoT pairs must be well formed);
+* seeds: every chain of the collection at index position ``p`` (the README's ``idx``; synthesis
+  records carry it as ``position``) is cooked with seed ``templify_seed + p`` (12345 + idx at
+  paper scale), shared by all chains at that position; shards continue the numbering where the
+  previous shard ended;
+* mode and inversion: ONE uniform draw of a fresh ``random.Random(seed)`` decides both, so a chain
+  is inverted (pairs first, then the text) in exactly 5% of the seeds and only in Classic mode.
+  Modes, if the fewest kept pairs of a text in the chain is < 2: Classic 95 / Dialog 5; otherwise
+  Classic 80 / Dialog 5 / Numbered questions 5 / Inline few-shot 5 / Next-turn dialog 5;
+* options are shuffled with ``random.Random(seed * i)`` (``i``: the pair's index among its text's
+  parsed pairs); with lettered items the answer becomes the matching option's label, an
+  unanswerable answer becomes the chain's "none of the options" phrase
+  (``random.Random(seed).choice(UNANSWERABLE_OPTIONS)``);
+* order: per position, each chain's augmented text, then its texts left raw (latest first).
+
+The template bank below (patterns, option styles, frames) is our own and smaller than the official
+one; its choices are drawn from a generator of their own. That and the other deviations are listed
+in ``docs/deviations.md``.
 
 The shards are read twice and the texts written as they are made, so memory does not grow with
-the corpus beyond ~30 bytes per record (where each record is, its chain's ordinal): a chain's
+the corpus beyond ~40 bytes per record (where each record is, its position and slot): a chain's
 records lie a chunk apart in a synthesis shard, so they are gathered by seeking. Batches of chains
 can be cooked by a pool of processes (``num_workers``) without changing the output.
 """
@@ -30,6 +41,7 @@ import logging
 import multiprocessing as mp
 import os
 import random
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -39,7 +51,7 @@ from tqdm import tqdm
 
 from .common import DataError, atomic_writer, iter_jsonl, iter_jsonl_offsets, write_json
 from .packing import ordered_map
-from .protocol import classify_pair
+from .protocol import UNANSWERABLE_OPTIONS, accept_pair
 
 log = logging.getLogger(__name__)
 
@@ -168,18 +180,51 @@ def _item_name(style: str, k: int) -> str:
     }[style]
 
 
+def draw_mode(seed: int, min_pairs: int) -> tuple[str, bool]:
+    """(mode, inverted) of a chain cooked with ``seed`` whose texts keep at least ``min_pairs`` pairs.
+
+    As the official ``get_patterns``: the mode and the inversion are each drawn with
+    ``choices(..., weights)`` from a FRESH ``random.Random(seed)``, i.e. from the same uniform
+    number ``u``: inverted iff ``u < 0.05``, which falls inside Classic's 80 or 95%.
+    """
+    modes = MODES_MANY_PAIRS if min_pairs >= 2 else MODES_FEW_PAIRS
+    mode = random.Random(seed).choices(list(modes), weights=list(modes.values()))[0]
+    inverted = random.Random(seed).choices(
+        [True, False], weights=[100 * INVERSION_PROBABILITY, 100 * (1 - INVERSION_PROBABILITY)]
+    )[0]
+    return mode, inverted
+
+
+def shuffled_options(options: list[str], seed: int, pair_index: int) -> list[str]:
+    """The options in the order the official ``format_options`` shows them.
+
+    ``random.Random(seed * pair_index).shuffle``, ``pair_index`` being the pair's index among its
+    text's parsed pairs (so the first pair of every text uses ``Random(0)``, as the official).
+    """
+    out = list(options)
+    random.Random(seed * pair_index).shuffle(out)
+    return out
+
+
+def _lettered(style: str) -> bool:
+    """Whether an option style names items distinctly (the official "abc style")."""
+    return style != "bullet"
+
+
 @dataclass
 class _Style:
-    """Every random choice for one chain, drawn in a fixed order from one seeded generator."""
+    """Every random choice for one chain: the official draws, then our template bank's."""
 
+    seed: int
+    mode: str
+    inverted: bool
+    unanswerable: str  # replaces an unanswerable MC answer
     qa: QAPattern
     opt_header: str
     opt_item: str
     opt_delim: str
     cot: tuple[str, str]
     chain_sep: str
-    mode: str
-    inverted: bool
     read_frame: tuple[str, str]
     inversion_frame: str
     speakers: tuple[str, str]
@@ -187,54 +232,57 @@ class _Style:
     numbered_frame: str
     inline_frame: tuple[str, str, str]
     next_turn_frame: str
-    rng: random.Random  # for option shuffling, after the draws above
 
     @classmethod
     def draw(cls, seed: int, min_pairs: int) -> _Style:
-        rng = random.Random(seed)
-        modes = MODES_MANY_PAIRS if min_pairs >= 2 else MODES_FEW_PAIRS
-        mode = rng.choices(list(modes), weights=list(modes.values()))[0]
-        inverted = rng.random() < INVERSION_PROBABILITY and mode in ("classic", "dialog")
+        mode, inverted = draw_mode(seed, min_pairs)
+        bank = random.Random(f"templify-bank:{seed}")  # our bank's own generator
         return cls(
-            qa=rng.choice(QA_PATTERNS),
-            opt_header=rng.choice(OPTION_HEADERS),
-            opt_item=rng.choice(OPTION_ITEMS),
-            opt_delim=rng.choice(OPTION_DELIMITERS),
-            cot=rng.choice(COT_PATTERNS),
-            chain_sep=rng.choice(CHAIN_SEPARATORS),
+            seed=seed,
             mode=mode,
             inverted=inverted,
-            read_frame=rng.choice(READ_FRAMES),
-            inversion_frame=rng.choice(INVERSION_FRAMES),
-            speakers=rng.choice(DIALOG_SPEAKERS),
-            dialog_opener=rng.choice(DIALOG_OPENERS),
-            numbered_frame=rng.choice(NUMBERED_FRAMES),
-            inline_frame=rng.choice(INLINE_FRAMES),
-            next_turn_frame=rng.choice(NEXT_TURN_FRAMES),
-            rng=rng,
+            unanswerable=random.Random(seed).choice(UNANSWERABLE_OPTIONS),
+            qa=bank.choice(QA_PATTERNS),
+            opt_header=bank.choice(OPTION_HEADERS),
+            opt_item=bank.choice(OPTION_ITEMS),
+            opt_delim=bank.choice(OPTION_DELIMITERS),
+            cot=bank.choice(COT_PATTERNS),
+            chain_sep=bank.choice(CHAIN_SEPARATORS),
+            read_frame=bank.choice(READ_FRAMES),
+            inversion_frame=bank.choice(INVERSION_FRAMES),
+            speakers=bank.choice(DIALOG_SPEAKERS),
+            dialog_opener=bank.choice(DIALOG_OPENERS),
+            numbered_frame=bank.choice(NUMBERED_FRAMES),
+            inline_frame=bank.choice(INLINE_FRAMES),
+            next_turn_frame=bank.choice(NEXT_TURN_FRAMES),
         )
 
 
 # ----------------------------------------------------------------------------- rendering
 
+_SLOT = re.compile(r"\{(\w+)\}")
+
 
 def _fill(template: str, **slots: str) -> str:
-    """``str.format`` without interpreting braces inside the slot values."""
-    for key, value in slots.items():
-        template = template.replace("{" + key + "}", value)
-    return template
+    """``str.format`` semantics without its parsing: each ``{name}`` of the TEMPLATE is replaced
+    once; braces inside the values are never read as slots; unknown ``{...}`` stay as they are."""
+    return _SLOT.sub(lambda m: slots.get(m.group(1), m.group(0)), template)
 
 
 def _render_pair(p: dict, st: _Style) -> tuple[str, str]:
-    """(question text, answer text) of a classified pair in the chain's style."""
+    """(question text, answer text) of an accepted pair in the chain's style."""
     q = _fill(st.qa.question, question=p["question"])
-    if p["options"]:
-        options = list(p["options"])
-        st.rng.shuffle(options)
+    a = p["answer"]
+    if p["options"] is not None:
+        options = shuffled_options(p["options"], st.seed, p["index"])
         names = [_item_name(st.opt_item, k) for k in range(len(options))]
         items = st.opt_delim.join(n + o for n, o in zip(names, options, strict=True))
         q += "\n" + st.opt_header + ("\n" if st.opt_delim == "\n" else " ") + items
-    a = p["answer"]
+        if p["unanswerable"]:
+            a = st.unanswerable
+        elif _lettered(st.opt_item):
+            match = next(k for k, o in enumerate(options) if o.strip() == a.strip())
+            a = names[match].strip()
     if p["reasoning"] is not None:
         q += st.cot[0]
         a = _fill(st.cot[1], reasoning=p["reasoning"], answer=a)
@@ -293,47 +341,54 @@ def _render_text(context: str | None, pairs: list[tuple[str, str]], st: _Style) 
 # ----------------------------------------------------------------------------- chains -> texts
 
 
-def _classify(pairs: list[dict], dropped: Counter) -> list[dict]:
+def _accepted(pairs: list[dict], dropped: Counter) -> list[dict]:
+    """A text's pairs that can be templified, each with its index among the parsed pairs."""
     out = []
-    for p in pairs:
-        c = classify_pair(p["question"], p["answer"])
-        if c is None:
-            dropped["malformed_mc_or_cot"] += 1
+    for index, p in enumerate(pairs):
+        pair, reason = accept_pair(p["question"], p["answer"])
+        if pair is None:
+            dropped[reason] += 1
         else:
-            out.append(c)
+            pair["index"] = index
+            out.append(pair)
     return out
 
 
 def _cook_chain(
     entries: list[dict], seed: int, include_context: bool, stats: dict, source: str
 ) -> list[dict]:
-    """Records for one chain: one augmented text for its texts with pairs, raw ones for the rest."""
-    classified = [_classify(e["pairs"], stats["dropped_pairs"]) for e in entries]
-    with_pairs = [(e, c) for e, c in zip(entries, classified, strict=True) if c]
-    out = []
-    for e, c in zip(entries, classified, strict=True):
+    """Records for one chain: its augmented text, then its texts left raw (latest first).
+
+    The official order: ``cook_pt_entries`` walks a collection backwards and prepends each raw
+    text as it meets it, then the chain's augmented text.
+    """
+    accepted = [_accepted(e["pairs"], stats["dropped_pairs"]) for e in entries]
+    with_pairs = [(e, c) for e, c in zip(entries, accepted, strict=True) if c]
+    raw = []
+    for e, c in zip(entries, accepted, strict=True):
         if c:
             continue
         if include_context:
-            out.append({"id": e["id"], "text": e["text"], "source": "raw"})
+            raw.append({"id": e["id"], "text": e["text"], "source": "raw"})
             stats["raw"] += 1
         else:
             stats["dropped_texts"]["no_pairs_without_context"] += 1
+    raw.reverse()
     if not with_pairs:
-        return out
-    st = _Style.draw(seed, min(len(c) for c in classified))
+        return raw
+    st = _Style.draw(seed, min(len(c) for c in accepted))
     pieces = []
     for e, c in with_pairs:
         rendered = [_render_pair(p, st) for p in c]
         pieces.append(_render_text(e["text"] if include_context else None, rendered, st))
         stats["pairs"] += len(c)
         stats["formats"].update(p["format"] for p in c)
-    out.append({"id": with_pairs[0][0]["id"], "text": st.chain_sep.join(pieces), "source": source})
     stats["augmented"] += 1
     stats["augmented_texts_in_chains"] += len(with_pairs)
     stats["modes"][st.mode] += 1
     stats["inverted"] += int(st.inverted)
-    return out
+    aug = {"id": with_pairs[0][0]["id"], "text": st.chain_sep.join(pieces), "source": source}
+    return [aug, *raw]
 
 
 def _new_stats(seed: int, include_context: bool) -> dict:
@@ -364,12 +419,12 @@ POOL_MIN_BYTES = 1 << 26  # smaller inputs are cooked in-process (``num_workers`
 
 
 def _batches(
-    chains: Iterable[list[dict]], seed: int, include_context: bool, source: str
+    chains: Iterable[tuple[int, list[dict]]], include_context: bool, source: str
 ) -> Iterator[tuple[list[tuple[int, list[dict]]], bool, str]]:
-    """Chains with their seeds (``seed + k`` for the k-th), ``_CHAINS_PER_BATCH`` at a time."""
+    """(seed, chain) items, ``_CHAINS_PER_BATCH`` at a time."""
     batch: list[tuple[int, list[dict]]] = []
-    for k, entries in enumerate(chains):
-        batch.append((seed + k, entries))
+    for item in chains:
+        batch.append(item)
         if len(batch) >= _CHAINS_PER_BATCH:
             yield batch, include_context, source
             batch = []
@@ -399,7 +454,7 @@ def _merge_stats(into: dict, part: dict) -> None:
 
 
 def _cook_all(
-    chains: Iterable[list[dict]],
+    chains: Iterable[tuple[int, list[dict]]],
     n_chains: int | None,
     out_path: str,
     seed: int,
@@ -408,7 +463,7 @@ def _cook_all(
     source: str = "augmented",
     num_workers: int = 1,
 ) -> dict:
-    """Cook the chains (the k-th with ``seed + k``) and write each record as soon as it is made.
+    """Cook the (seed, chain) items and write each record as soon as it is made.
 
     Nothing but a batch of chains is held, so memory does not depend on the number of chains.
     ``num_workers > 1`` cooks batches in a pool of processes; results are written in chain order
@@ -416,7 +471,7 @@ def _cook_all(
     An output that ends empty is an error naming the counts (nothing is written then).
     """
     stats = _new_stats(seed, include_context)
-    batches = _batches(chains, seed, include_context, source)
+    batches = _batches(chains, include_context, source)
     path, f, tmp = atomic_writer(out_path)
     pool = None
     n_written = 0
@@ -474,73 +529,77 @@ def _int_field(rec: dict, key: str, where: str) -> int:
 
 @dataclass
 class _Plan:
-    """Pass 1's result: where each record is, its chain's ordinal, and the order to cook them."""
+    """Pass 1's result: where each record is, its collection and chain, and the cooking order."""
 
     files: np.ndarray  # int32 shard index per record, file order
     offsets: np.ndarray  # int64 byte offset per record
-    ordinals: np.ndarray  # int64 chain ordinal per record (order of first appearance)
-    order: np.ndarray  # record indices by (ordinal, round, file order)
+    positions: np.ndarray  # int64 collection position per record, numbered across the shards
+    chains: np.ndarray  # int64 ``chain`` field per record
+    order: np.ndarray  # record indices by (position, slot)
     n_chains: int
 
 
-def _chain_plan(synth_paths: list[str]) -> _Plan:
-    """Pass 1 over the shards: where each record is and which chain it belongs to.
+SYNTH_KEYS = ("id", "text", "chain", "round", "position", "slot", "pairs")
 
-    Chains are numbered by first appearance over the shards in turn (what a dict keyed by
-    (shard, chain) would give); a chain's records are cooked by round, equal rounds in file order.
-    About 30 bytes per record are kept (48 at the peak, while sorting); no text.
+
+def _chain_plan(synth_paths: list[str]) -> _Plan:
+    """Pass 1 over the shards: where each record is, its collection position and slot.
+
+    A shard's positions (the official README's ``idx``) continue where the previous shard's
+    ended, so every collection of the corpus has its own seed; with one shard they are exactly
+    the official ones. Records are cooked by (position, slot); a chain is a run of records of one
+    position with one ``chain`` value. About 40 bytes per record are kept; no text.
     """
-    files, offsets, ordinals, rounds = array.array("i"), *(array.array("q") for _ in range(3))
-    n_chains = 0
+    files, slots = array.array("i"), array.array("q")
+    offsets, positions, chains = (array.array("q") for _ in range(3))
+    base = 0
     for fi, path in enumerate(synth_paths):
-        chains = array.array("q")
-        for lineno, offset, rec in iter_jsonl_offsets(
-            path, ("id", "text", "chain", "round", "pairs")
-        ):
+        top = -1
+        for lineno, offset, rec in iter_jsonl_offsets(path, SYNTH_KEYS):
             where = f"{path}:{lineno}"
             _check_pairs(rec["pairs"], where)
             chains.append(_int_field(rec, "chain", where))
-            rounds.append(_int_field(rec, "round", where))
+            _int_field(rec, "round", where)
+            position = _int_field(rec, "position", where)
+            slot = _int_field(rec, "slot", where)
+            if position < 0 or slot < 0 or position >= 2**40:
+                raise DataError(f"{where}: 'position' and 'slot' must be in [0, 2**40)")
+            positions.append(base + position)
+            slots.append(slot)
             offsets.append(offset)
             files.append(fi)
-        if not chains:
-            continue
-        uniq, first, inverse = np.unique(
-            np.frombuffer(chains, dtype=np.int64), return_index=True, return_inverse=True
-        )
-        ordinal_of = np.empty(len(uniq), dtype=np.int64)
-        ordinal_of[np.argsort(first, kind="stable")] = np.arange(len(uniq)) + n_chains
-        ordinals.frombytes(ordinal_of[inverse.ravel()].tobytes())
-        n_chains += len(uniq)
-        del chains, uniq, first, inverse, ordinal_of
+            top = max(top, position)
+        base += top + 1
 
     def as_np(a: array.array, dtype) -> np.ndarray:
         return np.frombuffer(a, dtype=dtype) if len(a) else np.zeros(0, dtype=dtype)
 
-    k, r = as_np(ordinals, np.int64), as_np(rounds, np.int64)
-    if not len(k):
-        order = np.zeros(0, dtype=np.int64)
-    else:
-        low, span = int(r.min()), int(r.max()) - int(r.min()) + 1
-        if (
-            n_chains * span < 2**62
-        ):  # one int64 key (ordinal, round); a stable sort keeps file order
-            key = k * span
-            key += r
-            key -= low
-            order = np.argsort(key, kind="stable")
-            del key
-        else:  # absurd round numbers: sort on the fields themselves
-            order = np.lexsort((np.arange(len(k)), r, k))
-    del r, rounds
-    return _Plan(as_np(files, np.int32), as_np(offsets, np.int64), k, order, n_chains)
+    pos, slot, chain = as_np(positions, np.int64), as_np(slots, np.int64), as_np(chains, np.int64)
+    f = as_np(files, np.int32)
+    order = np.lexsort((slot, pos)) if len(pos) else np.zeros(0, dtype=np.int64)
+    n_chains = 0
+    if len(order):
+        p_sorted, s_sorted, c_sorted = pos[order], slot[order], chain[order]
+        same_place = (p_sorted[1:] == p_sorted[:-1]) & (s_sorted[1:] == s_sorted[:-1])
+        if same_place.any():
+            i = int(order[int(np.argmax(same_place)) + 1])
+            raise DataError(
+                f"{synth_paths[int(f[i])]}: two records have the same position and slot "
+                f"(position {int(pos[i])} across shards, slot {int(slot[i])}): not one synthesis shard"
+            )
+        new_chain = (p_sorted[1:] != p_sorted[:-1]) | (c_sorted[1:] != c_sorted[:-1])
+        n_chains = 1 + int(new_chain.sum())
+        del p_sorted, s_sorted, c_sorted, same_place, new_chain
+    return _Plan(f, as_np(offsets, np.int64), pos, chain, order, n_chains)
 
 
 _READ_AHEAD = 4096  # records whose places are turned into Python ints at a time
 
 
-def _planned_chains(synth_paths: list[str], plan: _Plan) -> Iterator[list[dict]]:
-    """Pass 2: read each chain's records (by seeking) in the planned order, one chain at a time."""
+def _planned_chains(
+    synth_paths: list[str], plan: _Plan, seed: int
+) -> Iterator[tuple[int, list[dict]]]:
+    """Pass 2: (seed + position, chain) for each chain, reading its records by seeking."""
     handles = [open(p, "rb") for p in synth_paths]  # noqa: SIM115 - closed in finally
     try:
         chain: list[dict] = []
@@ -550,23 +609,33 @@ def _planned_chains(synth_paths: list[str], plan: _Plan) -> Iterator[list[dict]]
             places = zip(
                 plan.files[idx].tolist(),
                 plan.offsets[idx].tolist(),
-                plan.ordinals[idx].tolist(),
+                plan.positions[idx].tolist(),
+                plan.chains[idx].tolist(),
                 strict=True,
             )
-            for fi, off, k in places:
-                if k != current and chain:
-                    yield chain
+            for fi, off, position, chain_id in places:
+                if (position, chain_id) != current and chain:
+                    yield seed + current[0], chain
                     chain = []
-                current = k
+                current = (position, chain_id)
                 h = handles[fi]
                 h.seek(off)
                 rec = json.loads(h.readline())
                 chain.append({"id": rec["id"], "text": rec["text"], "pairs": rec["pairs"]})
         if chain:
-            yield chain
+            yield seed + current[0], chain
     finally:
         for h in handles:
             h.close()
+
+
+def iter_chains(synth_paths: list[str], seed: int) -> Iterator[tuple[int, list[dict]]]:
+    """Every chain of the synthesis shards, in output order, with the seed it is cooked with.
+
+    Yields ``(seed + position, [{"id", "text", "pairs"}, ...])``: the official
+    ``cook_pt_entries(read_collection, random_seed=idx + 12345)`` seeds, ``seed`` playing 12345.
+    """
+    return _planned_chains(synth_paths, _chain_plan(synth_paths), seed)
 
 
 def _check_pairs(pairs: object, where: str) -> None:
@@ -589,14 +658,15 @@ def templify(
 ) -> dict:
     """Write ``{"id", "text", "source"}`` pre-training texts, one per chain of the synthesis shards.
 
-    Records of a chain (same shard, same ``chain``) are ordered by round. A text without valid
+    Chains are cooked by collection position (the seed is ``seed + position``), their records by
+    slot; see the module docstring for what matches the official code. A text without valid
     pairs stays raw (``source: "raw"``). ``include_context=False`` drops the raw texts and keeps
     only the templified pairs (texts without pairs are then dropped and counted): this is OUR
     definition of Table 4's "w/o Corpora" ablation; the paper's exact definition is UNCONFIRMED
     (facts §4.5).
     """
     plan = _chain_plan(synth_paths)
-    chains = _planned_chains(synth_paths, plan)
+    chains = _planned_chains(synth_paths, plan, seed)
     if sum(os.path.getsize(p) for p in synth_paths) < POOL_MIN_BYTES:
         num_workers = 1  # starting workers would cost more than they save
     return _cook_all(
@@ -625,7 +695,7 @@ def templify_ft_collection(
     if os.path.getsize(ft_path) < POOL_MIN_BYTES:
         num_workers = 1
     return _cook_all(
-        _ft_groups(ft_path, shots),
+        ((seed + k, group) for k, group in enumerate(_ft_groups(ft_path, shots))),
         None,
         out_path,
         seed,

@@ -67,6 +67,7 @@ from instruct_pt.modeling import (
     load_model,
     save_model,
 )
+from instruct_pt.protocol import format_context, format_example
 
 log = logging.getLogger(__name__)
 
@@ -989,14 +990,12 @@ def _encode_with_loss_span(
 
 
 def format_synth_example(context: str, pairs: list[dict]) -> tuple[str, int]:
-    """One synthesizer tuning example (LMOps read_compre.py, §1.2) and where its loss starts.
+    """One synthesizer tuning example and where its loss starts (no loss on the raw text).
 
-    "<s> <CON> {context} </CON>\\n\\n" + "\\n\\n".join("<QUE> {q} <ANS> {a} </END>") + "</s>";
-    the returned offset is the length of the context part (no loss on the raw text).
+    The official bytes (:func:`instruct_pt.protocol.format_example`): ``"<s> <CON> {context}
+    </CON>\\n\\n"`` + the pairs ``"<QUE> {q} <ANS> {a} </END>"`` joined by ``"\\n\\n"`` + ``"</s>"``.
     """
-    prompt = f"<s> <CON> {context} </CON>\n\n"
-    body = "\n\n".join(f"<QUE> {p['question']} <ANS> {p['answer']} </END>" for p in pairs)
-    return prompt + body + "</s>", len(prompt)
+    return format_example(context, pairs), len(format_context(context))
 
 
 def synth_sequences(
