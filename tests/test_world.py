@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 from instruct_pt import world as W
 from instruct_pt.common import DataError, read_jsonl, write_jsonl
 from instruct_pt.sources import validate_record
+from instruct_pt.world import entities
 
 SMALL = {
     "n_people": 24,
@@ -40,6 +42,32 @@ def _training_texts(cfg: dict) -> list[str]:
 
 def _mentions(name: str, text: str) -> bool:
     return re.search(rf"\b{re.escape(name)}\b", text) is not None
+
+
+# ---------------------------------------------------------------- package API
+
+
+def test_public_api_is_re_exported_from_its_modules():
+    """Importers use ``instruct_pt.world.X``; each X is the object its submodule defines."""
+    used_by_importers = {
+        "generate_dataset": "datasets",
+        "eval_records": "tasks",
+        "write_eval_suite": "tasks",
+        "DATASETS": "config",
+        "EVAL_TASKS": "config",
+        "RELATIONS": "config",
+        "DEFAULT_WORLD": "config",
+        "resolve_config": "config",
+        "build_world": "entities",
+        "COT_SUFFIX": "vocabulary",
+        "HELD_OUT_TEMPLATES": "vocabulary",
+    }
+    for name, module in used_by_importers.items():
+        assert name in W.__all__, name
+        submodule = importlib.import_module(f"instruct_pt.world.{module}")
+        assert getattr(W, name) is getattr(submodule, name), name
+    assert all(hasattr(W, name) for name in W.__all__)
+    assert not [n for n in W.__all__ if n.startswith("_")]
 
 
 # ---------------------------------------------------------------- configuration
@@ -86,7 +114,7 @@ def test_ft_split_follows_ft_fraction():
 def test_same_config_same_bytes_other_seed_other_bytes(name, tmp_path):
     a, b, c = tmp_path / "a.jsonl", tmp_path / "b.jsonl", tmp_path / "c.jsonl"
     write_jsonl(a, W.generate_dataset(name, SMALL))
-    W._build_world.cache_clear()  # rebuild the world from scratch: no shared state
+    entities._build_world.cache_clear()  # rebuild the world from scratch: no shared state
     write_jsonl(b, W.generate_dataset(name, SMALL))
     write_jsonl(c, W.generate_dataset(name, {**SMALL, "seed": 1}))
     assert a.read_bytes() == b.read_bytes()
@@ -95,7 +123,7 @@ def test_same_config_same_bytes_other_seed_other_bytes(name, tmp_path):
 
 def test_generation_order_does_not_matter(tmp_path):
     def run(order):
-        W._build_world.cache_clear()
+        entities._build_world.cache_clear()
         out = {name: W.generate_dataset(name, SMALL) for name in order}
         out["eval"] = W.eval_records("finance", "ner_like", SMALL)
         return out

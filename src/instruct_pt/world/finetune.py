@@ -1,0 +1,240 @@
+"""``synth_ft``: the synthesizer's fine-tuning collection (a context + instruction-response pairs)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from instruct_pt.world.config import RELATIONS, _rng
+from instruct_pt.world.corpora import _cap, _say, render_document
+from instruct_pt.world.entities import Entity, World, _require_reserved
+from instruct_pt.world.qa import _claim, _compare_years, _cot, _fact_pair, _options, _pair
+from instruct_pt.world.vocabulary import _MECHANISM_STATEMENTS, _MECHANISMS, _SENTIMENTS
+
+
+def _revenue_change(rng: random.Random, ent: Entity) -> dict:
+    r, p = int(ent.attrs["revenue"]), int(ent.attrs["prev_revenue"])
+    question = f"How much did the quarterly revenue of {ent.name} change, in million dollars?"
+    reasoning = f"Revenue was {r} million dollars this quarter and {p} million a year earlier. {r} - {p} = {r - p}."
+    return (
+        _cot(question, reasoning, str(r - p))
+        if rng.random() < 0.7
+        else _pair(question, str(r - p), "free")
+    )
+
+
+def _summary(ent: Entity) -> str:
+    a = ent.attrs
+    if ent.domain == "general":
+        return f"{ent.name} is a {a['major']} graduate of {a['university']} who works for {a['employer']}."
+    if ent.domain == "biomedicine":
+        article = "an" if a["mechanism"][0] in "aeiou" else "a"
+        return f"{ent.name} is {article} {a['mechanism']} of {a['target']} used for {a['treats']}."
+    direction = "grew" if int(a["growth"]) > 0 else "fell" if int(a["growth"]) < 0 else "was flat"
+    return f"{ent.name} is a {a['sector']} company whose revenue {direction} this quarter."
+
+
+def _ft_people_qa(world: World, rng: random.Random, i: int) -> tuple[str, list[dict]]:
+    ent = _cycle(world.reserved("general"), i)
+    return render_document(ent, rng), [_fact_pair(rng, ent, r) for r in RELATIONS["general"]]
+
+
+def _ft_people_compare(world: World, rng: random.Random, i: int) -> tuple[str, list[dict]]:
+    people = world.reserved("general")
+    a, b = _cycle(people, i), _cycle(people, i + 1 + rng.randrange(len(people) - 1))
+    context = render_document(a, rng) + "\n" + render_document(b, rng)
+    pairs = [_compare_years(rng, a, b), _compare_years(rng, b, a)]
+    ya, yb = int(a.attrs["birth_year"]), int(b.attrs["birth_year"])
+    q = f"How many years apart were {a.name} and {b.name} born?"
+    pairs.append(
+        _cot(
+            q,
+            f"{a.name} was born in {ya} and {b.name} in {yb}. The difference is {abs(ya - yb)}.",
+            str(abs(ya - yb)),
+        )
+    )
+    pairs += [_fact_pair(rng, a, "birth_year", ("free",)), _fact_pair(rng, b, "employer")]
+    return context, pairs
+
+
+def _ft_nli(world: World, rng: random.Random, i: int) -> tuple[str, list[dict]]:
+    ent = _cycle(world.reserved("general"), i)
+    pairs = []
+    for _ in range(4):
+        claim, label = _claim(rng, ent)
+        pairs.append(
+            _pair(
+                _options(f'Does the text support the claim "{claim}"?', ["yes", "no"]), label, "mc"
+            )
+        )
+    return render_document(ent, rng), pairs
+
+
+def _ft_bio_qa(world: World, rng: random.Random, i: int) -> tuple[str, list[dict]]:
+    ent = _cycle(world.reserved("biomedicine"), i)
+    a = ent.attrs
+    pairs = [_fact_pair(rng, ent, r) for r in ("treats", "target", "side_effect")]
+    pairs.append(
+        _pair(f"How many patients were in the trial of {ent.name}?", a["trial_size"], "free")
+    )
+    verdict = {"effective": "yes", "ineffective": "no", "inconclusive": "maybe"}[a["outcome"]]
+    pairs.append(
+        _pair(
+            _options(f"Did the trial show that {ent.name} works?", ["yes", "no", "maybe"]),
+            verdict,
+            "mc",
+        )
+    )
+    return render_document(ent, rng), pairs
+
+
+def _ft_bio_relation(world: World, rng: random.Random, i: int) -> tuple[str, list[dict]]:
+    ent = _cycle(world.reserved("biomedicine"), i)
+    a = ent.attrs
+    phrase = _say(_MECHANISM_STATEMENTS[a["mechanism"]][0], ent, True, g=a["target"])
+    pairs = [
+        _pair(
+            _options(f"How does {ent.name} act on {a['target']}?", _MECHANISMS),
+            a["mechanism"],
+            "mc",
+        ),
+        _cot(
+            f"What kind of agent is {ent.name} for {a['target']}?",
+            f"The text says: {phrase}",
+            a["mechanism"],
+            _MECHANISMS,
+        ),
+        _fact_pair(rng, ent, "target", ("free",)),
+    ]
+    return render_document(ent, rng), pairs
+
+
+def _ft_news_qa(world: World, rng: random.Random, i: int) -> tuple[str, list[dict]]:
+    ent = _cycle(world.reserved("finance"), i)
+    pairs = [_fact_pair(rng, ent, r) for r in ("ceo", "hq_city", "sector")]
+    pairs += [
+        _revenue_change(rng, ent),
+        _pair(
+            f"By what percent did the revenue of {ent.name} change?", ent.attrs["growth"], "free"
+        ),
+    ]
+    return render_document(ent, rng), pairs
+
+
+def _ft_news_sentiment(world: World, rng: random.Random, i: int) -> tuple[str, list[dict]]:
+    ent = _cycle(world.reserved("finance"), i)
+    a = ent.attrs
+    growth = int(a["growth"])
+    direction = "went up" if growth > 0 else "went down" if growth < 0 else "stayed the same"
+    pairs = [
+        _pair(_options("What is the sentiment of the news?", _SENTIMENTS), a["sentiment"], "mc"),
+        _pair(
+            _options("Did the revenue go up or down?", ["went up", "went down", "stayed the same"]),
+            direction,
+            "mc",
+        ),
+        _pair(
+            "Did the shares go up after the report?",
+            "yes" if a["sentiment"] == "positive" else "no",
+            "free",
+        ),
+    ]
+    return render_document(ent, rng), pairs
+
+
+def _ft_summarize(world: World, rng: random.Random, i: int) -> tuple[str, list[dict]]:
+    domain = ("general", "biomedicine", "finance")[i % 3]
+    ent = _cycle(world.reserved(domain), i // 3)
+    pairs = [
+        _pair("Summarize the text in one sentence.", _summary(ent), "free"),
+        _pair("What is the text mainly about?", ent.name, "free"),
+    ]
+    return render_document(ent, rng), pairs
+
+
+_GOODS = [
+    "loaves",
+    "apples",
+    "books",
+    "lamps",
+    "chairs",
+    "kites",
+    "candles",
+    "baskets",
+    "jars",
+    "boats",
+]
+_PLACES = ["a bakery", "a market stall", "a bookshop", "a workshop", "a toy store", "a farm shop"]
+
+
+def _ft_math_word(world: World, rng: random.Random, i: int) -> tuple[str, list[dict]]:
+    good, place = rng.choice(_GOODS), rng.choice(_PLACES)
+    x, y, price = rng.randint(5, 60), rng.randint(5, 60), rng.randint(2, 9)
+    context = (
+        f"{_cap(place)} sold {x} {good} in the morning and {y} {good} in the afternoon. "
+        f"Each of the {good} cost {price} dollars."
+    )
+    pairs = [
+        _cot(
+            f"How many {good} were sold in total?",
+            f"{x} were sold in the morning and {y} in the afternoon. {x} + {y} = {x + y}.",
+            str(x + y),
+        ),
+        _pair(
+            f"How many more {good} were sold in the morning than in the afternoon?",
+            str(x - y),
+            "free",
+        ),
+        _cot(
+            "How much money did the morning sales bring in?",
+            f"{x} {good} at {price} dollars each is {x} * {price} = {x * price}.",
+            f"{x * price} dollars",
+        ),
+        _pair(
+            _options("When were more of them sold?", ["morning", "afternoon", "equal"]),
+            "morning" if x > y else "afternoon" if y > x else "equal",
+            "mc",
+        ),
+    ]
+    return context, pairs
+
+
+# name: (task_type, seen by the synthesizer during fine-tuning, builder)
+FT_DATASETS: dict[str, tuple[str, bool, Any]] = {
+    "people_qa": ("factoid_qa", True, _ft_people_qa),
+    "people_compare": ("comparison", True, _ft_people_compare),
+    "nli": ("nli", True, _ft_nli),
+    "bio_qa": ("biomedical_qa", True, _ft_bio_qa),
+    "bio_relation": ("relation_extraction", False, _ft_bio_relation),
+    "news_qa": ("financial_qa", True, _ft_news_qa),
+    "news_sentiment": ("sentiment", True, _ft_news_sentiment),
+    "summarize": ("summarization", False, _ft_summarize),
+    "math_word": ("arithmetic", True, _ft_math_word),
+}
+
+
+def _cycle(items: list, i: int):
+    return items[i % len(items)]
+
+
+def _synth_ft(world: World) -> list[dict]:
+    rng = _rng(world.cfg, "dataset", "synth_ft")
+    names = list(FT_DATASETS)
+    _require_reserved(world, "synth_ft")
+    records = []
+    for i in range(world.cfg["n_ft_examples"]):
+        name = names[i % len(names)]
+        task_type, seen, build = FT_DATASETS[name]
+        context, candidates = build(world, rng, i // len(names))
+        pairs = rng.sample(candidates, rng.randint(2, min(6, len(candidates))))
+        records.append(
+            {
+                "id": f"synth_ft-{i:07d}",
+                "dataset": name,
+                "task_type": task_type,
+                "seen": seen,
+                "context": context,
+                "pairs": pairs,
+            }
+        )
+    return records
