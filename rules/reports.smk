@@ -203,5 +203,6 @@ rule report_claims:
     params:
         tables={name: f"paper_figures/{RUN}/{name}.csv" for name in REPORTS + FIGURES},
         scale=lambda wc: config["scale"],
+        seed=config["seed"],
     script:
         "../workflow/scripts/claims.py"

@@ -18,7 +18,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 from instruct_pt import evaluation as E  # noqa: E402
-from instruct_pt.common import DataError, read_json, write_jsonl  # noqa: E402
+from instruct_pt.common import DataError, read_json, read_jsonl, write_jsonl  # noqa: E402
 
 N_DOCS = 6
 
@@ -270,6 +270,18 @@ def test_generation_hooks_and_aggregations():
     assert E.lm_agg_mean_weighted_f1([(0, 1, 1), (1, 0, 0)]) == 1.0
 
 
+def test_aggregate_items_reads_json_items_back():
+    gold = E.lm_gen_entity_f1({"answer": "Acme (org), Bob (per)"}, ["acme (ORG)"])["entity_f1"]
+    as_json = json.loads(json.dumps([gold, ([], [])]))  # entity lists come back as lists
+    assert E.aggregate_items("lm_agg_entity_f1", as_json) == pytest.approx(2 / 3)
+    assert E.aggregate_items("lm_agg_entity_f1_doc", as_json) == pytest.approx((2 / 3 + 1) / 2)
+    assert E.aggregate_items("mean", [1.0, 0.0, 0.0, 1.0]) == 0.5
+    with pytest.raises(DataError, match="unknown aggregation 'median'"):
+        E.aggregate_items("median", [1.0])
+    with pytest.raises(DataError, match="of no items"):
+        E.aggregate_items("mean", [])
+
+
 # ---------------------------------------------------------------------------- evaluate
 
 
@@ -290,6 +302,16 @@ def test_evaluate_end_to_end(tmp_path, fake_world, tiny_model):
             suite_dir.resolve(), f"ipt_general_{rec['task']}", [], True
         )
     by_task = {r["task"]: r for r in recs}
+    # Per-document items: one line per document in order; the aggregate over them is the value.
+    aggregations = {"colour": "mean", "relation": "lm_agg_micro_f1", "sums": "mean"}
+    for rec in recs:
+        assert rec["aggregation"] == aggregations[rec["task"]]
+        lines = read_jsonl(tmp_path / "out" / f"{rec['task']}.docs.jsonl")
+        assert [line["doc"] for line in lines] == list(range(4))
+        items = [line["item"] for line in lines]
+        assert 100 * E.aggregate_items(rec["aggregation"], items) == pytest.approx(rec["value"])
+    relation = read_jsonl(tmp_path / "out" / "relation.docs.jsonl")
+    assert [line["item"][0] for line in relation] == [0, 1, 0, 1]  # (gold, prediction) pairs
     assert by_task["relation"]["stderr"] is None  # corpus-level F1 has no closed-form stderr
     assert by_task["colour"]["stderr"] is not None and by_task["colour"]["metric"] == "acc_norm"
 
@@ -308,8 +330,41 @@ def test_evaluate_end_to_end(tmp_path, fake_world, tiny_model):
         )
         assert [(r["task"], r["num_fewshot"], r["n"]) for r in only] == [("relation", 0, N_DOCS)]
         assert only[0]["task_hash"] == by_task["relation"]["task_hash"]
-        assert sorted(p.name for p in out.iterdir()) == ["relation.json"]
-    assert (outs[0] / "relation.json").read_bytes() == (outs[1] / "relation.json").read_bytes()
+        assert sorted(p.name for p in out.iterdir()) == ["relation.docs.jsonl", "relation.json"]
+    for name in ("relation.json", "relation.docs.jsonl"):
+        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes()
+
+
+@pytest.mark.parametrize("weighted", [True, False])
+def test_group_items_are_its_leaves_documents(tmp_path, fake_world, tiny_model, weighted):
+    """A group (MMLU-like) weighted by size is the mean over all its leaves' documents; one not
+    weighted by size is not recomputable from the pooled items (aggregation null)."""
+    suite_dir = tmp_path / "suite"
+    E.build_suite("general", SPEC, str(suite_dir), {})
+    colour = (suite_dir / "ipt_general_colour.yaml").read_text()
+    (suite_dir / "ipt_general_colour2.yaml").write_text(
+        colour.replace("task: ipt_general_colour", "task: ipt_general_colour2")
+    )
+    (suite_dir / "ipt_general_grp.yaml").write_text(
+        "group: ipt_general_grp\ntask: [ipt_general_colour, ipt_general_colour2]\n"
+        "aggregate_metric_list:\n  - metric: acc_norm\n"
+        f"    weight_by_size: {str(weighted).lower()}\nmetadata: {{version: 1}}\n"
+    )
+    meta = read_json(suite_dir / "suite.json")
+    meta["tasks"] = {"grp": {**meta["tasks"]["colour"], "lm_eval_task": "ipt_general_grp"}}
+    (suite_dir / "suite.json").write_text(json.dumps(meta))
+    (rec,) = E.evaluate(tiny_model, str(suite_dir), str(tmp_path / "o"), "m", "general", limit=3)
+    lines = read_jsonl(tmp_path / "o" / "grp.docs.jsonl")
+    assert [line["doc"] for line in lines] == [
+        f"ipt_general_colour{k}/{i}" for k in ("", "2") for i in range(3)
+    ]
+    assert rec["n"] == 6
+    if weighted:
+        assert rec["aggregation"] == "mean"
+        items = [line["item"] for line in lines]
+        assert 100 * E.aggregate_items("mean", items) == pytest.approx(rec["value"])
+    else:
+        assert rec["aggregation"] is None
 
 
 def test_evaluate_rejects_unknown_task_and_wrong_suite(tmp_path, fake_world):

@@ -27,16 +27,25 @@ GENERAL = [
 
 
 def put(
-    eval_dir: Path, model: str, setting: str, task: str, paper_name: str, value, stderr=1.0, n=100
+    eval_dir: Path,
+    model: str,
+    setting: str,
+    task: str,
+    paper_name: str,
+    value,
+    stderr=1.0,
+    n=100,
+    metric="acc_norm",
+    suite=None,
 ):
     write_json(
         eval_dir / model / setting / f"{task}.json",
         {
             "model": model,
-            "suite": setting,
+            "suite": suite or setting,
             "task": task,
             "paper_name": paper_name,
-            "metric": "acc_norm",
+            "metric": metric,
             "value": value,
             "stderr": stderr,
             "n": n,
@@ -70,13 +79,26 @@ def test_table1_paper_scale_csv_is_exact(tmp_path, two_models):
     out = outputs(tmp_path, "t1")
     reports.table1(ev, rows, **out, run="r1", scale="paper")
     assert out["out_csv"].read_text() == HEADER + (
-        'table1,500M Vanilla PT,ARC-e,50,1,100,,UNCONFIRMED,"acc_norm, task arc_easy"\n'
-        'table1,500M Vanilla PT,BoolQ,60.5,2,200,57.5,[S],"acc_norm, task boolq"\n'
-        "table1,500M Vanilla PT,Avg,55.25,1.118,,,UNCONFIRMED,mean of 2 tasks\n"
-        'table1,500M Instruct PT,ARC-e,52,1,100,54.8,[S],"acc_norm, task arc_easy"\n'
-        'table1,500M Instruct PT,BoolQ,63,2,200,62,[S2],"acc_norm, task boolq"\n'
+        'table1,500M Vanilla PT,ARC-e,50,1,100,,UNCONFIRMED,"acc_norm, task arc_easy",eval/van/general/arc_easy.json\n'
+        'table1,500M Vanilla PT,BoolQ,60.5,2,200,57.5,[S],"acc_norm, task boolq",eval/van/general/boolq.json\n'
+        "table1,500M Vanilla PT,Avg,55.25,1.118,,,UNCONFIRMED,mean of 2 tasks,"
+        "eval/van/general/arc_easy.json;eval/van/general/boolq.json\n"
+        'table1,500M Instruct PT,ARC-e,52,1,100,54.8,[S],"acc_norm, task arc_easy",eval/ins/general/arc_easy.json\n'
+        'table1,500M Instruct PT,BoolQ,63,2,200,62,[S2],"acc_norm, task boolq",eval/ins/general/boolq.json\n'
         "table1,500M Instruct PT,Avg,57.5,1.118,,46.6,[S2],mean of 2 tasks; "
-        "paper: from Table 2; assumes its Avg is the mean of these 9 tasks\n"
+        "paper: from Table 2; assumes its Avg is the mean of these 9 tasks,"
+        "eval/ins/general/arc_easy.json;eval/ins/general/boolq.json\n"
+        # No task data in the suites' folder (a hub suite): floors are empty cells, with why.
+        "table1,floor: chance,ARC-e,,,,,,n/a: no task data general/arc_easy.jsonl in the "
+        "suites' folder,\n"
+        "table1,floor: chance,BoolQ,,,,,,n/a: no task data general/boolq.jsonl in the "
+        "suites' folder,\n"
+        "table1,floor: chance,Avg,,,,,,n/a: a task's floor is not available,\n"
+        "table1,floor: majority,ARC-e,,,,,,n/a: no task data general/arc_easy.jsonl in the "
+        "suites' folder,\n"
+        "table1,floor: majority,BoolQ,,,,,,n/a: no task data general/boolq.jsonl in the "
+        "suites' folder,\n"
+        "table1,floor: majority,Avg,,,,,,n/a: a task's floor is not available,\n"
     )
     md = out["out_md"].read_text()
     assert "Run: `r1` · scale: paper" in md and MINIATURE_NOTE not in md
@@ -168,11 +190,12 @@ def test_table2_params_tokens_and_average(tmp_path, two_models):
     reports.table2(ev, rows, **out, run="r", scale="paper")
     lines = out["out_csv"].read_text().splitlines()
     assert lines[1:4] == [
-        "table2,Instruct PT 500M,Params,1230000,,,500000000,[S2],trained in this run",
-        "table2,Instruct PT 500M,Tokens,3000000,,,100000000000,[P],trained in this run",
-        "table2,Instruct PT 500M,Avg,57.5,1.118,,46.6,[S2],mean of 2 tasks",
+        "table2,Instruct PT 500M,Params,1230000,,,500000000,[S2],trained in this run,",
+        "table2,Instruct PT 500M,Tokens,3000000,,,100000000000,[P],trained in this run,",
+        "table2,Instruct PT 500M,Avg,57.5,1.118,,46.6,[S2],mean of 2 tasks,"
+        "eval/ins/general/arc_easy.json;eval/ins/general/boolq.json",
     ]
-    assert lines[4] == "table2,Pythia-1B,Params,5000000,,,1000000000,[S2],reference model"
+    assert lines[4] == "table2,Pythia-1B,Params,5000000,,,1000000000,[S2],reference model,"
     md = out["out_md"].read_text()
     assert "| Instruct PT 500M | 1.23M | 3M | 57.5 ± 1.1 | 0.5B [S2] | 100B [P] | 46.6 [S2] |" in md
 
@@ -194,16 +217,28 @@ def test_table3_tasks_and_domain_averages(tmp_path):
     ev, rows = domain_fixture(tmp_path)
     out = outputs(tmp_path, "t3")
     reports.table3(ev, rows, **out, run="r", scale="paper")
-    assert out["out_csv"].read_text() == HEADER + (
-        'table3,Instruct PT-8B,PubMedQA,71,1,50,68.7,[S],"acc_norm, task pubmedqa"\n'
-        'table3,Instruct PT-8B,ChemProt,69,1,50,,UNCONFIRMED,"acc_norm, task chemprot"\n'
-        "table3,Instruct PT-8B,Biomed avg,70,0.7071,,61.3,[S2],mean of 2 tasks\n"
-        'table3,Instruct PT-8B,FPB,80,2,40,,UNCONFIRMED,"acc_norm, task fpb"\n'
-        "table3,Instruct PT-8B,Finance avg,80,2,,74.7,[S2],mean of 1 task\n"
-        'table3,Vanilla PT-8B,PubMedQA,61,1,50,,UNCONFIRMED,"acc_norm, task pubmedqa"\n'
-        'table3,Vanilla PT-8B,ChemProt,59,1,50,,UNCONFIRMED,"acc_norm, task chemprot"\n'
-        "table3,Vanilla PT-8B,Biomed avg,60,0.7071,,58.4,[S2],mean of 2 tasks\n"
-        "table3,Vanilla PT-8B,Finance avg,,,,72,[S2],no finance model in this run\n"
+    lines = out["out_csv"].read_text().splitlines(keepends=True)
+    floors = [line for line in lines if line.startswith("table3,floor: ")]
+    assert [line.split(",")[1:3] for line in floors] == [
+        [row, column]
+        for row in ("floor: chance", "floor: majority")
+        for column in ("PubMedQA", "ChemProt", "Biomed avg", "FPB", "Finance avg")
+    ]
+    assert "".join(line for line in lines if line not in floors) == HEADER + (
+        'table3,Instruct PT-8B,PubMedQA,71,1,50,68.7,[S],"acc_norm, task pubmedqa",eval/ib/biomedicine/pubmedqa.json\n'
+        'table3,Instruct PT-8B,ChemProt,69,1,50,,UNCONFIRMED,"acc_norm, task chemprot",'
+        "eval/ib/biomedicine/chemprot.json\n"
+        "table3,Instruct PT-8B,Biomed avg,70,0.7071,,61.3,[S2],mean of 2 tasks,"
+        "eval/ib/biomedicine/chemprot.json;eval/ib/biomedicine/pubmedqa.json\n"
+        'table3,Instruct PT-8B,FPB,80,2,40,,UNCONFIRMED,"acc_norm, task fpb",eval/if/finance/fpb.json\n'
+        "table3,Instruct PT-8B,Finance avg,80,2,,74.7,[S2],mean of 1 task,eval/if/finance/fpb.json\n"
+        'table3,Vanilla PT-8B,PubMedQA,61,1,50,,UNCONFIRMED,"acc_norm, task pubmedqa",'
+        "eval/vb/biomedicine/pubmedqa.json\n"
+        'table3,Vanilla PT-8B,ChemProt,59,1,50,,UNCONFIRMED,"acc_norm, task chemprot",'
+        "eval/vb/biomedicine/chemprot.json\n"
+        "table3,Vanilla PT-8B,Biomed avg,60,0.7071,,58.4,[S2],mean of 2 tasks,"
+        "eval/vb/biomedicine/chemprot.json;eval/vb/biomedicine/pubmedqa.json\n"
+        "table3,Vanilla PT-8B,Finance avg,,,,72,[S2],no finance model in this run,\n"
     )
 
 
@@ -216,7 +251,7 @@ def test_table3_miniature_columns_follow_the_papers_task_order(tmp_path):
     out = outputs(tmp_path, "t3m")
     rows = [{"label": "Instruct PT-8B", "models": {"biomedicine": "ib"}}]
     records = reports.table3(ev, rows, **out, run="r", scale="miniature")
-    assert [r["column"] for r in records] == [
+    assert [r["column"] for r in records if r["row"] == "Instruct PT-8B"] == [
         "pubmedqa_like",
         "chemprot_like",
         "usmle_like",
@@ -229,13 +264,20 @@ def test_table4_miniature_averages_only(tmp_path):
     rows = [{**rows[0], "label": "Instruct PT"}, {**rows[1], "label": "Rule-based"}]
     out = outputs(tmp_path, "t4")
     records = reports.table4(ev, rows, **out, run="mini", scale="miniature")
-    assert [(r["row"], r["column"], r["ours"], r["paper"]) for r in records] == [
+    models = [r for r in records if not r["row"].startswith("floor: ")]
+    assert [(r["row"], r["column"], r["ours"], r["paper"]) for r in models] == [
         ("Instruct PT", "Biomed avg", "70", "61.3"),
         ("Instruct PT", "Finance avg", "80", "74.7"),
         ("Rule-based", "Biomed avg", "60", "58.8"),
         ("Rule-based", "Finance avg", "", "73.1"),
     ]
-    assert all(ORIENTATION in r["note"] for r in records)
+    assert all(ORIENTATION in r["note"] for r in models)
+    floors = [(r["row"], r["column"]) for r in records if r not in models]
+    assert floors == [
+        (row, column)
+        for row in ("floor: chance", "floor: majority")
+        for column in ("Biomed avg", "Finance avg")
+    ]
     assert MINIATURE_NOTE in out["out_md"].read_text()
 
 
@@ -371,8 +413,8 @@ def test_figure4_and_figure6_are_byte_reproducible(tmp_path):
     assert "![Figure 4" in (tmp_path / "a" / "f4.md").read_text()
     f6_lines = (tmp_path / "a" / "f6.csv").read_text().splitlines()
     assert f6_lines[1:] == [
-        "figure6,General,fact lookup,75,,20,,,% of pairs",
-        "figure6,General,arithmetic,25,,20,,,% of pairs",
+        "figure6,General,fact lookup,75,,20,,,% of pairs,",
+        "figure6,General,arithmetic,25,,20,,,% of pairs,",
     ]
 
 
@@ -467,3 +509,208 @@ def test_table2_reads_what_was_trained_here(tmp_path, two_models):
     rows[0]["model_dir"] = str(tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="nowhere/train_summary.json"):
         reports.table2(ev, rows, **out, run="r", scale="miniature")
+
+
+# ----------------------------------------------------------------------------- honest labels, floors
+
+
+def write_jsonl(path: Path, records: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def summary(models: Path, model: str, kind: str, parameters: int, tokens: int | None) -> None:
+    write_json(
+        models / model / "train_summary.json",
+        {"kind": kind, "parameters": parameters, "tokens": tokens, "tokens_this_run": 1234},
+    )
+
+
+def first_line(path: Path) -> str:
+    return path.read_text().splitlines()[0]
+
+
+PAPER_SIZES = ("100B", "Llama3-8B", "Llama3-70B", "GPT-4", "500 texts")
+
+
+@pytest.fixture
+def world_run(tmp_path):
+    """A miniature run's layout: results/{run}/eval (results + tasks/) and results/{run}/models."""
+    ev = tmp_path / "results" / "mini" / "eval"
+    tasks = ev / "tasks" / "general"
+    # 4 documents; gold texts a, a, b, r; 1/len(choices) = 1/4, 1/4, 1/2, 1/4.
+    write_jsonl(
+        tasks / "knowledge.jsonl",
+        [
+            {"id": "k0", "query": "q0", "choices": ["a", "b", "c", "d"], "gold": 0},
+            {"id": "k1", "query": "q1", "choices": ["x", "a", "y", "z"], "gold": 1},
+            {"id": "k2", "query": "q2", "choices": ["b", "c"], "gold": 0},
+            {"id": "k3", "query": "q3", "choices": ["p", "q", "r", "s"], "gold": 2},
+        ],
+    )
+    write_jsonl(
+        tasks / "arithmetic.jsonl",
+        [{"id": f"a{i}", "query": f"q{i}", "answer": a} for i, a in enumerate(["4", "4", "7"])],
+    )
+    for model, value in (("scratch-van", 40.0), ("scratch-ins", 45.0)):
+        put(ev, model, "general", "knowledge", "MMLU", value, 5.0, 4)
+        put(ev, model, "general", "arithmetic", "", value, 5.0, 3, metric="exact_match")
+    models = tmp_path / "results" / "mini" / "models"
+    summary(models, "scratch-van", "pretrain", 812345, 600000)
+    summary(models, "scratch-ins", "pretrain", 1612345, 600000)
+    rows = [
+        {"label": "500M Vanilla PT", "model": "scratch-van"},
+        {"label": "1.3B Instruct PT", "model": "scratch-ins"},
+    ]
+    return ev, rows
+
+
+def test_floors_from_the_suites_task_data(tmp_path, world_run):
+    ev, rows = world_run
+    out = outputs(tmp_path, "t1")
+    records = reports.table1(ev, rows, **out, run="mini", scale="miniature")
+    got = {(r["row"], r["column"]): r for r in records}
+    # chance: mean of 1/len(choices); majority: always 'a', right on 2 of 4 documents
+    assert got[("floor: chance", "knowledge")]["ours"] == "31.25"
+    assert got[("floor: majority", "knowledge")]["ours"] == "50"
+    assert got[("floor: majority", "knowledge")]["n"] == "4"
+    assert "always 'a' (2/4 gold)" in got[("floor: majority", "knowledge")]["note"]
+    # generation: no guessing floor; the best constant answer '4' matches 2 of 3
+    assert got[("floor: chance", "arithmetic")]["ours"] == "0"
+    assert "distinct" not in got[("floor: chance", "knowledge")]["note"]
+    assert got[("floor: majority", "arithmetic")]["ours"] == "66.6667"
+    assert "constant answer '4'" in got[("floor: majority", "arithmetic")]["note"]
+    assert got[("floor: chance", "Avg")]["ours"] == "15.625"
+    assert got[("floor: majority", "Avg")]["ours"] == fmt((50 + 200 / 3) / 2)
+    md = out["out_md"].read_text()
+    assert "| chance | 0.0 | 31.2 | 15.6 |" in md
+    assert "| majority answer | 66.7 | 50.0 | 58.3 |" in md
+    assert "Floors: 'chance' is the expected accuracy" in md
+    # the model rows come first and are unchanged: the claims scorecard reads cells by row name
+    assert [r["row"] for r in records[:3]] == ["500M Vanilla PT"] * 3
+    assert read_report_csv(out["out_csv"]) == records
+
+
+def fmt(x: float) -> str:
+    return reports.fmt_number(x)
+
+
+def test_majority_floor_is_scored_with_the_tasks_metric(tmp_path):
+    """Weighted F1 of always 'neutral' (3 of 4 gold): 0.75 x F1(neutral) = 0.75 x 6/7."""
+    ev = tmp_path / "eval"
+    labels = ["negative", "neutral", "positive"]
+    golds = [1, 1, 1, 2]
+    write_jsonl(
+        ev / "tasks" / "finance" / "fpb_like.jsonl",
+        [
+            {"id": f"f{i}", "query": f"q{i % 2}", "choices": labels, "gold": g}
+            for i, g in enumerate(golds)
+        ],
+    )
+    put(ev, "cpt", "finance", "fpb_like", "FPB", 30.0, None, 4, metric="weighted_f1")
+    rows = [{"label": "Instruct PT", "models": {"finance": "cpt"}}]
+    records = reports.table3(ev, rows, **outputs(tmp_path, "t3"), run="r", scale="miniature")
+    got = {(r["row"], r["column"]): r["ours"] for r in records}
+    assert got[("floor: majority", "fpb_like")] == fmt(100 * 0.75 * 6 / 7)
+    assert got[("floor: chance", "fpb_like")] == fmt(100 / 3)
+    assert got[("floor: majority", "Finance avg")] == fmt(100 * 0.75 * 6 / 7)
+    # repeated questions are flagged: the task's stderr treats them as independent
+    notes = {(r["row"], r["column"]): r["note"] for r in records}
+    assert "2 distinct questions in 4 documents" in notes[("floor: chance", "fpb_like")]
+
+
+def test_bad_task_data_is_named_with_its_line(tmp_path, world_run):
+    ev, rows = world_run
+    path = ev / "tasks" / "general" / "knowledge.jsonl"
+    lines = path.read_text().splitlines()
+    lines[1] = json.dumps({"id": "k1", "query": "q", "choices": ["x", "a"], "gold": 5})
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=re.escape(f"{path}:2: gold 5")):
+        reports.table1(ev, rows, **outputs(tmp_path, "t1"), run="mini", scale="miniature")
+
+
+def test_miniature_titles_say_what_the_run_is(tmp_path, world_run):
+    ev, rows = world_run
+    out = outputs(tmp_path, "t1")
+    reports.table1(ev, rows, **out, run="mini", scale="miniature")
+    title = first_line(out["out_md"])
+    assert title == (
+        "# Table 1 (miniature run `mini`): general performance of models pre-trained from "
+        "scratch (pre-trained here: 812K and 1.61M parameters, 600K tokens; "
+        "3-4 questions per task)"
+    )
+    assert not any(word in title for word in PAPER_SIZES)
+    md = out["out_md"].read_text()
+    assert "Paper: Table 1: general performance of the pre-trained base models (100B tokens)" in md
+
+    reports.table1(ev, rows, **out, run="mini", scale="paper")
+    assert first_line(out["out_md"]) == (
+        "# Table 1: general performance of the pre-trained base models (100B tokens)"
+    )
+    assert "Paper: " not in out["out_md"].read_text()
+
+
+def test_miniature_domain_titles_name_the_continual_pretraining(tmp_path):
+    ev, rows = domain_fixture(tmp_path)  # models ib, if (continual pre-training), vb (no summary)
+    models = tmp_path / "models"
+    summary(models, "ib", "continual_pretrain", 1311872, 300000)
+    summary(models, "if", "continual_pretrain", 1311872, None)  # -> tokens_this_run
+    for table in ("table3", "table4"):
+        out = outputs(tmp_path, table)
+        getattr(reports, table)(ev, rows, **out, run="mini", scale="miniature")
+        title = first_line(out["out_md"])
+        assert title.startswith(f"# Table {table[-1]} (miniature run `mini`): ")
+        assert "(continually pre-trained here: 1.31M parameters, 1.23K and 300K tokens; " in title
+        assert title.endswith("; 40-50 questions per task)")
+        assert not any(word in title for word in PAPER_SIZES)
+
+
+def test_quality_titles_name_the_method_and_texts(tmp_path):
+    q = {
+        c: quality_json(tmp_path / f"{c}.json", c, 90.0, 75.0, {"fact lookup": 1.0})
+        for c in ("general", "finance")
+    }
+    out = outputs(tmp_path, "t6")
+    reports.table6(q, **out, run="mini", scale="miniature")
+    title = first_line(out["out_md"])
+    assert title == (
+        "# Table 6 (miniature run `mini`): quality of the instruction-augmented corpora "
+        "(world ground truth (not an LLM judge); 5 texts per corpus)"
+    )
+    assert "Paper: Table 6: quality of the instruction-augmented corpora (GPT-4 judge" in (
+        out["out_md"].read_text()
+    )
+    data = json.loads(Path(q["finance"]).read_text())
+    write_json(q["finance"], {**data, "method": "llm-judge:some-model", "n_texts": 100})
+    reports.table6(q, **out, run="mini", scale="miniature")
+    assert first_line(out["out_md"]).endswith(
+        "(world ground truth (not an LLM judge) and LLM judge some-model; 5-100 texts per corpus)"
+    )
+
+
+def test_figure4_floors_and_miniature_title(tmp_path):
+    ev = tmp_path / "eval"
+    write_jsonl(
+        ev / "tasks" / "general" / "knowledge.jsonl",
+        [{"id": f"k{i}", "query": "q", "choices": ["a", "b"], "gold": i % 2} for i in range(4)],
+    )
+    steps = {}
+    for step in (0, 10):
+        model = f"it-500m-instruct-step{step}"
+        for setting in ("probe0", "probe3"):
+            put(ev, model, setting, "knowledge", "MMLU", 50.0 + step, 2.0, 4, suite="general")
+        steps[step] = model
+    summary(tmp_path / "models", "it-500m-instruct", "instruction_tune", 812345, None)
+    curves = [{"label": "Instruct PT", "variant": "instruct", "steps": steps}]
+    out = {f"out_{k}": tmp_path / f"f4.{k}" for k in ("csv", "md", "png", "pdf")}
+    records = reports.figure4(
+        ev, curves, {"zero-shot": "probe0", "few-shot": "probe3"}, "knowledge", **out,
+        run="mini", scale="miniature",
+    )  # fmt: skip
+    got = {(r["row"], r["column"]): r["ours"] for r in records}
+    assert got[("floor: chance", "zero-shot final")] == "50"
+    assert got[("floor: majority", "few-shot final")] == "50"
+    assert first_line(out["out_md"]) == (
+        "# Figure 4 (miniature run `mini`): knowledge vs instruction-tuning steps "
+        "(instruction-tuned here: 812K parameters, 1.23K tokens; 4 questions)"
+    )

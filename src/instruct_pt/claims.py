@@ -1,29 +1,52 @@
 """The claims scorecard: does this run reproduce each of the paper's claims?
 
 Claims are data (``resources/claims.yaml``): a text, the evidence tag of the claim, and a check
-over cells of the report CSVs (:mod:`instruct_pt.reports`). Each claim is scored on this run's
-numbers ("ours") as "held", "not held" or "not evaluated" (a number is missing; the reason says
-which), and the same check is run on the paper's own numbers where :mod:`instruct_pt.paper` has
-them, so a reader sees whether the paper's printed numbers support the claim too.
+over cells of the report CSVs (:mod:`instruct_pt.reports`). On this run's numbers ("ours") each
+comparison gets an effect (left - right, in points), an interval and a verdict decided by the
+interval, never by a bare difference of two point estimates:
+
+- ``>`` / ``>=``: "held" if the interval's lower bound is > 0 (>= 0), "refuted" if its upper
+  bound is < 0, else "inconclusive"; ``<`` / ``<=`` mirrored; ``within`` tol: "held" if the
+  interval lies inside [-tol, tol], "refuted" if it lies entirely outside, else "inconclusive";
+  ``all``: "refuted" if a part is refuted, else "not evaluated" if a part is, else "held" if
+  every part is held, else "inconclusive".
+- The interval is a paired bootstrap over questions (:mod:`instruct_pt.stats`) from the
+  per-document items behind each cell (the report CSVs' ``sources`` column names the result
+  JSONs; their ``.docs.jsonl`` files hold the items); a constant operand shifts the other
+  side's bootstrap interval. A cell without items (Table 5/6 cells, results written without
+  docs files) falls back to the normal approximation from the cells' standard errors when both
+  sides have one, else the comparison is "not evaluated" and the reason says why.
+
+The paper's own numbers get the same check as a point comparison ("held" / "not held"; the
+paper gives no intervals), so a reader sees whether the paper's printed numbers support it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+import zlib
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import yaml
 
+from instruct_pt import stats
 from instruct_pt.common import DataError, write_json, write_text
 from instruct_pt.paper import load_tables, paper_value
 from instruct_pt.reports import MINIATURE_NOTE, SCALES, read_report_csv
 
 log = logging.getLogger(__name__)
 
-HELD, NOT_HELD, NOT_EVALUATED = "held", "not held", "not evaluated"
+HELD, REFUTED, INCONCLUSIVE, NOT_EVALUATED = "held", "refuted", "inconclusive", "not evaluated"
+VERDICTS = (HELD, REFUTED, INCONCLUSIVE, NOT_EVALUATED)
+# The paper's numbers (no intervals): a point comparison.
+NOT_HELD, UNKNOWN = "not held", "unknown"
+ONE_SEED_NOTE = (
+    "1 world seed: the interval covers question sampling only, not seed-to-seed variation."
+)
 COMPARE_OPS = {
     ">": lambda a, b, tol: a > b,
     ">=": lambda a, b, tol: a >= b,
@@ -36,15 +59,6 @@ COMPARE_OPS = {
 def default_claims_path() -> str:
     """The packaged claims file."""
     return str(resources.files("instruct_pt").joinpath("resources", "claims.yaml"))
-
-
-@dataclass
-class Outcome:
-    """Result of one check on one source of numbers (ours or the paper's)."""
-
-    status: str
-    reasons: list[str] = field(default_factory=list)
-    numbers: list[dict] = field(default_factory=list)
 
 
 def _validate_check(check: object, where: str) -> None:
@@ -93,28 +107,62 @@ def load_claims(path: str | os.PathLike) -> list[dict]:
     return claims
 
 
+@dataclass
+class _Side:
+    """One operand of a comparison on this run's numbers."""
+
+    label: str
+    value: float | None = None
+    stderr: float | None = None
+    cell: list | None = None  # stats.Cell: runs (one per world seed) of TaskItems
+    constant: bool = False
+    reason: str = ""  # why there is no value
+    why_no_items: str = ""  # why there is no bootstrap
+
+
 class _Numbers:
-    """Cell lookup in this run's CSVs ("ours") or in the paper's tables."""
+    """Cell lookup in this run's CSVs: the number, its stderr and its per-document items."""
 
     def __init__(self, tables: dict[str, str | os.PathLike]):
         self.paths = tables
         self.cache: dict[str, dict[tuple[str, str], dict]] = {}
+        self.items: dict[Path, stats.TaskItems] = {}
 
-    def ours(self, table: str, row: str, column: str) -> tuple[float | None, dict, str]:
-        """(value, extra fields, reason when missing)."""
+    def side(self, operand: dict) -> _Side:
+        label = _operand_label(operand)
+        if "value" in operand:
+            return _Side(label, float(operand["value"]), 0.0, constant=True)
+        table, row, column = operand["table"], operand["row"], operand["column"]
         if table not in self.paths:
-            return None, {}, f"{table} was not produced in this run"
+            return _Side(label, reason=f"{table} was not produced in this run")
         if table not in self.cache:
             self.cache[table] = {
                 (r["row"], r["column"]): r for r in read_report_csv(self.paths[table])
             }
         rec = self.cache[table].get((row, column))
         if rec is None:
-            return None, {}, f"{table} has no cell {row!r} / {column!r}"
-        extra = {"ours_stderr": float(rec["ours_stderr"]) if rec["ours_stderr"] else None}
+            return _Side(label, reason=f"{table} has no cell {row!r} / {column!r}")
+        stderr = float(rec["ours_stderr"]) if rec["ours_stderr"] else None
         if not rec["ours"]:
-            return None, extra, f"{table} / {row!r} / {column!r} has no number in this run"
-        return float(rec["ours"]), extra, ""
+            return _Side(label, stderr=stderr, reason=f"{label} has no number in this run")
+        cell, why = self._cell(table, rec)
+        return _Side(label, float(rec["ours"]), stderr, cell, why_no_items=why)
+
+    def _cell(self, table: str, rec: dict) -> tuple[list | None, str]:
+        """(the cell as one run of TaskItems, or None and why) from the record's sources."""
+        if not rec.get("sources"):
+            return None, "no per-document items behind this cell"
+        folder = Path(self.paths[table]).parent
+        run = []
+        for src in rec["sources"].split(";"):
+            path = (folder / src).resolve() if not Path(src).is_absolute() else Path(src)
+            if path not in self.items:
+                try:
+                    self.items[path] = stats.load_task_items(path)
+                except (OSError, DataError) as e:
+                    return None, f"no per-document items ({e})"
+            run.append(self.items[path])
+        return [run], ""
 
 
 def _operand_label(operand: dict) -> str:
@@ -123,46 +171,129 @@ def _operand_label(operand: dict) -> str:
     return f"{operand['table']} / {operand['row']} / {operand['column']}"
 
 
-def _evaluate(check: dict, lookup) -> Outcome:
-    """Score a check with ``lookup(operand) -> (value | None, extra, reason)``."""
+def _part_seed(seed: int, check: dict) -> int:
+    """A seed for one comparison: the run's seed and the comparison's text, so a claim's interval
+    does not depend on which other claims are scored or in which order."""
+    key = zlib.crc32(_describe(check).encode("utf-8"))
+    return int(np.random.SeedSequence([seed, key]).generate_state(1)[0])
+
+
+def _interval(
+    left: _Side, right: _Side, seed: int, n_boot: int, level: float
+) -> tuple[stats.Interval | None, str]:
+    """(left - right with its interval, or None and why)."""
+    if left.value is None or right.value is None:
+        return None, "; ".join(dict.fromkeys(s.reason for s in (left, right) if s.reason))
+    if left.constant and right.constant:
+        return stats.normal_effect(left.value, 0.0, right.value, 0.0, level), ""
+    if left.cell is not None and right.cell is not None:
+        return stats.effect(left.cell, right.cell, seed=seed, n_boot=n_boot, level=level), ""
+    if left.cell is not None and right.constant:
+        iv = stats.cell_interval(left.cell, seed=seed, n_boot=n_boot, level=level)
+        return iv.shifted(-right.value), ""
+    if right.cell is not None and left.constant:
+        iv = stats.cell_interval(right.cell, seed=seed, n_boot=n_boot, level=level)
+        return (
+            stats.Interval(
+                left.value - iv.estimate,
+                left.value - iv.high,
+                left.value - iv.low,
+                iv.level,
+                iv.method,
+                iv.n_boot,
+                iv.n_seeds,
+            ),
+            "",
+        )
+    if left.stderr is not None and right.stderr is not None:
+        return stats.normal_effect(left.value, left.stderr, right.value, right.stderr, level), ""
+    why = [
+        f"{s.label}: {s.why_no_items} and no standard error"
+        for s in (left, right)
+        if s.cell is None and s.stderr is None
+    ]
+    return None, "; ".join(why) or "no interval for these operands"
+
+
+def verdict(op: str, tol: float, low: float, high: float) -> str:
+    """The verdict of a comparison from the interval [low, high] of left - right."""
+    if op in (">", ">="):
+        held = low > 0 if op == ">" else low >= 0
+        return HELD if held else REFUTED if high < 0 else INCONCLUSIVE
+    if op in ("<", "<="):
+        held = high < 0 if op == "<" else high <= 0
+        return HELD if held else REFUTED if low > 0 else INCONCLUSIVE
+    if op == "within":
+        if -tol <= low and high <= tol:
+            return HELD
+        return REFUTED if high < -tol or low > tol else INCONCLUSIVE
+    raise DataError(f"unknown op {op!r}")
+
+
+def _combine(verdicts: list[str]) -> str:
+    for v in (REFUTED, NOT_EVALUATED, INCONCLUSIVE):
+        if v in verdicts:
+            return v
+    return HELD
+
+
+def _score_ours(check: dict, numbers: _Numbers, seed: int, n_boot: int, level: float) -> list:
+    """One dict per comparison of the check (the parts of an 'all', or the check itself)."""
+    parts = []
+    for part in check["all"] if "all" in check else [check]:
+        if "all" in part:
+            parts += _score_ours(part, numbers, seed, n_boot, level)
+            continue
+        left, right = numbers.side(part["left"]), numbers.side(part["right"])
+        iv, why = _interval(left, right, _part_seed(seed, part), n_boot, level)
+        entry = {
+            "check": _describe(part),
+            "verdict": NOT_EVALUATED if iv is None else "",
+            "reason": why if iv is None else "",
+            "effect": None if iv is None else iv.as_dict(),
+            "numbers": [
+                {"side": name, "operand": s.label, "value": s.value, "ours_stderr": s.stderr}
+                for name, s in (("left", left), ("right", right))
+            ],
+        }
+        if iv is not None:
+            entry["verdict"] = verdict(part["op"], float(part.get("tol", 0.0)), iv.low, iv.high)
+        parts.append(entry)
+    return parts
+
+
+def _evaluate_paper(check: dict) -> tuple[str, list[dict]]:
+    """(held / not held / unknown, numbers) of the check on the paper's point numbers."""
     if "all" in check:
-        parts = [_evaluate(part, lookup) for part in check["all"]]
-        statuses = {p.status for p in parts}
-        status = (
-            NOT_HELD
-            if NOT_HELD in statuses
-            else NOT_EVALUATED
-            if NOT_EVALUATED in statuses
-            else HELD
-        )
-        return Outcome(
-            status, [r for p in parts for r in p.reasons], [n for p in parts for n in p.numbers]
-        )
-    values, numbers, reasons = [], [], []
+        results = [_evaluate_paper(part) for part in check["all"]]
+        statuses = {s for s, _ in results}
+        status = NOT_HELD if NOT_HELD in statuses else UNKNOWN if UNKNOWN in statuses else HELD
+        return status, [n for _, numbers in results for n in numbers]
+    values, numbers = [], []
     for side in ("left", "right"):
-        operand = check[side]
-        value, extra, reason = lookup(operand)
+        value, tag = _paper_lookup(check[side])
         values.append(value)
-        numbers.append({"side": side, "operand": _operand_label(operand), "value": value, **extra})
-        if reason:
-            reasons.append(reason)
+        numbers.append(
+            {"side": side, "operand": _operand_label(check[side]), "value": value}
+            | ({"tag": tag} if tag else {})
+        )
     left, right = values
     if left is None or right is None:
-        return Outcome(NOT_EVALUATED, reasons, numbers)
+        return UNKNOWN, numbers
     held = COMPARE_OPS[check["op"]](left, right, float(check.get("tol", 0.0)))
-    return Outcome(HELD if held else NOT_HELD, reasons, numbers)
+    return HELD if held else NOT_HELD, numbers
 
 
-def _paper_lookup(operand: dict) -> tuple[float | None, dict, str]:
+def _paper_lookup(operand: dict) -> tuple[float | None, str]:
     if "value" in operand:
-        return float(operand["value"]), {}, ""
+        return float(operand["value"]), ""
     table = operand["table"]
     found = (
         paper_value(table, operand["row"], operand["column"]) if table in load_tables() else None
     )
     if found is None:
-        return None, {}, f"paper number for {_operand_label(operand)} unknown or UNCONFIRMED"
-    return found[0], {"tag": found[1]}, ""
+        return None, ""
+    return found[0], found[1]
 
 
 def _describe(check: dict) -> str:
@@ -172,14 +303,22 @@ def _describe(check: dict) -> str:
     return f"{_operand_label(check['left'])} {check['op']} {_operand_label(check['right'])}{tol}"
 
 
-def _fmt(outcome: Outcome) -> str:
+def _fmt_numbers(numbers: list[dict]) -> str:
     parts = []
-    for n in outcome.numbers:
+    for n in numbers:
         value = "—" if n["value"] is None else f"{n['value']:.1f}"
         if n.get("tag"):
             value += f" {n['tag']}"
         parts.append(value)
     return " vs ".join(parts) if len(parts) == 2 else "; ".join(parts)
+
+
+def _fmt_effect(part: dict) -> str:
+    e = part["effect"]
+    if e is None:
+        return "—"
+    low, high = e["ci"]
+    return f"{e['estimate']:+.1f} [{low:+.1f}, {high:+.1f}]"
 
 
 def score_claims(
@@ -189,11 +328,16 @@ def score_claims(
     out_md: str | os.PathLike,
     run: str,
     scale: str,
+    seed: int = 0,
+    n_boot: int = stats.DEFAULT_BOOT,
+    level: float = stats.DEFAULT_LEVEL,
 ) -> dict:
     """Score every claim on this run's report CSVs (``{"table1": path, ...}``); write JSON + Markdown.
 
-    A table absent from ``tables`` makes its claims "not evaluated" (with the reason); a table
-    that is named but whose file is missing is an error naming the file.
+    `seed` (the run's seed from the config), `n_boot` and `level` set the bootstrap; the same
+    inputs and seed give the same scorecard. A table absent from ``tables`` makes its claims
+    "not evaluated" (with the reason); a table that is named but whose file is missing is an
+    error naming the file.
     """
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
@@ -203,15 +347,12 @@ def score_claims(
     claims = load_claims(claims_path)
     numbers = _Numbers(tables)
 
-    def ours_lookup(operand: dict):
-        if "value" in operand:
-            return float(operand["value"]), {}, ""
-        return numbers.ours(operand["table"], operand["row"], operand["column"])
-
     scored = []
     for claim in claims:
-        ours = _evaluate(claim["check"], ours_lookup)
-        paper = _evaluate(claim["check"], _paper_lookup)
+        parts = _score_ours(claim["check"], numbers, seed, n_boot, level)
+        overall = _combine([p["verdict"] for p in parts])
+        paper_status, paper_numbers = _evaluate_paper(claim["check"])
+        reasons = [p["reason"] for p in parts if p["reason"]]
         scored.append(
             {
                 "id": claim["id"],
@@ -219,31 +360,39 @@ def score_claims(
                 "tag": claim["tag"],
                 "source": claim.get("source", ""),
                 "check": _describe(claim["check"]),
-                "status": ours.status,
-                "reason": "; ".join(dict.fromkeys(ours.reasons))
-                if ours.status == NOT_EVALUATED
-                else "",
-                "numbers": ours.numbers,
-                "paper_status": paper.status if paper.status != NOT_EVALUATED else "unknown",
-                "paper_numbers": paper.numbers,
+                "verdict": overall,
+                "reason": "; ".join(dict.fromkeys(reasons)) if overall == NOT_EVALUATED else "",
+                "parts": parts,
+                "numbers": [n for p in parts for n in p["numbers"]],
+                "paper_status": paper_status,
+                "paper_numbers": paper_numbers,
             }
         )
-    summary = {s: sum(c["status"] == s for c in scored) for s in (HELD, NOT_HELD, NOT_EVALUATED)}
+    summary = {v: sum(c["verdict"] == v for c in scored) for v in VERDICTS}
     summary["total"] = len(scored)
-    result = {"run": run, "scale": scale, "summary": summary, "claims": scored}
+    seeds = sorted(
+        {p["effect"]["n_seeds"] for c in scored for p in c["parts"] if p["effect"]} - {0}
+    )
+    result = {
+        "run": run,
+        "scale": scale,
+        "bootstrap": {"seed": seed, "n_boot": n_boot, "level": level, "world_seeds": seeds},
+        "summary": summary,
+        "claims": scored,
+    }
     write_json(out_json, result)
     _write_scorecard(out_md, result)
     log.info(
-        "claims: held %d of %d (%d not evaluated)",
-        summary[HELD],
+        "claims: %d held, %d refuted, %d inconclusive, %d not evaluated (of %d)",
+        *(summary[v] for v in VERDICTS),
         len(scored),
-        summary[NOT_EVALUATED],
     )
     return result
 
 
 def _write_scorecard(path: str | os.PathLike, result: dict) -> None:
-    s = result["summary"]
+    s, boot = result["summary"], result["bootstrap"]
+    pct = f"{100 * boot['level']:g}%"
     lines = [
         "# Claims scorecard",
         "",
@@ -252,17 +401,45 @@ def _write_scorecard(path: str | os.PathLike, result: dict) -> None:
     ]
     if result["scale"] != "paper":
         lines += [MINIATURE_NOTE, "Paper numbers below are full scale, for orientation.", ""]
+    seeds = boot["world_seeds"]
+    if seeds in ([], [1]):  # stderrs (the normal approximation) are one run's too
+        lines += [ONE_SEED_NOTE, ""]
+    else:
+        lines += [f"World seeds per cell: {', '.join(map(str, seeds))}.", ""]
     lines += [
-        f"**Held {s[HELD]} of {s['total']} claims** ({s[NOT_HELD]} not held, {s[NOT_EVALUATED]} not evaluated).",
+        f"Effect = left - right (points), {pct} interval: paired bootstrap over questions "
+        f"({boot['n_boot']} resamples, seed {boot['seed']}) where the cells have per-document "
+        "items, else the normal approximation from their standard errors (marked 'normal'). "
+        "A claim is held or refuted only when its interval says so; otherwise it is "
+        "inconclusive.",
         "",
-        "| Claim | Tag | Status | Ours | Paper | Paper's numbers support it |",
-        "|---|---|---|---|---|---|",
+        f"**Held {s[HELD]} of {s['total']} claims**: {s[REFUTED]} refuted, "
+        f"{s[INCONCLUSIVE]} inconclusive, {s[NOT_EVALUATED]} not evaluated.",
+        "",
+        f"| Claim | Tag | Verdict | Effect [{pct} CI] | Ours | Paper | Paper's numbers support it |",
+        "|---|---|---|---|---|---|---|",
     ]
     for c in result["claims"]:
-        status = c["status"] + (f" ({c['reason']})" if c["reason"] else "")
-        ours = _fmt(Outcome(c["status"], [], c["numbers"]))
-        paper = _fmt(Outcome(c["paper_status"], [], c["paper_numbers"]))
-        row = [f"{c['text']} (`{c['id']}`)", c["tag"], status, ours, paper, c["paper_status"]]
+        status = c["verdict"] + (f" ({c['reason']})" if c["reason"] else "")
+        effects = []
+        for p in c["parts"]:
+            text = _fmt_effect(p)
+            if p["effect"] and p["effect"]["method"] == "normal":
+                text += " normal"
+            if len(c["parts"]) > 1:
+                text += f" {p['verdict']}"
+            effects.append(text)
+        ours = _fmt_numbers(c["numbers"])
+        paper = _fmt_numbers(c["paper_numbers"])
+        row = [
+            f"{c['text']} (`{c['id']}`)",
+            c["tag"],
+            status,
+            "; ".join(effects),
+            ours,
+            paper,
+            c["paper_status"],
+        ]
         lines.append("| " + " | ".join(x.replace("|", "\\|") for x in row) + " |")
     lines += ["", "Checks:", ""] + [f"- `{c['id']}`: {c['check']}" for c in result["claims"]]
     write_text(path, "\n".join(lines) + "\n")

@@ -43,7 +43,15 @@ from typing import Any
 import yaml
 
 from instruct_pt import metrics as M
-from instruct_pt.common import DataError, read_json, read_jsonl, sha256_file, write_json, write_text
+from instruct_pt.common import (
+    DataError,
+    read_json,
+    read_jsonl,
+    sha256_file,
+    write_json,
+    write_jsonl,
+    write_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -519,6 +527,11 @@ def evaluate(
     pretrained models were trained with BOS (paper §2.3). Values and stderrs are x100; a
     missing or NaN stderr (e.g. for corpus-level F1) is null. Returns the written records.
 
+    Beside each `{task}.json`, `{task}.docs.jsonl` holds one line per evaluated document, in
+    lm-eval's document order: `{"doc": index (a group's: "leaf task/index"), "item": the metric's
+    per-document item}`; the record's `aggregation` names the function that turns the items
+    into the value (`aggregate_items`; checked here against lm-eval's number).
+
     The model is lm-eval's "hf" (HFLM), built here rather than inside `simple_evaluate` so that
     the domain choice tasks can count answer tokens with it (`instruct_pt.lm_tasks`).
     `max_length` (the model window; prompts are left-truncated to it, generation prompts to
@@ -549,9 +562,10 @@ def evaluate(
     if add_bos_token:
         _warn_if_no_bos(model_dir)
     manager, local = _task_manager(sdir, lm_names)
-    objects, leaves = [], {}
+    objects, leaves, tops = [], {}, {}
     for task, entry in entries.items():
         obj, leaves[task] = _load_task(manager, sdir, entry["lm_eval_task"])
+        tops[task] = obj
         shots = int(entry["num_fewshot"] if num_fewshot is None else num_fewshot)
         for leaf in leaves[task]:
             leaf.set_config(key="num_fewshot", value=shots)
@@ -588,7 +602,10 @@ def evaluate(
             batch_size=batch_size,
             device=device,
             limit=limit,
-            log_samples=False,
+            # Per-document metric items for the docs files. The requests' prompts and
+            # responses stay in memory for the whole run anyway; the samples only refer to them
+            # (plus three short hashes per document) and are dropped once the items are written.
+            log_samples=True,
             task_manager=manager,
             bootstrap_iters=1000,
             random_seed=seed,
@@ -600,10 +617,13 @@ def evaluate(
         return []
 
     harness = f"lm-eval {lm_eval.__version__}"
+    samples = res.pop("samples")  # the per-document records (log_samples=True), read once here
     records = []
     for task, entry in entries.items():
         lm_task, metric = entry["lm_eval_task"], entry["metric"]
         value, stderr = _read_metric(res["results"].get(lm_task, {}), metric, lm_task)
+        docs_path = Path(out_dir) / f"{task}.docs.jsonl"
+        aggregation = _write_doc_items(docs_path, samples, tops[task], leaves[task], metric, value)
         rec = {
             "model": model_name,
             "suite": suite,
@@ -616,6 +636,7 @@ def evaluate(
             "num_fewshot": int(leaves[task][0].get_config("num_fewshot")),
             "harness": harness,
             "task_hash": _task_hash(sdir, lm_task, leaves[task], lm_task in local),
+            "aggregation": aggregation,
         }
         write_json(Path(out_dir) / f"{task}.json", rec)
         records.append(rec)
@@ -700,15 +721,110 @@ def _render(leaf: Any, doc: dict) -> dict:
     return {"query": str(text), "choices": [str(c) for c in choices], "answer": str(answer)}
 
 
-def _read_metric(result: dict, metric: str, lm_task: str) -> tuple[float, float | None]:
-    """(value, stderr or None) of `metric` from one lm-eval result dict ('metric,filter' keys)."""
+def _metric_key(result: dict, metric: str, lm_task: str) -> str:
+    """The 'metric,filter' key reported for `metric` (filter "none" first)."""
     keys = sorted(k for k in result if k.split(",")[0] == metric)
     if not keys:
         raise DataError(f"lm-eval reported no {metric!r} for {lm_task} (got {sorted(result)})")
-    key = f"{metric},none" if f"{metric},none" in keys else keys[0]
+    return f"{metric},none" if f"{metric},none" in keys else keys[0]
+
+
+def _read_metric(result: dict, metric: str, lm_task: str) -> tuple[float, float | None]:
+    """(value, stderr or None) of `metric` from one lm-eval result dict ('metric,filter' keys)."""
+    key = _metric_key(result, metric, lm_task)
     stderr = result.get(key.replace(",", "_stderr,", 1))
     ok = isinstance(stderr, int | float) and math.isfinite(stderr)
     return float(result[key]), float(stderr) if ok else None
+
+
+# Aggregation names of the task JSONs' "aggregation" -> the function of the per-doc items.
+AGGREGATIONS = {
+    "mean": lambda items: sum(items) / len(items),
+    "lm_agg_micro_f1": lm_agg_micro_f1,
+    "lm_agg_weighted_f1": lm_agg_weighted_f1,
+    "lm_agg_mean_weighted_f1": lm_agg_mean_weighted_f1,
+    "lm_agg_entity_f1": lm_agg_entity_f1,
+    "lm_agg_entity_f1_doc": lm_agg_entity_f1_doc,
+}
+
+
+def _tuples(x: Any) -> Any:
+    """JSON lists back into the (hashable) tuples the corpus-level aggregations compare."""
+    return tuple(_tuples(v) for v in x) if isinstance(x, list | tuple) else x
+
+
+def aggregate_items(aggregation: str, items: Sequence) -> float:
+    """A task's value (0-1) from its per-document items as read back from a docs file.
+
+    `aggregation` is the task JSON's: "mean" (items are numbers) or one of the `lm_agg_*`
+    corpus-level F1 functions (items are the tuples their hooks return, JSON lists here).
+    """
+    if aggregation not in AGGREGATIONS:
+        raise DataError(f"unknown aggregation {aggregation!r} (known: {sorted(AGGREGATIONS)})")
+    if not items:
+        raise DataError(f"aggregation {aggregation!r} of no items")
+    if aggregation == "mean":
+        return float(AGGREGATIONS["mean"](items))
+    return float(AGGREGATIONS[aggregation]([_tuples(i) for i in items]))
+
+
+def _aggregation_name(leaf: Any, metric: str) -> str | None:
+    """The AGGREGATIONS name of a leaf task's aggregation of `metric`, None if not one of ours."""
+    from lm_eval.api.registry import get_aggregation
+
+    fn = leaf.aggregation().get(metric)
+    if fn is None:
+        return None
+    if fn is get_aggregation("mean"):
+        return "mean"
+    name = getattr(fn, "__name__", "")
+    return name if name in AGGREGATIONS and name != "mean" else None
+
+
+def _write_doc_items(
+    path: Path, samples: dict, top: Any, leaves: list, metric: str, value: float
+) -> str | None:
+    """Write `{task}.docs.jsonl` (see `evaluate`); return the aggregation name, or None when the
+    value cannot be recomputed from the items (a group not weighted by size, a foreign
+    aggregation; the items are written all the same). A recomputed value that differs from
+    lm-eval's is a DataError."""
+    from lm_eval.api.group import Group
+
+    is_group = isinstance(top, Group)
+    names = {_aggregation_name(leaf, metric) for leaf in leaves}
+    aggregation = names.pop() if len(names) == 1 else None
+    if is_group:
+        weighted = [
+            a.weight_by_size for a in (top.aggregate_metric_list or []) if a.metric == metric
+        ]
+        if aggregation != "mean" or weighted != [True]:
+            aggregation = None
+    lines, items = [], []
+    for leaf in leaves:
+        filters = {s["filter"] for s in samples.get(leaf.task_name, [])}
+        if not filters:
+            raise DataError(f"lm-eval logged no samples for {leaf.task_name}")
+        # The filter lm-eval reports for this metric ("none" first, as _read_metric).
+        key = _metric_key({f"{metric},{f}": 0 for f in filters}, metric, leaf.task_name)
+        chosen = key.split(",", 1)[1]
+        # In document order (a data-parallel run gathers the samples rank by rank).
+        for sample in sorted(samples[leaf.task_name], key=lambda x: x["doc_id"]):
+            if sample["filter"] != chosen:
+                continue
+            doc = f"{leaf.task_name}/{sample['doc_id']}" if is_group else sample["doc_id"]
+            lines.append({"doc": doc, "item": sample[metric]})
+            items.append(sample[metric])
+    if aggregation is not None:
+        recomputed = aggregate_items(aggregation, json.loads(json.dumps(items)))
+        if not math.isclose(recomputed, value, rel_tol=1e-9, abs_tol=1e-12):
+            raise DataError(
+                f"{path}: {aggregation} over {len(items)} per-document items gives {recomputed!r}, "
+                f"lm-eval reported {value!r} for {metric}"
+            )
+    else:
+        log.warning("%s: %s cannot be recomputed from per-document items", path, metric)
+    write_jsonl(path, lines)
+    return aggregation
 
 
 def _task_hash(sdir: Path, lm_task: str, leaves: list, local: bool) -> str:

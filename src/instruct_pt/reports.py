@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import math
 import os
@@ -26,7 +27,20 @@ from instruct_pt.paper import load_tables, paper_entry, paper_table
 
 log = logging.getLogger(__name__)
 
-CSV_FIELDS = ("table", "row", "column", "ours", "ours_stderr", "n", "paper", "paper_tag", "note")
+# "sources": the result JSONs a cell was computed from, ";"-separated (paths as given to the
+# table function); the claims scorecard bootstraps from the docs files beside them.
+CSV_FIELDS = (
+    "table",
+    "row",
+    "column",
+    "ours",
+    "ours_stderr",
+    "n",
+    "paper",
+    "paper_tag",
+    "note",
+    "sources",
+)
 SCALES = ("paper", "miniature")
 RESULT_KEYS = ("model", "task", "paper_name", "metric", "value", "stderr", "n")
 MINIATURE_NOTE = "Miniature-scale numbers: not comparable in magnitude with the paper's."
@@ -147,6 +161,7 @@ def _mean_cell(cells: list[dict]) -> dict:
         "stderr": se,
         "n": None,
         "note": f"mean of {len(values)} task{'s' if len(values) != 1 else ''}",
+        "sources": [s for c in cells for s in c.get("sources", [])],
     }
 
 
@@ -191,11 +206,21 @@ def _record(
         "paper": paper,
         "paper_tag": tag,
         "note": "; ".join(notes),
+        "sources": _sources(cell.get("sources", [])),
     }
 
 
-def _task_cell(res: dict, scale: str) -> dict:
-    """A cell from one result; at miniature scale the note names the paper task it stands in for."""
+def _sources(paths: Iterable[str | os.PathLike]) -> str:
+    texts = [str(p) for p in paths]
+    bad = [t for t in texts if ";" in t]
+    if bad:
+        raise DataError(f"{bad[0]}: a result path with ';' cannot be listed in a report CSV")
+    return ";".join(texts)
+
+
+def _task_cell(res: dict, scale: str, source: str | os.PathLike | None = None) -> dict:
+    """A cell from one result (read from `source`); at miniature scale the note names the paper
+    task it stands in for."""
     paper_name = _paper_name(res)
     note = f"{res['metric']}, task {res['task']}"
     if scale != "paper" and paper_name:
@@ -205,10 +230,21 @@ def _task_cell(res: dict, scale: str) -> dict:
         "stderr": None if res.get("stderr") is None else float(res["stderr"]),
         "n": res.get("n"),
         "note": note,
+        "sources": [] if source is None else [source],
     }
 
 
 def _write_csv(path: str | os.PathLike, records: list[Record]) -> None:
+    """Write the records; their "sources" become paths relative to the CSV's folder (so the
+    CSV, and the claims that read it, do not depend on the working directory)."""
+    folder = os.path.abspath(Path(path).parent)
+    for rec in records:
+        rec.setdefault("sources", "")
+        if rec["sources"]:
+            rec["sources"] = ";".join(
+                Path(os.path.relpath(os.path.abspath(p), folder)).as_posix()
+                for p in rec["sources"].split(";")
+            )
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
@@ -235,8 +271,10 @@ def _md_escape(s: str) -> str:
     return s.replace("|", "\\|")
 
 
-def _header_lines(title: str, run: str, scale: str) -> list[str]:
+def _header_lines(title: str, run: str, scale: str, paper_title: str | None = None) -> list[str]:
     lines = [f"# {title}", "", f"Run: `{run}` · scale: {scale}", ""]
+    if paper_title:
+        lines += [f"Paper: {paper_title}", ""]
     if scale != "paper":
         lines += [MINIATURE_NOTE, ""]
     lines += [
@@ -256,8 +294,10 @@ def _write_markdown(
     row_header: str = "Model",
     formatters: dict[str, Callable[[float], str]] | None = None,
     extra: Sequence[str] = (),
+    paper_title: str | None = None,
 ) -> None:
-    """A wide table: our cells first, then a column group with the paper's values and tags."""
+    """A wide table: our cells first, then a column group with the paper's values and tags.
+    Floor rows (FLOOR_LABELS) are shown under their short labels."""
     formatters = formatters or {}
     rows = list(dict.fromkeys(r["row"] for r in records))
     columns = list(dict.fromkeys(r["column"] for r in records))
@@ -282,16 +322,21 @@ def _write_markdown(
         return f"{formatters.get(column, _score)(float(r['paper']))} {r['paper_tag']}"
 
     head = [row_header] + columns + [f"{paper_label}: {c}" for c in paper_cols]
-    lines = _header_lines(title, run, scale)
+    lines = _header_lines(title, run, scale, paper_title)
     lines.append("| " + " | ".join(_md_escape(h) for h in head) + " |")
     lines.append("|" + "---|" * len(head))
     for row in rows:
         cells = [ours(cell.get((row, c)), c) for c in columns]
         cells += [paper(cell.get((row, c)), c) for c in paper_cols]
-        lines.append("| " + " | ".join(_md_escape(x) for x in [row] + cells) + " |")
+        label = FLOOR_LABELS.get(row, row)
+        lines.append("| " + " | ".join(_md_escape(x) for x in [label] + cells) + " |")
+    if any(r["row"] in FLOOR_LABELS for r in records):
+        extra = [*extra, FLOORS_NOTE]
     notes = sorted(
         {
-            f"{r['column']}: {fragment}"
+            f"{r['column']}"
+            + (f" ({FLOOR_LABELS[r['row']]})" if r["row"] in FLOOR_LABELS else "")
+            + f": {fragment}"
             for r in records
             for fragment in r["note"].split("; ")
             if fragment and fragment != ORIENTATION
@@ -302,7 +347,254 @@ def _write_markdown(
     write_text(path, "\n".join(lines) + "\n")
 
 
+# ----------------------------------------------------------------------------- titles
+# At paper scale a report carries the paper's title. At miniature scale its title says what this
+# run is (sizes and token counts from the models' train_summary.json, question counts from the
+# result files, the quality method from its JSON); the paper's title becomes a "Paper:" line.
+
+KIND_WORDS = {
+    "pretrain": "pre-trained",
+    "continual_pretrain": "continually pre-trained",
+    "instruction_tune": "instruction-tuned",
+    "finetune_synthesizer": "fine-tuned (synthesizer)",
+}
+
+
+def _join(items: Sequence[str]) -> str:
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _counts(values: Iterable[float], unit: str) -> str:
+    """[8e5, 1.6e6, 8e5] -> '0.8M and 1.6M parameters' (distinct values, ascending)."""
+    texts = list(dict.fromkeys(_human_count(v) for v in sorted(values)))
+    return f"{_join(texts)} {unit}" if texts else ""
+
+
+def _summary_path(models_dir: str | os.PathLike, model: str) -> Path:
+    """train_summary.json of a model id (an instruction-tuning step's lives in its run folder)."""
+    parts = model.rsplit("-step", 1)
+    folder = parts[0] if model.startswith("it-") and len(parts) == 2 else model
+    return Path(models_dir) / folder / "train_summary.json"
+
+
+def _trained(models_dir: str | os.PathLike, models: Iterable[str]) -> dict[str, dict]:
+    """model -> its train_summary.json: what this run trained. A model without one (a reference
+    checkpoint evaluated as it is) is left out, with a log line naming the file looked for."""
+    out = {}
+    for model in dict.fromkeys(models):
+        path = _summary_path(models_dir, model)
+        if not path.is_file():
+            log.info("%s: no training summary (not trained in this run?); not in the title", path)
+            continue
+        summary = read_json(path)
+        if not isinstance(summary, dict) or not isinstance(summary.get("parameters"), int | float):
+            raise DataError(f"{path}: expected a JSON object with a numeric 'parameters'")
+        out[model] = summary
+    return out
+
+
+def _summary_tokens(summary: dict) -> float | None:
+    tokens = summary.get("tokens")
+    return tokens if tokens is not None else summary.get("tokens_this_run")
+
+
+def _models_phrase(summaries: dict[str, dict]) -> str:
+    """'pre-trained here: 0.8M and 1.6M parameters, 0.6M tokens', one clause per training kind."""
+    by_kind: dict[str, list[dict]] = {}
+    for summary in summaries.values():
+        by_kind.setdefault(str(summary.get("kind", "trained")), []).append(summary)
+    clauses = []
+    for kind, group in by_kind.items():
+        params = _counts((s["parameters"] for s in group), "parameters")
+        tokens = [t for t in (_summary_tokens(s) for s in group) if t is not None]
+        what = ", ".join(x for x in (params, _counts(tokens, "tokens")) if x)
+        clauses.append(f"{KIND_WORDS.get(kind, kind)} here: {what}")
+    return "; ".join(clauses) if clauses else "no model trained in this run"
+
+
+def _n_phrase(ns: Iterable[int | float | None], unit: str = "questions per task") -> str:
+    """'500 questions per task', or '40-500 questions per task' when tasks differ."""
+    values = sorted({int(n) for n in ns if n is not None})
+    if not values:
+        return ""
+    return f"{values[0]}{'' if len(values) == 1 else f'-{values[-1]}'} {unit}"
+
+
+def _clauses(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
+
+
+def _title(name: str, run: str, scale: str, what: str) -> tuple[str, str | None]:
+    """(title, paper title for a "Paper:" line): the paper's own title at paper scale."""
+    paper_title = paper_table(name).title
+    if scale == "paper":
+        return paper_title, None
+    label = paper_title.split(":", 1)[0]
+    return f"{label} (miniature run `{run}`): {what}", paper_title
+
+
+# ----------------------------------------------------------------------------- floors
+# Beside every task: what a model gets without reading the question ("floor: chance", a uniform
+# guess among the options) and by always giving the most frequent gold answer ("floor:
+# majority"), both in the task's own metric, computed from the suite's task data
+# ({tasks_dir}/{suite}/{task}.jsonl, what lm-eval reads for world suites). Hub suites' documents
+# are not on disk in that form: their floors are empty cells with a note ("n/a").
+
+FLOOR_CHANCE, FLOOR_MAJORITY = "floor: chance", "floor: majority"
+FLOOR_LABELS = {FLOOR_CHANCE: "chance", FLOOR_MAJORITY: "majority answer"}
+FLOOR_CANDIDATES = 5  # generation: constant answers tried (the most frequent gold answers)
+FLOORS_NOTE = (
+    "Floors: 'chance' is the expected accuracy of a uniform guess among each document's options "
+    "(mean of 1/len(choices); 0 for generation); 'majority answer' is the task's metric for "
+    "always giving the most frequent gold answer (generation: the best of the "
+    f"{FLOOR_CANDIDATES} most frequent gold answers), from the suite's own task data."
+)
+_MC_ACCURACY = ("acc", "acc_norm", "accuracy")
+
+
+def _forced(k: int, pred: int) -> list[tuple[float, bool, int]]:
+    """Choice results (loglikelihood, is_greedy, n_tokens) under which option `pred` wins."""
+    return [(0.0 if i == pred else -10.0, i == pred, 1) for i in range(k)]
+
+
+def _aggregate(E, metric: str, items: list) -> float:
+    agg = getattr(E, f"lm_agg_{metric}", None)
+    return float(agg(items)) if agg is not None else sum(items) / len(items)
+
+
+def _mc_floors(E, path: Path, docs: list[dict], metric: str) -> tuple[dict, dict]:
+    for lineno, doc in enumerate(docs, 1):
+        if not isinstance(doc.get("choices"), list) or not doc["choices"]:
+            raise DataError(f"{path}:{lineno}: 'choices' must be a non-empty list")
+        if not (isinstance(doc.get("gold"), int) and 0 <= doc["gold"] < len(doc["choices"])):
+            raise DataError(
+                f"{path}:{lineno}: gold {doc.get('gold')!r} is not an index into choices"
+            )
+    n = len(docs)
+    chance = {"ours": 100.0 * sum(1 / len(d["choices"]) for d in docs) / n, "n": n}
+    golds = [str(d["choices"][d["gold"]]) for d in docs]
+    counts: dict[str, int] = {}
+    for g in golds:
+        counts[g] = counts.get(g, 0) + 1
+    top = min(counts, key=lambda g: (-counts[g], g))  # ties: the first in text order
+    # Always answer `top`; where it is not offered, a wrong option (the answer cannot be given).
+    preds = [
+        d["choices"].index(top) if top in d["choices"] else (d["gold"] + 1) % len(d["choices"])
+        for d in docs
+    ]
+    if metric in _MC_ACCURACY:
+        value = sum(p == d["gold"] for p, d in zip(preds, docs, strict=True)) / n
+    else:
+        hook = getattr(E, f"lm_mc_{metric}", None)
+        if hook is None:
+            return chance, {"note": f"n/a: no majority floor for metric {metric}"}
+        items = [
+            hook(d, _forced(len(d["choices"]), p))[metric] for p, d in zip(preds, docs, strict=True)
+        ]
+        value = _aggregate(E, metric, items)
+    note = f"always '{top}' ({counts[top]}/{n} gold), {metric}"
+    return chance, {"ours": 100.0 * value, "n": n, "note": note}
+
+
+def _gen_floors(E, path: Path, docs: list[dict], metric: str) -> tuple[dict, dict]:
+    n = len(docs)
+    chance = {"ours": 0.0, "n": n, "note": "generation: no options to guess among"}
+    hook = getattr(E, f"lm_gen_{metric}", None)
+    if hook is None:
+        return chance, {"note": f"n/a: no majority floor for metric {metric}"}
+    counts: dict[str, int] = {}
+    for lineno, doc in enumerate(docs, 1):
+        if "answer" not in doc:
+            raise DataError(f"{path}:{lineno}: missing key 'answer'")
+        counts[str(doc["answer"])] = counts.get(str(doc["answer"]), 0) + 1
+    candidates = sorted(counts, key=lambda a: (-counts[a], a))[:FLOOR_CANDIDATES]
+    scored = [
+        (_aggregate(E, metric, [hook(d, [answer])[metric] for d in docs]), answer)
+        for answer in candidates
+    ]
+    value, answer = max(scored, key=lambda s: s[0])  # first of ties: the more frequent answer
+    note = f"constant answer '{answer}', {metric}"
+    return chance, {"ours": 100.0 * value, "n": n, "note": note}
+
+
+def task_floors(
+    tasks_dir: str | os.PathLike, suite: str, task: str, metric: str
+) -> dict[str, dict]:
+    """{FLOOR_CHANCE: cell, FLOOR_MAJORITY: cell} of one task, from its suite's task data."""
+    from instruct_pt import evaluation as E
+    from instruct_pt.common import read_jsonl
+
+    path = Path(tasks_dir) / suite / f"{task}.jsonl"
+    if not path.is_file():
+        # A hub suite: lm-eval reads its documents from the hub, not from this folder.
+        na = {"note": f"n/a: no task data {suite}/{task}.jsonl in the suites' folder"}
+        return {FLOOR_CHANCE: dict(na), FLOOR_MAJORITY: dict(na)}
+    docs = read_jsonl(path)
+    if not docs:
+        raise DataError(f"{path}: no evaluation records")
+    floors = _mc_floors if "choices" in docs[0] else _gen_floors
+    chance, majority = floors(E, path, docs, metric)
+    distinct = len({json.dumps(d.get("query"), sort_keys=True) for d in docs})
+    if distinct < len(docs):  # repeated questions: lm-eval's stderr counts them as independent
+        repeats = f"{distinct} distinct questions in {len(docs)} documents"
+        chance["note"] = _clauses(chance.get("note", ""), repeats)
+    return {FLOOR_CHANCE: chance, FLOOR_MAJORITY: majority}
+
+
+def _mean_floor(cells: list[dict]) -> dict:
+    """A floor of an average column: the mean of its tasks' floors (n/a if one is n/a)."""
+    if any(c.get("ours") is None for c in cells):
+        return {"note": "n/a: a task's floor is not available"}
+    k = len(cells)
+    return {"ours": sum(c["ours"] for c in cells) / k, "note": f"mean of {k} task floors"}
+
+
+def _floor_records(table: str, floors: dict[str, dict[str, dict]]) -> list[Record]:
+    """The two floor rows; ``floors``: {column: {FLOOR_CHANCE: cell, FLOOR_MAJORITY: cell}}."""
+    return [
+        {
+            "table": table,
+            "row": row,
+            "column": column,
+            "ours": fmt_number(cells[row].get("ours")),
+            "ours_stderr": "",
+            "n": fmt_number(cells[row].get("n")),
+            "paper": "",
+            "paper_tag": "",
+            "note": cells[row].get("note", ""),
+            "sources": "",  # not computed from result JSONs (the scorecard reads those)
+        }
+        for row in FLOOR_LABELS
+        for column, cells in floors.items()
+    ]
+
+
+def _row_floors(
+    tasks_dir, eval_dir, model: str, setting: str, tasks: list[str], scale: str, avg_col: str
+) -> dict[str, dict[str, dict]]:
+    """{column: floors} for the tasks of one model's results on a setting, then the average."""
+    out: dict[str, dict[str, dict]] = {}
+    for task in tasks:
+        path = Path(eval_dir) / model / setting / f"{task}.json"
+        res = load_result(path, f"model {model!r}, setting {setting!r}, task {task!r}")
+        suite = str(res.get("suite") or setting)
+        out[_column_name(res, scale)] = task_floors(
+            tasks_dir, suite, str(res["task"]), res["metric"]
+        )
+    out[avg_col] = {row: _mean_floor([f[row] for f in out.values()]) for row in FLOOR_LABELS}
+    return out
+
+
 # ----------------------------------------------------------------------------- tables
+
+
+def _run_dirs(eval_dir, tasks_dir, models_dir) -> tuple[Path, Path]:
+    """The suites' task data and the models' folders: results/{run}/eval/tasks and
+    results/{run}/models beside ``eval_dir`` (results/{run}/eval) unless given."""
+    tasks_dir = Path(eval_dir) / "tasks" if tasks_dir is None else Path(tasks_dir)
+    models_dir = Path(eval_dir).parent / "models" if models_dir is None else Path(models_dir)
+    return tasks_dir, models_dir
 
 
 def _general_row(
@@ -316,7 +608,7 @@ def _general_row(
         column = _column_name(res, scale)
         if column in cells:
             raise DataError(f"{path}: column {column!r} appears twice for model {model!r}")
-        cells[column] = _task_cell(res, scale)
+        cells[column] = _task_cell(res, scale, path)
     cells["Avg"] = _mean_cell(list(cells.values()))
     return cells
 
@@ -330,13 +622,19 @@ def table1(
     run: str,
     scale: str,
     setting: str = "general",
+    tasks_dir: str | os.PathLike | None = None,
+    models_dir: str | os.PathLike | None = None,
 ) -> list[Record]:
-    """Table 1: per-task general scores and their mean ("Avg") for each pre-trained model.
+    """Table 1: per-task general scores and their mean ("Avg") for each pre-trained model,
+    then the two floor rows (chance, majority answer) of every task.
 
     ``rows``: ``[{"label", "model", "paper_row"?}]``; ``paper_row`` (default: label) is the
     paper's row name ("500M Instruct PT", ...), used to look up the paper's values.
+    ``tasks_dir`` (the suites' task data, default ``{eval_dir}/tasks``) gives the floors;
+    ``models_dir`` (default ``{eval_dir}/../models``) the sizes in a miniature run's title.
     """
     _check_scale(scale)
+    tasks_dir, models_dir = _run_dirs(eval_dir, tasks_dir, models_dir)
     tasks = _task_names(eval_dir, [r["model"] for r in rows], setting)
     per_row = [(r, _general_row(eval_dir, r["model"], setting, tasks, scale)) for r in rows]
     order = _ordered({c for _, cells in per_row for c in cells}, paper_table("table1").columns)
@@ -348,8 +646,17 @@ def table1(
         for r, cells in per_row
         for c in order
     ]
+    floors = _row_floors(tasks_dir, eval_dir, rows[0]["model"], setting, tasks, scale, "Avg")
+    records += _floor_records("table1", {c: floors[c] for c in order})
+    trained = _trained(models_dir, [r["model"] for r in rows])
+    ns = [cell.get("n") for _, cells in per_row for c, cell in cells.items() if c != "Avg"]
+    what = (
+        "general performance of models pre-trained from scratch "
+        f"({_clauses(_models_phrase(trained), _n_phrase(ns))})"
+    )
+    title, paper_title = _title("table1", run, scale, what)
     _write_csv(out_csv, records)
-    _write_markdown(out_md, paper_table("table1").title, run, scale, records)
+    _write_markdown(out_md, title, run, scale, records, paper_title=paper_title)
     return records
 
 
@@ -362,8 +669,10 @@ def table2(
     run: str,
     scale: str,
     setting: str = "general",
+    tasks_dir: str | os.PathLike | None = None,
 ) -> list[Record]:
-    """Table 2: parameters, training tokens and general average, ours vs reference models.
+    """Table 2: parameters, training tokens and general average, ours vs reference models;
+    then the floors of the average (``tasks_dir`` as in :func:`table1`).
 
     ``rows``: ``[{"label", "model", "params", "tokens", "ours": bool, "model_dir"?, "paper_row"?}]``;
     ``ours`` marks models trained by this workflow (vs reference checkpoints evaluated here).
@@ -371,10 +680,14 @@ def table2(
     stand-in included) takes them from that folder's ``train_summary.json``: what was trained.
     """
     _check_scale(scale)
+    tasks_dir, _ = _run_dirs(eval_dir, tasks_dir, None)
     tasks = _task_names(eval_dir, [r["model"] for r in rows], setting)
     records = []
+    ns = []
     for r in rows:
-        avg = _general_row(eval_dir, r["model"], setting, tasks, scale)["Avg"]
+        cells = _general_row(eval_dir, r["model"], setting, tasks, scale)
+        ns += [cell.get("n") for c, cell in cells.items() if c != "Avg"]
+        avg = cells["Avg"]
         kind = "trained in this run" if r.get("ours") else "reference model"
         params, tokens = r.get("params"), r.get("tokens")
         if r.get("model_dir") and (params is None or tokens is None):
@@ -394,14 +707,22 @@ def table2(
             records.append(
                 _record("table2", r["label"], column, cell, paper_row, scale, column == "Avg")
             )
+    floors = _row_floors(tasks_dir, eval_dir, rows[0]["model"], setting, tasks, scale, "Avg")
+    records += _floor_records("table2", {"Avg": floors["Avg"]})
+    what = (
+        "data efficiency: parameters and training tokens as trained or used in this run, "
+        f"general average ({_clauses(f'{len(tasks)} tasks', _n_phrase(ns))})"
+    )
+    title, paper_title = _title("table2", run, scale, what)
     _write_csv(out_csv, records)
     _write_markdown(
         out_md,
-        paper_table("table2").title,
+        title,
         run,
         scale,
         records,
         formatters={"Params": _human_count, "Tokens": _human_count},
+        paper_title=paper_title,
     )
     return records
 
@@ -435,8 +756,10 @@ def _domain_table(
     settings: dict[str, str] | None,
     scale: str,
     with_tasks: bool,
-) -> list[Record]:
-    """Records of Table 3 (tasks + averages) or Table 4 (averages only)."""
+    tasks_dir: Path,
+) -> tuple[list[Record], list]:
+    """Records of Table 3 (tasks + averages) or Table 4 (averages only), then the floor rows;
+    and the task cells' numbers of questions (for the title)."""
     settings = settings or {}
     rank = {d: i for i, d in enumerate(DOMAIN_ORDER)}
     domains = sorted(
@@ -468,7 +791,29 @@ def _domain_table(
                 records.append(
                     _record(name, r["label"], c, merged.get(c), paper_row, scale, c in avg_cols)
                 )
-    return records
+    floors: dict[str, dict[str, dict]] = {}
+    for d in domains:
+        model = next(r["models"][d] for r in rows if d in r["models"])
+        avg_col = DOMAIN_AVG.get(d, f"{d} avg")
+        floors.update(
+            _row_floors(tasks_dir, eval_dir, model, settings.get(d, d), tasks[d], scale, avg_col)
+        )
+    records += _floor_records(name, {c: floors[c] for c in order if c in floors})
+    ns = [
+        cell.get("n")
+        for _, cells in per_row
+        for domain_cells in cells.values()
+        for c, cell in domain_cells.items()
+        if c not in avg_cols
+    ]
+    return records, ns
+
+
+def _domain_title(name: str, rows, models_dir, ns, run: str, scale: str, what: str):
+    """A miniature Table 3/4 title: what was trained (by kind) and the questions per task."""
+    models = [m for r in rows for m in r["models"].values()]
+    trained = _trained(models_dir, models)
+    return _title(name, run, scale, f"{what} ({_clauses(_models_phrase(trained), _n_phrase(ns))})")
 
 
 def table3(
@@ -480,16 +825,26 @@ def table3(
     run: str,
     scale: str,
     settings: dict[str, str] | None = None,
+    tasks_dir: str | os.PathLike | None = None,
+    models_dir: str | os.PathLike | None = None,
 ) -> list[Record]:
-    """Table 3: the five biomedicine and five finance tasks, and each domain's mean.
+    """Table 3: the five biomedicine and five finance tasks, and each domain's mean; then the
+    floor rows.
 
     ``rows``: ``[{"label", "models": {"biomedicine": model, "finance": model}, "paper_row"?}]``;
-    ``settings`` maps a domain to its evaluation setting (default: the domain's name).
+    ``settings`` maps a domain to its evaluation setting (default: the domain's name);
+    ``tasks_dir`` and ``models_dir`` as in :func:`table1`.
     """
     _check_scale(scale)
-    records = _domain_table("table3", eval_dir, rows, settings, scale, with_tasks=True)
+    tasks_dir, models_dir = _run_dirs(eval_dir, tasks_dir, models_dir)
+    records, ns = _domain_table(
+        "table3", eval_dir, rows, settings, scale, with_tasks=True, tasks_dir=tasks_dir
+    )
+    title, paper_title = _domain_title(
+        "table3", rows, models_dir, ns, run, scale, "domain-specific performance"
+    )
     _write_csv(out_csv, records)
-    _write_markdown(out_md, paper_table("table3").title, run, scale, records)
+    _write_markdown(out_md, title, run, scale, records, paper_title=paper_title)
     return records
 
 
@@ -502,12 +857,23 @@ def table4(
     run: str,
     scale: str,
     settings: dict[str, str] | None = None,
+    tasks_dir: str | os.PathLike | None = None,
+    models_dir: str | os.PathLike | None = None,
 ) -> list[Record]:
-    """Table 4: domain averages of the ablations ("Instruct PT", "w/o Corpora", "Rule-based", "1-shot")."""
+    """Table 4: domain averages of the ablations ("Instruct PT", "w/o Corpora", "Rule-based",
+    "1-shot"), then the floors of those averages (``tasks_dir``, ``models_dir``: :func:`table1`)."""
     _check_scale(scale)
-    records = _domain_table("table4", eval_dir, rows, settings, scale, with_tasks=False)
+    tasks_dir, models_dir = _run_dirs(eval_dir, tasks_dir, models_dir)
+    records, ns = _domain_table(
+        "table4", eval_dir, rows, settings, scale, with_tasks=False, tasks_dir=tasks_dir
+    )
+    title, paper_title = _domain_title(
+        "table4", rows, models_dir, ns, run, scale, "ablations, domain averages"
+    )
     _write_csv(out_csv, records)
-    _write_markdown(out_md, paper_table("table4").title, run, scale, records, row_header="Setting")
+    _write_markdown(
+        out_md, title, run, scale, records, row_header="Setting", paper_title=paper_title
+    )
     return records
 
 
@@ -531,12 +897,15 @@ def table5(
     run: str,
     scale: str,
     row_labels: dict[str, str] | None = None,
+    models_dir: str | os.PathLike | None = None,
 ) -> list[Record]:
     """Table 5: response accuracy and pair quality of base vs synthesizer, seen/unseen x 0/few-shot.
 
     Input ``{"settings": [{"model","split","shots","response_accuracy","pair_quality","n"}]}``.
     ``row_labels`` maps the ``model`` field to a row label (default: base / synthesizer ->
     the paper's "Base model" / "Instruction synthesizer"). The paper's numbers are all UNCONFIRMED.
+    A miniature title gives the synthesizer's size from ``{models_dir}/synthesizer``
+    (default: results/{run}/models beside results/{run}/synthesizer/eval.json).
     """
     _check_scale(scale)
     labels = {**DEFAULT_TABLE5_LABELS, **(row_labels or {})}
@@ -575,8 +944,17 @@ def table5(
         for c in columns
         if (row, c) in cells
     ]
+    if models_dir is None:
+        models_dir = path.resolve().parent.parent / "models"
+    trained = _trained(models_dir, ["synthesizer"])
+    ns = [s["n"] for s in settings]
+    what = (
+        "instruction synthesizer vs its base model "
+        f"({_clauses(_models_phrase(trained), _n_phrase(ns, 'examples per setting'))})"
+    )
+    title, paper_title = _title("table5", run, scale, what)
     _write_csv(out_csv, records)
-    _write_markdown(out_md, paper_table("table5").title, run, scale, records)
+    _write_markdown(out_md, title, run, scale, records, paper_title=paper_title)
     return records
 
 
@@ -603,6 +981,21 @@ def _rate_cell(value: float | None, n: int | None, method: str) -> dict:
     return {"ours": value, "stderr": se, "n": n, "note": method}
 
 
+def _method_words(method: str) -> str:
+    """The quality JSON's ``method`` in words (a miniature title says who judged)."""
+    if method == "world-ground-truth":
+        return "world ground truth (not an LLM judge)"
+    if method.startswith("llm-judge:"):
+        return f"LLM judge {method.split(':', 1)[1]}"
+    return method or "method not recorded"
+
+
+def _quality_what(methods: list[str], n_texts: list[int | None]) -> str:
+    judged = _join([_method_words(m) for m in dict.fromkeys(methods)])
+    counts = _n_phrase(n_texts, "texts per corpus")
+    return f"quality of the instruction-augmented corpora ({_clauses(judged, counts)})"
+
+
 def table6(
     quality_jsons: dict[str, str | os.PathLike],
     *,
@@ -614,6 +1007,8 @@ def table6(
     """Table 6: context relevance, response accuracy and task categories of each augmented corpus."""
     _check_scale(scale)
     records = []
+    methods: list[str] = []
+    n_texts: list[int | None] = []
     for corpus, path in quality_jsons.items():
         q = _load_quality(path, corpus)
         row = CORPUS_ROW.get(corpus, corpus)
@@ -627,15 +1022,19 @@ def table6(
             ("Task categories", {"ours": q["n_categories"], "n": q["n_pairs"], "note": method}),
         ):
             records.append(_record("table6", row, column, cell, row, scale, True))
+        methods.append(method)
+        n_texts.append(q.get("n_texts"))
+    title, paper_title = _title("table6", run, scale, _quality_what(methods, n_texts))
     _write_csv(out_csv, records)
     _write_markdown(
         out_md,
-        paper_table("table6").title,
+        title,
         run,
         scale,
         records,
         row_header="Corpus",
         formatters={"Task categories": lambda x: f"{x:.0f}"},
+        paper_title=paper_title,
     )
     return records
 
@@ -669,15 +1068,21 @@ def table9(
                 value = t["contaminated"] if column == "Contaminated" else t["total"]
                 cell = {"ours": value, "n": t["total"], "note": note}
             records.append(_record("table9", task, column, cell, paper_row, scale, False))
+    what = (
+        f"evaluation examples sharing {data['n']}-grams with the "
+        f"{data['n_synth_pairs']} pairs synthesized in this run"
+    )
+    title, paper_title = _title("table9", run, scale, what)
     _write_csv(out_csv, records)
     _write_markdown(
         out_md,
-        paper_table("table9").title,
+        title,
         run,
         scale,
         records,
         row_header="Evaluation task",
         formatters={"Contaminated": lambda x: f"{x:.0f}", "Total": lambda x: f"{x:.0f}"},
+        paper_title=paper_title,
     )
     return records
 
@@ -718,6 +1123,20 @@ def _figure_markdown(
     _write_markdown(out_md, title, run, scale, records, row_header=row_header, extra=extra)
 
 
+def _figure_title(label: str, run: str, scale: str, paper_what: str, what: str) -> str:
+    """The paper's caption at paper scale; at miniature scale what this run's figure shows."""
+    if scale == "paper":
+        return f"{label}: {paper_what}"
+    return f"{label} (miniature run `{run}`): {what}"
+
+
+def _suptitle(title: str, run: str, scale: str) -> str:
+    """A figure's suptitle: the run and scale at paper scale, else the (wrapped) title."""
+    import textwrap
+
+    return f"Run {run} ({scale} scale)" if scale == "paper" else textwrap.fill(title, 100)
+
+
 def figure4(
     eval_dir: str | os.PathLike,
     curves: list[dict],
@@ -730,15 +1149,22 @@ def figure4(
     out_pdf: str | os.PathLike,
     run: str,
     scale: str,
+    tasks_dir: str | os.PathLike | None = None,
+    models_dir: str | os.PathLike | None = None,
 ) -> list[Record]:
     """Fig. 4: score on ``task`` vs instruction-tuning step, one panel per setting, one line per curve.
 
     ``curves``: ``[{"label", "variant", "steps": {step: model}}]``; ``settings``:
     ``{"zero-shot": setting, "few-shot": setting}``. Besides ``"{panel} step {k}"`` the CSV has
-    ``"{panel} final"`` (the last step), which the claims scorecard compares.
+    ``"{panel} final"`` (the last step), which the claims scorecard compares, and the task's
+    floors under the ``"{panel} final"`` columns (dashed lines in the panels). ``tasks_dir``
+    and ``models_dir`` as in :func:`table1`.
     """
     _check_scale(scale)
+    tasks_dir, models_dir = _run_dirs(eval_dir, tasks_dir, models_dir)
     records: list[Record] = []
+    floors: dict[str, dict[str, dict]] = {}
+    ns: list = []
     points: dict[tuple[str, str], list[tuple[int, float]]] = {}
     for curve in curves:
         steps = sorted((int(k), m) for k, m in curve["steps"].items())
@@ -749,8 +1175,14 @@ def figure4(
             for step, model in steps:
                 path = Path(eval_dir) / model / setting / f"{task}.json"
                 res = load_result(path, f"curve {curve['label']!r}, step {step}, {panel}")
-                cell = _task_cell(res, scale)
+                cell = _task_cell(res, scale, path)
                 line.append((step, cell["ours"]))
+                ns.append(res.get("n"))
+                if f"{panel} final" not in floors:
+                    suite = str(res.get("suite") or setting)
+                    floors[f"{panel} final"] = task_floors(
+                        tasks_dir, suite, str(res["task"]), res["metric"]
+                    )
                 records.append(
                     _record(
                         "figure4",
@@ -769,6 +1201,16 @@ def figure4(
                 )
             )
             points[(curve["label"], panel)] = line
+    records += _floor_records("figure4", floors)
+    trained = _trained(models_dir, [m for c in curves for m in c["steps"].values()])
+    title = _figure_title(
+        "Figure 4",
+        run,
+        scale,
+        f"{task} vs instruction-tuning steps",
+        f"{task} vs instruction-tuning steps "
+        f"({_clauses(_models_phrase(trained), _n_phrase(ns, 'questions'))})",
+    )
 
     plt = _pyplot()
     variants = sorted({c["variant"] for c in curves})
@@ -778,12 +1220,16 @@ def figure4(
         for curve in curves:
             xs, ys = zip(*points[(curve["label"], panel)], strict=True)
             ax.plot(xs, ys, marker="o", color=colors[curve["variant"]], label=curve["label"])
+        for row, style in ((FLOOR_CHANCE, "--"), (FLOOR_MAJORITY, ":")):
+            floor = floors.get(f"{panel} final", {}).get(row, {}).get("ours")
+            if floor is not None:
+                ax.axhline(floor, color="grey", linestyle=style, label=FLOOR_LABELS[row])
         ax.set_title(f"{task} ({panel})")
         ax.set_xlabel("instruction-tuning step")
         ax.set_ylabel("score")
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle(f"Run {run} ({scale} scale)")
+    fig.suptitle(_suptitle(title, run, scale))
     fig.tight_layout()
     _save_figure(fig, out_png, out_pdf)
     plt.close(fig)
@@ -791,7 +1237,7 @@ def figure4(
     _write_csv(out_csv, records)
     _figure_markdown(
         out_md,
-        f"Figure 4: {task} vs instruction-tuning steps",
+        title,
         run,
         scale,
         records,
@@ -815,9 +1261,13 @@ def figure6(
     _check_scale(scale)
     dists: dict[str, dict[str, float]] = {}
     records: list[Record] = []
+    methods: list[str] = []
+    n_pairs: list[int | None] = []
     for corpus, path in quality_jsons.items():
         q = _load_quality(path, corpus)
         row = CORPUS_ROW.get(corpus, corpus)
+        methods.append(str(q.get("method", "")))
+        n_pairs.append(q["n_pairs"])
         dists[row] = {name: 100.0 * float(share) for name, share in q["categories"].items()}
         for name, pct in dists[row].items():
             records.append(
@@ -832,6 +1282,15 @@ def figure6(
                 )
             )
 
+    judged = _join([_method_words(m) for m in dict.fromkeys(methods)])
+    title = _figure_title(
+        "Figure 6",
+        run,
+        scale,
+        "task-category distribution",
+        "task-category distribution of the synthesized pairs "
+        f"({_clauses(_n_phrase(n_pairs, 'pairs per corpus'), f'categories by {judged}')})",
+    )
     plt = _pyplot()
     categories = list(dict.fromkeys(c for d in dists.values() for c in d))
     fig, axes = plt.subplots(
@@ -848,7 +1307,7 @@ def figure6(
         ax.set_title(row)
         ax.set_xlabel("% of pairs")
         ax.grid(axis="x", alpha=0.3)
-    fig.suptitle(f"Run {run} ({scale} scale)")
+    fig.suptitle(_suptitle(title, run, scale))
     fig.tight_layout()
     _save_figure(fig, out_png, out_pdf)
     plt.close(fig)
@@ -856,7 +1315,7 @@ def figure6(
     _write_csv(out_csv, records)
     _figure_markdown(
         out_md,
-        "Figure 6: task-category distribution",
+        title,
         run,
         scale,
         records,

@@ -1,4 +1,5 @@
-"""Rule report_claims: the paper's claims, held or not on this run, with the numbers behind them."""
+"""Rule report_claims: the paper's claims on this run (effect, interval, verdict) and the numbers
+behind them; the bootstrap reads the per-document items beside the result JSONs."""
 
 from instruct_pt.claims import default_claims_path, score_claims
 from instruct_pt.common import setup_logging
@@ -11,4 +12,5 @@ score_claims(
     snakemake.output.md,
     run=snakemake.wildcards.run,
     scale=snakemake.params.scale,
+    seed=snakemake.params.seed,
 )

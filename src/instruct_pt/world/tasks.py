@@ -5,6 +5,7 @@ Evaluation records ask only about corpus entities, in phrasings no training set 
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from pathlib import Path
@@ -349,7 +350,13 @@ _EVAL_BUILDERS = {
 def eval_records(
     suite: str, task: str, world_cfg: dict | None, seed: int | None = None
 ) -> list[dict]:
-    """The records of one evaluation task (what ``write_eval_suite`` writes to ``{task}.jsonl``)."""
+    """The records of one evaluation task (what ``write_eval_suite`` writes to ``{task}.jsonl``).
+
+    At most ``eval_per_task`` records, every question asked once: a builder that cycles over too
+    few entities repeats questions, and repeats would pass for independent evidence (standard
+    errors, bootstrap intervals). They are dropped, counted and logged; the task then has fewer
+    records than asked for.
+    """
     if suite not in _EVAL_BUILDERS:
         raise DataError(
             f"world: unknown evaluation suite {suite!r} (known: {', '.join(_EVAL_BUILDERS)})"
@@ -358,11 +365,26 @@ def eval_records(
         raise DataError(f"world: unknown task {task!r} in suite {suite!r}")
     world = build_world(world_cfg, seed)
     rng = _rng(world.cfg, "eval", suite, task)
-    records = []
-    for i, rec in enumerate(_EVAL_BUILDERS[suite][task](world, rng, world.cfg["eval_per_task"])):
+    records: list[dict] = []
+    seen: set[str] = set()
+    asked = world.cfg["eval_per_task"]
+    for rec in _EVAL_BUILDERS[suite][task](world, rng, asked):
+        key = json.dumps([rec.get("query"), rec.get("choices")], ensure_ascii=False)
+        if key in seen:
+            continue
+        seen.add(key)
         sub = rec.pop("subtask", None)
+        i = len(records)
         rec_id = f"{task}-{sub}-{i:05d}" if sub else f"{task}-{i:05d}"
         records.append({"id": rec_id, **rec})
+    if len(records) < asked:
+        log.warning(
+            "world: %s/%s has %d distinct questions of %d asked (repeats dropped)",
+            suite,
+            task,
+            len(records),
+            asked,
+        )
     return records
 
 
