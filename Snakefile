@@ -28,6 +28,7 @@ include: "rules/analysis.smk"
 include: "rules/reports.smk"
 include: "rules/released.smk"
 include: "rules/plan.smk"
+include: "rules/seeds.smk"
 
 
 # ------------------------------------------------------------------ targets users ask for
@@ -92,6 +93,12 @@ rule figure6:
 rule claims:
     input:
         report_target("claims"),
+
+
+# Several world seeds aggregated (`make demo-seeds` builds the runs {run}-s{seed} first).
+rule paper_figures_seeds:
+    input:
+        rules.seeds_report.output,
 
 
 rule ablation_wo_corpora:

@@ -16,6 +16,10 @@ interval, never by a bare difference of two point estimates:
   side's bootstrap interval. A cell without items (Table 5/6 cells, results written without
   docs files) falls back to the normal approximation from the cells' standard errors when both
   sides have one, else the comparison is "not evaluated" and the reason says why.
+- Several world seeds (one CSV per seed and table, :mod:`instruct_pt.seeds`): a cell is the
+  mean over the seeds, the bootstrap resamples seeds, then questions within each seed, a cell
+  without items gets a Student-t interval over the seeds' effects, and every comparison lists
+  its per-seed effects.
 
 The paper's own numbers get the same check as a point comparison ("held" / "not held"; the
 paper gives no intervals), so a reader sees whether the paper's printed numbers support it.
@@ -26,6 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -118,15 +123,34 @@ class _Side:
     constant: bool = False
     reason: str = ""  # why there is no value
     why_no_items: str = ""  # why there is no bootstrap
+    per_seed: list[float] | None = None  # the cell's value in each world seed's run
 
 
 class _Numbers:
-    """Cell lookup in this run's CSVs: the number, its stderr and its per-document items."""
+    """Cell lookup in the runs' CSVs: the number, its stderr and its per-document items.
 
-    def __init__(self, tables: dict[str, str | os.PathLike]):
-        self.paths = tables
-        self.cache: dict[str, dict[tuple[str, str], dict]] = {}
+    ``tables``: ``{table: path}`` (one run) or ``{table: [path, ...]}`` (one run per world seed,
+    the same seeds in the same order for every table). With several seeds a cell's value is the
+    mean over the seeds, its cell holds one run of items per seed, and it has no stderr.
+    """
+
+    def __init__(self, tables: dict[str, str | os.PathLike | Sequence[str | os.PathLike]]):
+        self.paths = {
+            name: list(p) if isinstance(p, list | tuple) else [p] for name, p in tables.items()
+        }
+        lengths = {len(p) for p in self.paths.values()}
+        if len(lengths) > 1 or 0 in lengths:
+            raise DataError(f"every table needs one CSV per seed, got {sorted(lengths)} CSVs")
+        self.cache: dict[tuple[str, int], dict[tuple[str, str], dict]] = {}
         self.items: dict[Path, stats.TaskItems] = {}
+
+    def record(self, table: str, k: int, row: str, column: str) -> dict | None:
+        """The CSV record of one cell in seed `k`'s CSV of `table` (None if it has none)."""
+        if (table, k) not in self.cache:
+            self.cache[(table, k)] = {
+                (r["row"], r["column"]): r for r in read_report_csv(self.paths[table][k])
+            }
+        return self.cache[(table, k)].get((row, column))
 
     def side(self, operand: dict) -> _Side:
         label = _operand_label(operand)
@@ -135,24 +159,33 @@ class _Numbers:
         table, row, column = operand["table"], operand["row"], operand["column"]
         if table not in self.paths:
             return _Side(label, reason=f"{table} was not produced in this run")
-        if table not in self.cache:
-            self.cache[table] = {
-                (r["row"], r["column"]): r for r in read_report_csv(self.paths[table])
-            }
-        rec = self.cache[table].get((row, column))
-        if rec is None:
-            return _Side(label, reason=f"{table} has no cell {row!r} / {column!r}")
-        stderr = float(rec["ours_stderr"]) if rec["ours_stderr"] else None
-        if not rec["ours"]:
-            return _Side(label, stderr=stderr, reason=f"{label} has no number in this run")
-        cell, why = self._cell(table, rec)
-        return _Side(label, float(rec["ours"]), stderr, cell, why_no_items=why)
+        paths = self.paths[table]
+        recs = [self.record(table, k, row, column) for k in range(len(paths))]
+        for k, rec in enumerate(recs):
+            if rec is None:
+                where = "" if len(paths) == 1 else f" ({paths[k]})"
+                return _Side(label, reason=f"{table} has no cell {row!r} / {column!r}{where}")
+        stderrs = [float(r["ours_stderr"]) if r["ours_stderr"] else None for r in recs]
+        stderr = stderrs[0] if len(recs) == 1 else None
+        for k, rec in enumerate(recs):
+            if not rec["ours"]:
+                where = "in this run" if len(paths) == 1 else f"in {paths[k]}"
+                return _Side(label, stderr=stderr, reason=f"{label} has no number {where}")
+        values = [float(r["ours"]) for r in recs]
+        cell, why = [], ""
+        for k, rec in enumerate(recs):
+            runs, why = self._cell(table, k, rec)
+            if runs is None:
+                cell = None
+                break
+            cell += runs
+        return _Side(label, float(np.mean(values)), stderr, cell, why_no_items=why, per_seed=values)
 
-    def _cell(self, table: str, rec: dict) -> tuple[list | None, str]:
+    def _cell(self, table: str, k: int, rec: dict) -> tuple[list | None, str]:
         """(the cell as one run of TaskItems, or None and why) from the record's sources."""
         if not rec.get("sources"):
             return None, "no per-document items behind this cell"
-        folder = Path(self.paths[table]).parent
+        folder = Path(self.paths[table][k]).parent
         run = []
         for src in rec["sources"].split(";"):
             path = (folder / src).resolve() if not Path(src).is_absolute() else Path(src)
@@ -207,12 +240,41 @@ def _interval(
         )
     if left.stderr is not None and right.stderr is not None:
         return stats.normal_effect(left.value, left.stderr, right.value, right.stderr, level), ""
+    effects = _seed_effects(left, right)
+    if effects is not None and len(effects) > 1:
+        return _t_over_seeds(effects, level), ""
     why = [
         f"{s.label}: {s.why_no_items} and no standard error"
         for s in (left, right)
         if s.cell is None and s.stderr is None
     ]
     return None, "; ".join(why) or "no interval for these operands"
+
+
+def _seed_effects(left: _Side, right: _Side) -> list[float] | None:
+    """left - right in each world seed's run (a constant side is the same in every seed)."""
+    if left.value is None or right.value is None:
+        return None
+    lv = left.per_seed or [left.value]
+    rv = right.per_seed or [right.value]
+    if left.constant:
+        lv = lv * len(rv)
+    if right.constant:
+        rv = rv * len(lv)
+    if len(lv) != len(rv):
+        return None
+    return [a - b for a, b in zip(lv, rv, strict=True)]
+
+
+def _t_over_seeds(effects: list[float], level: float) -> stats.Interval:
+    """The mean of per-seed effects with a Student-t interval over the seeds (cells without
+    per-document items in a multi-seed run: the seeds' spread includes question sampling)."""
+    from scipy.stats import t as student_t
+
+    k = len(effects)
+    mean = float(np.mean(effects))
+    half = float(student_t.ppf(0.5 + level / 2.0, k - 1) * np.std(effects, ddof=1) / np.sqrt(k))
+    return stats.Interval(mean, mean - half, mean + half, level, "t over seeds", 0, k)
 
 
 def verdict(op: str, tol: float, low: float, high: float) -> str:
@@ -246,13 +308,16 @@ def _score_ours(check: dict, numbers: _Numbers, seed: int, n_boot: int, level: f
             continue
         left, right = numbers.side(part["left"]), numbers.side(part["right"])
         iv, why = _interval(left, right, _part_seed(seed, part), n_boot, level)
+        multi = max(len(left.per_seed or ()), len(right.per_seed or ())) > 1
         entry = {
             "check": _describe(part),
             "verdict": NOT_EVALUATED if iv is None else "",
             "reason": why if iv is None else "",
             "effect": None if iv is None else iv.as_dict(),
+            "per_seed": _seed_effects(left, right) if multi else None,
             "numbers": [
                 {"side": name, "operand": s.label, "value": s.value, "ours_stderr": s.stderr}
+                | ({"per_seed": s.per_seed} if multi and not s.constant else {})
                 for name, s in (("left", left), ("right", right))
             ],
         }
@@ -313,6 +378,11 @@ def _fmt_numbers(numbers: list[dict]) -> str:
     return " vs ".join(parts) if len(parts) == 2 else "; ".join(parts)
 
 
+def _fmt_per_seed(part: dict) -> str:
+    effects = part.get("per_seed")
+    return "—" if not effects else ", ".join(f"{e:+.1f}" for e in effects)
+
+
 def _fmt_effect(part: dict) -> str:
     e = part["effect"]
     if e is None:
@@ -331,8 +401,15 @@ def score_claims(
     seed: int = 0,
     n_boot: int = stats.DEFAULT_BOOT,
     level: float = stats.DEFAULT_LEVEL,
+    world_seeds: Sequence[int] | None = None,
 ) -> dict:
     """Score every claim on this run's report CSVs (``{"table1": path, ...}``); write JSON + Markdown.
+
+    Several world seeds: ``{"table1": [path of seed 1, path of seed 2, ...], ...}`` and
+    ``world_seeds`` the seeds in that order. Each effect is then the mean over the seeds of
+    left - right, its interval the seed-then-document bootstrap (cells without per-document
+    items: a Student-t interval over the seeds' effects), and each comparison lists its
+    per-seed effects.
 
     `seed` (the run's seed from the config), `n_boot` and `level` set the bootstrap; the same
     inputs and seed give the same scorecard. A table absent from ``tables`` makes its claims
@@ -341,11 +418,15 @@ def score_claims(
     """
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
-    for name, path in tables.items():
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"{path}: report CSV missing (table {name!r})")
+    for name, paths in tables.items():
+        for path in paths if isinstance(paths, list | tuple) else [paths]:
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"{path}: report CSV missing (table {name!r})")
     claims = load_claims(claims_path)
     numbers = _Numbers(tables)
+    n_runs = len(next(iter(numbers.paths.values()), [None]))
+    if world_seeds is not None and len(world_seeds) != n_runs:
+        raise ValueError(f"{len(world_seeds)} world seeds named for {n_runs} CSVs per table")
 
     scored = []
     for claim in claims:
@@ -377,6 +458,7 @@ def score_claims(
         "run": run,
         "scale": scale,
         "bootstrap": {"seed": seed, "n_boot": n_boot, "level": level, "world_seeds": seeds},
+        "seeds": list(world_seeds) if world_seeds is not None else None,
         "summary": summary,
         "claims": scored,
     }
@@ -402,7 +484,17 @@ def _write_scorecard(path: str | os.PathLike, result: dict) -> None:
     if result["scale"] != "paper":
         lines += [MINIATURE_NOTE, "Paper numbers below are full scale, for orientation.", ""]
     seeds = boot["world_seeds"]
-    if seeds in ([], [1]):  # stderrs (the normal approximation) are one run's too
+    named = result.get("seeds")
+    per_seed = any(p.get("per_seed") for c in result["claims"] for p in c["parts"])
+    if named and len(named) > 1:
+        lines += [
+            f"World seeds: {', '.join(map(str, named))}. Each effect is the mean over the seeds "
+            "of left - right; its interval resamples seeds, then questions within each seed "
+            "(cells without per-document items: a Student-t interval over the seeds' effects, "
+            "marked 't over seeds'). 'Per seed' lists each seed's effect, in that order.",
+            "",
+        ]
+    elif seeds in ([], [1]):  # stderrs (the normal approximation) are one run's too
         lines += [ONE_SEED_NOTE, ""]
     else:
         lines += [f"World seeds per cell: {', '.join(map(str, seeds))}.", ""]
@@ -416,16 +508,18 @@ def _write_scorecard(path: str | os.PathLike, result: dict) -> None:
         f"**Held {s[HELD]} of {s['total']} claims**: {s[REFUTED]} refuted, "
         f"{s[INCONCLUSIVE]} inconclusive, {s[NOT_EVALUATED]} not evaluated.",
         "",
-        f"| Claim | Tag | Verdict | Effect [{pct} CI] | Ours | Paper | Paper's numbers support it |",
-        "|---|---|---|---|---|---|---|",
+        f"| Claim | Tag | Verdict | Effect [{pct} CI] | "
+        + ("Per seed | " if per_seed else "")
+        + "Ours | Paper | Paper's numbers support it |",
+        "|---|---|---|---|---|---|---|" + ("---|" if per_seed else ""),
     ]
     for c in result["claims"]:
         status = c["verdict"] + (f" ({c['reason']})" if c["reason"] else "")
         effects = []
         for p in c["parts"]:
             text = _fmt_effect(p)
-            if p["effect"] and p["effect"]["method"] == "normal":
-                text += " normal"
+            if p["effect"] and p["effect"]["method"] in ("normal", "t over seeds"):
+                text += f" {p['effect']['method']}"
             if len(c["parts"]) > 1:
                 text += f" {p['verdict']}"
             effects.append(text)
@@ -436,6 +530,7 @@ def _write_scorecard(path: str | os.PathLike, result: dict) -> None:
             c["tag"],
             status,
             "; ".join(effects),
+            *(["; ".join(_fmt_per_seed(p) for p in c["parts"])] if per_seed else []),
             ours,
             paper,
             c["paper_status"],

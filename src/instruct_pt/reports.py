@@ -234,9 +234,12 @@ def _task_cell(res: dict, scale: str, source: str | os.PathLike | None = None) -
     }
 
 
-def _write_csv(path: str | os.PathLike, records: list[Record]) -> None:
+def _write_csv(
+    path: str | os.PathLike, records: list[Record], fields: Sequence[str] = CSV_FIELDS
+) -> None:
     """Write the records; their "sources" become paths relative to the CSV's folder (so the
-    CSV, and the claims that read it, do not depend on the working directory)."""
+    CSV, and the claims that read it, do not depend on the working directory). ``fields``: the
+    columns (the multi-seed tables add interval columns, :mod:`instruct_pt.seeds`)."""
     folder = os.path.abspath(Path(path).parent)
     for rec in records:
         rec.setdefault("sources", "")
@@ -246,21 +249,21 @@ def _write_csv(path: str | os.PathLike, records: list[Record]) -> None:
                 for p in rec["sources"].split(";")
             )
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=list(fields), lineterminator="\n")
     writer.writeheader()
     writer.writerows(records)
     write_text(path, buf.getvalue())
 
 
-def read_report_csv(path: str | os.PathLike) -> list[Record]:
+def read_report_csv(path: str | os.PathLike, fields: Sequence[str] = CSV_FIELDS) -> list[Record]:
     """Read a CSV written here, checking its header (used by the claims scorecard)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: report CSV missing")
     with open(path, encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f)
-        if tuple(reader.fieldnames or ()) != CSV_FIELDS:
-            raise DataError(f"{path}:1: expected columns {','.join(CSV_FIELDS)}")
+        if tuple(reader.fieldnames or ()) != tuple(fields):
+            raise DataError(f"{path}:1: expected columns {','.join(fields)}")
         return list(reader)
 
 
@@ -312,6 +315,8 @@ def _write_markdown(
             return "—"
         fmt = formatters.get(column, _score)
         text = fmt(float(r["ours"]))
+        if r.get("ci_low") and r.get("ci_high"):  # multi-seed tables: mean [lo, hi]
+            return f"{text} [{fmt(float(r['ci_low']))}, {fmt(float(r['ci_high']))}]"
         return text + (f" ± {float(r['ours_stderr']):.1f}" if r["ours_stderr"] else "")
 
     def paper(r: Record | None, column: str) -> str:
