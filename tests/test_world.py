@@ -91,6 +91,31 @@ def test_too_small_world_is_refused():
         W.build_world({"n_drugs": 4, "ft_fraction": 0.5})
 
 
+def test_docs_per_entity_can_differ_by_domain():
+    """A mapping sizes each raw corpus on its own; an int is the same as the mapping of it."""
+    per_domain = {"general": 3, "biomedicine": 1, "finance": 2}
+    world = W.build_world(SMALL)
+    for domain, n in per_domain.items():
+        records = W.generate_dataset(f"raw_{domain}", {**SMALL, "docs_per_entity": per_domain})
+        assert len(records) == n * len(world.corpus(domain))
+        assert [e["meta"]["entity"] for e in records].count(records[0]["meta"]["entity"]) == n
+    same = {d: SMALL["docs_per_entity"] for d in W.RELATIONS}
+    for name in ("raw_finance", "synth_ft"):
+        assert W.generate_dataset(name, {**SMALL, "docs_per_entity": same}) == W.generate_dataset(
+            name, SMALL
+        )
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"general": 3, "biomedicine": 1}, {"general": 3, "biomedicine": 1, "finance": -1},
+     {"general": 3, "biomedicine": 1, "finance": 2, "law": 1}, {"general": "3", "biomedicine": 1, "finance": 2}],
+)  # fmt: skip
+def test_docs_per_entity_mapping_must_name_every_domain_once(bad):
+    with pytest.raises(DataError, match="docs_per_entity .*every domain"):
+        W.resolve_config({"docs_per_entity": bad})
+
+
 @pytest.mark.parametrize("name", ["synth_ft", "general_instructions", "instruction_tuning"])
 def test_training_sets_need_reserved_entities(name):
     with pytest.raises(DataError, match=f"{name} needs >= 2 reserved"):
@@ -171,6 +196,19 @@ def test_raw_documents_state_their_facts(name, domain):
     for rec in records:
         by_entity.setdefault(rec["meta"]["entity"], set()).add(rec["text"])
     assert sum(len(v) > 1 for v in by_entity.values()) >= len(by_entity) // 2
+
+
+@pytest.mark.parametrize("domain", ["general", "biomedicine"])
+def test_name_rate_sets_how_often_raw_texts_repeat_the_name(domain):
+    """name_rate 1: every sentence names the entity (no pronoun); 0: only the first one does."""
+    counts = {}
+    for rate in (0.0, 1.0):
+        records = W.generate_dataset(f"raw_{domain}", {**SMALL, "name_rate": rate})
+        counts[rate] = [len(re.findall(re.escape(r["meta"]["entity"]), r["text"])) for r in records]
+    assert set(counts[0.0]) == {1} if domain == "general" else max(counts[0.0]) <= 2
+    assert min(counts[1.0]) >= (6 if domain == "general" else 4)
+    with pytest.raises(DataError, match="name_rate"):
+        W.resolve_config({"name_rate": 1.5})
 
 
 def test_synth_ft_pair_formats():

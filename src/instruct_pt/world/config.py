@@ -17,7 +17,8 @@ DEFAULT_WORLD: dict[str, Any] = {
     "n_people": 120,  # general-domain entities
     "n_drugs": 60,  # biomedicine entities
     "n_companies": 60,  # finance entities
-    "docs_per_entity": 3,  # renderings of each entity's document in its raw corpus
+    "docs_per_entity": 3,  # renderings of each entity's document in its raw corpus (or per domain)
+    "name_rate": 0.35,  # in raw texts, chance that a later sentence names the entity (else a pronoun)
     "ft_fraction": 0.3,  # share of each domain's entities reserved for synth_ft / instructions only
     "n_ft_examples": 400,  # synth_ft records (contexts with 2-6 pairs each)
     "n_general_instructions": 400,  # OpenOrca-style records
@@ -142,12 +143,30 @@ def resolve_config(world_cfg: dict | None, seed: int | None = None) -> dict:
     if seed is not None:
         cfg["seed"] = seed
     for key, value in cfg.items():
-        if key == "ft_fraction":
+        if key == "docs_per_entity" and isinstance(value, dict):
+            if set(value) != set(RELATIONS) or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value.values()
+            ):
+                raise DataError(
+                    "world config: docs_per_entity must be a non-negative integer or a mapping "
+                    f"of every domain ({', '.join(RELATIONS)}) to one, got {value!r}"
+                )
+            cfg[key] = {d: value[d] for d in RELATIONS}
+        elif key == "ft_fraction":
             if not isinstance(value, int | float) or not 0 <= value < 1:
                 raise DataError(f"world config: ft_fraction must be in [0, 1), got {value!r}")
+        elif key == "name_rate":
+            if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1:
+                raise DataError(f"world config: name_rate must be in [0, 1], got {value!r}")
         elif not isinstance(value, int) or isinstance(value, bool) or (value < 0 and key != "seed"):
             raise DataError(f"world config: {key} must be a non-negative integer, got {value!r}")
     return cfg
+
+
+def docs_per_entity(cfg: dict, domain: str) -> int:
+    """Renderings of each corpus entity's document in ``domain``'s raw corpus."""
+    value = cfg["docs_per_entity"]
+    return value[domain] if isinstance(value, dict) else value
 
 
 def _rng(cfg: dict, *purpose: Any) -> random.Random:

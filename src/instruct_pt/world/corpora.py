@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from instruct_pt.world.config import RELATIONS, _rng
+from instruct_pt.world.config import RELATIONS, _rng, docs_per_entity
 from instruct_pt.world.entities import Entity, World
 from instruct_pt.world.vocabulary import (
     _CEO_STATEMENTS,
@@ -30,10 +30,11 @@ def _say(template: str, ent: Entity, by_name: bool, **values: str) -> str:
     return _cap(text)
 
 
-def _fact_sentences(ent: Entity, rng: random.Random) -> list[str]:
-    """The sentences of one rendering of an entity's document; the first names the entity."""
+def _fact_sentences(ent: Entity, rng: random.Random, name_rate: float = 0.35) -> list[str]:
+    """The sentences of one rendering of an entity's document; the first names the entity, each
+    later one with probability ``name_rate`` (else a pronoun)."""
     a = ent.attrs
-    by_name = [True] + [rng.random() < 0.35 for _ in range(6)]  # else a pronoun
+    by_name = [True] + [rng.random() < name_rate for _ in range(6)]
 
     def say(templates: list[str], k: int, **values: str) -> str:
         return _say(rng.choice(templates), ent, by_name[k], **values)
@@ -65,19 +66,20 @@ def _fact_sentences(ent: Entity, rng: random.Random) -> list[str]:
     return [say(_INTRO_STATEMENTS, 0, x=a["sector"], y=a["hq_city"])] + body
 
 
-def render_document(ent: Entity, rng: random.Random) -> str:
+def render_document(ent: Entity, rng: random.Random, name_rate: float = 0.35) -> str:
     """A fresh rendering of an entity's document (sentence order, templates, name vs pronoun)."""
-    return " ".join(_fact_sentences(ent, rng))
+    return " ".join(_fact_sentences(ent, rng, name_rate))
 
 
 def _raw_corpus(world: World, domain: str, name: str) -> list[dict]:
     rng = _rng(world.cfg, "dataset", name)
-    items = [(e, k) for e in world.corpus(domain) for k in range(world.cfg["docs_per_entity"])]
+    n_docs = docs_per_entity(world.cfg, domain)
+    items = [(e, k) for e in world.corpus(domain) for k in range(n_docs)]
     rng.shuffle(items)  # spread the renderings of one entity over the corpus
     return [
         {
             "id": f"{name}-{i:07d}",
-            "text": render_document(e, rng),
+            "text": render_document(e, rng, world.cfg["name_rate"]),
             "meta": {"domain": domain, "entity": e.name, "facts": e.facts()},
         }
         for i, (e, _) in enumerate(items)

@@ -69,12 +69,13 @@ class World:
 def build_world(world_cfg: dict | None = None, seed: int | None = None) -> World:
     """The entities of a world configuration (cached: the same object for equal configs)."""
     cfg = resolve_config(world_cfg, seed)
-    return _build_world(tuple(sorted(cfg.items())))
+    key = tuple(sorted((k, tuple(v.items()) if isinstance(v, dict) else v) for k, v in cfg.items()))
+    return _build_world(key)
 
 
 @lru_cache(maxsize=8)
 def _build_world(cfg_items: tuple) -> World:
-    cfg = dict(cfg_items)
+    cfg = {k: dict(v) if isinstance(v, tuple) else v for k, v in cfg_items}
     n_people, n_drugs, n_companies = cfg["n_people"], cfg["n_drugs"], cfg["n_companies"]
     person_names = [f"{f} {last}" for f in _FIRST for last in _LAST]
     _rng(cfg, "names", "person").shuffle(person_names)
