@@ -198,7 +198,13 @@ def test_evaluate_adaptllm_suite_offline(tmp_path, monkeypatch, tiny_lm):
         ("fpb", "weighted_f1", 4),
         ("ner", "entity_f1", 4),
     ]
-    assert sorted(p.name for p in out.iterdir()) == ["fpb.json", "ner.json"]
+    # each task's result and its per-document items (for the bootstrap intervals)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "fpb.docs.jsonl",
+        "fpb.json",
+        "ner.docs.jsonl",
+        "ner.json",
+    ]
     assert lms and lms[0].max_length == E.ADAPTLLM_MAX_LENGTH
     # the long NER prompt is left-truncated to 2048 - 100 tokens (lm-eval batches by length)
     assert max(prompt_lengths) == E.ADAPTLLM_MAX_LENGTH - E.GENERATION_KWARGS["max_gen_toks"]
