@@ -50,6 +50,7 @@ RECORD_KEYS = [
     "num_fewshot",
     "harness",
     "task_hash",
+    "aggregation",
 ]
 
 pytestmark = pytest.mark.skipif(
