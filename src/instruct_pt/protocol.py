@@ -287,3 +287,18 @@ def accept_pair(question: str, answer: str) -> tuple[dict | None, str | None]:
 def classify_pair(question: str, answer: str) -> dict | None:
     """:func:`accept_pair` without the reason: the pair's parts, or None if it is dropped."""
     return accept_pair(question, answer)[0]
+
+
+def accepted_pairs(
+    pairs: Iterable[Mapping], dropped: Counter | None = None
+) -> list[tuple[int, dict]]:
+    """``(index, parts)`` of each pair of a text that :func:`accept_pair` keeps, ``index`` being its
+    place among the text's parsed pairs; the others are counted by reason in ``dropped``."""
+    out = []
+    for index, p in enumerate(pairs):
+        pair, reason = accept_pair(str(p.get("question", "")), str(p.get("answer", "")))
+        if pair is not None:
+            out.append((index, pair))
+        elif dropped is not None:
+            dropped[reason] += 1
+    return out

@@ -47,7 +47,7 @@ from tqdm import tqdm
 
 from instruct_pt.common import DataError, iter_jsonl, write_json
 from instruct_pt.judge import JUDGE_CATEGORIES, PROMPT_SHA256, judge_sample, judge_settings
-from instruct_pt.protocol import accept_pair
+from instruct_pt.protocol import accepted_pairs
 
 log = logging.getLogger(__name__)
 
@@ -375,14 +375,8 @@ def _iter_synth(paths: list[str], not_templified: Counter | None = None) -> Iter
                 isinstance(p, dict) for p in rec["pairs"]
             ):
                 raise DataError(f"{path}: record {rec['id']!r}: 'pairs' must be a list of objects")
-            kept = []
-            for p in rec["pairs"]:
-                pair, reason = accept_pair(str(p.get("question", "")), str(p.get("answer", "")))
-                if pair is not None:
-                    kept.append(p)
-                elif not_templified is not None:
-                    not_templified[reason] += 1
-            rec["pairs"] = kept
+            kept = accepted_pairs(rec["pairs"], not_templified)
+            rec["pairs"] = [rec["pairs"][i] for i, _ in kept]
             yield rec
 
 

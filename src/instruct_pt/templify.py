@@ -51,7 +51,7 @@ from tqdm import tqdm
 
 from .common import DataError, atomic_writer, iter_jsonl, iter_jsonl_offsets, write_json
 from .packing import ordered_map
-from .protocol import UNANSWERABLE_OPTIONS, accept_pair
+from .protocol import UNANSWERABLE_OPTIONS, accepted_pairs
 
 log = logging.getLogger(__name__)
 
@@ -343,15 +343,7 @@ def _render_text(context: str | None, pairs: list[tuple[str, str]], st: _Style) 
 
 def _accepted(pairs: list[dict], dropped: Counter) -> list[dict]:
     """A text's pairs that can be templified, each with its index among the parsed pairs."""
-    out = []
-    for index, p in enumerate(pairs):
-        pair, reason = accept_pair(p["question"], p["answer"])
-        if pair is None:
-            dropped[reason] += 1
-        else:
-            pair["index"] = index
-            out.append(pair)
-    return out
+    return [{**pair, "index": i} for i, pair in accepted_pairs(pairs, dropped)]
 
 
 def _cook_chain(
