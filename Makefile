@@ -12,7 +12,7 @@ export WANDB_DIR := $(CURDIR)/results/wandb
 export WANDB_CACHE_DIR := $(CURDIR)/results/wandb/cache
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo demo-seeds test unit-tests check-vllm check-real-benchmarks check-rehearsal lint format dag clean-demo smoke
+.PHONY: demo demo-seeds readme-results test unit-tests check-vllm check-real-benchmarks check-rehearsal lint format dag clean-demo smoke
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -27,6 +27,8 @@ demo: $(VENV)/.installed
 	@echo
 	@echo "Tables, figures and the claims scorecard: paper_figures/tiny/"
 	@ls paper_figures/tiny/
+	@echo
+	@test ! -f paper_figures/tiny/timing.csv || $(PY) -m instruct_pt.timing paper_figures/tiny/timing.csv
 
 # The miniature over several world seeds (`make demo-seeds SEEDS="7 11 13 17"`): the whole tiny
 # DAG per seed as run $(SEEDS_RUN)-s<seed>, world.seed set by an overlay config (the preset's
@@ -47,6 +49,14 @@ demo-seeds: $(VENV)/.installed
 		--config run=$(SEEDS_RUN) "seeds=$(SEEDS)"
 	@echo
 	@echo "Tables, figures and the claims over world seeds $(SEEDS): paper_figures/$(SEEDS_RUN)-seeds/"
+	@test ! -f paper_figures/$(SEEDS_RUN)-seeds/timing.csv || \
+		$(PY) -m instruct_pt.timing paper_figures/$(SEEDS_RUN)-seeds/timing.csv
+
+# The README's results section (between <!-- results:$(SEEDS_RUN)-seeds:begin/end --> markers)
+# from the multi-seed run: claims with effect, CI, verdict and per-seed effects; time per stage.
+readme-results: $(VENV)/.installed
+	$(PY) -m instruct_pt.readme_results --readme README.md \
+		--dir paper_figures/$(SEEDS_RUN)-seeds --preset $(SEEDS_PRESET)
 
 smoke: $(VENV)/.installed
 	$(SNAKEMAKE) --cores $(CORES) --configfile presets/smoke.yaml

@@ -23,12 +23,14 @@ include: "rules/pretrain.smk"
 include: "rules/continual_pretrain.smk"
 include: "rules/ablations.smk"
 include: "rules/instruction_tuning.smk"
+include: "rules/ceilings.smk"
 include: "rules/evaluation.smk"
 include: "rules/analysis.smk"
 include: "rules/reports.smk"
 include: "rules/released.smk"
 include: "rules/plan.smk"
 include: "rules/seeds.smk"
+include: "rules/timing.smk"
 
 
 # ------------------------------------------------------------------ targets users ask for
@@ -38,11 +40,13 @@ rule all:
     default_target: True
     input:
         report_files(),
+        TIMING_FILES,
 
 
 rule paper_figures:
     input:
         report_files(),
+        TIMING_FILES,
 
 
 rule table1:
@@ -99,6 +103,7 @@ rule claims:
 rule paper_figures_seeds:
     input:
         rules.seeds_report.output,
+        rules.report_timing_seeds.output,
 
 
 rule ablation_wo_corpora:

@@ -13,6 +13,8 @@ rule rule_based_synthesis:
         "results/{run}/synthesis/{corpus}/rule_based/shard{shard}.jsonl",
     log:
         "logs/{run}/synthesis/{corpus}/rule_based/shard{shard}.log",
+    benchmark:
+        "benchmarks/{run}/synthesis/{corpus}/rule_based/shard{shard}.tsv"
     conda:
         "../envs/core.yaml"
     threads: 1

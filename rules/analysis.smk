@@ -15,6 +15,8 @@ rule data_quality:
         "results/{run}/analysis/quality/{corpus}.json",
     log:
         "logs/{run}/analysis/quality/{corpus}.log",
+    benchmark:
+        "benchmarks/{run}/analysis/quality/{corpus}.tsv"
     # a remote judge (GPT-4) needs the network: run on the submitting host (compute nodes are
     # often offline); it is I/O-bound (HTTP requests)
     localrule: judge_is_remote()
@@ -45,6 +47,8 @@ rule contamination:
         "results/{run}/analysis/contamination.json",
     log:
         "logs/{run}/analysis/contamination.log",
+    benchmark:
+        "benchmarks/{run}/analysis/contamination.tsv"
     conda:
         "../envs/eval.yaml"  # lm-eval renders the evaluated documents
     threads: 1

@@ -304,6 +304,9 @@ def mixture_components(mixture):
         "format": "text",
         "repeat": config["pretrain"]["ft_repeat"],
     }
+    if config["pretrain"].get("ft_records") is not None:
+        # miniature: the mixtures take the collection's first ft_records records (docs/deviations.md)
+        ft["head"] = config["pretrain"]["ft_records"]
     if group == "general":
         if variant == "vanilla":
             return [{"name": "raw", "path": data_path("raw_general"), "format": "text"}]
@@ -506,3 +509,37 @@ def ablation_target(ablation):
     return [
         f"results/{RUN}/eval/cpt-{d}-{ablation}/{d}" for d in DOMAINS
     ] + report_target("table4")
+
+
+# ----------------------------------------------------------------------------- ceilings (rules/ceilings.smk)
+
+CEILINGS = config.get("ceilings") or {}
+for _suite in CEILINGS.get("suites") or {}:
+    if _suite not in SUITES:
+        raise cfg.ConfigError(
+            f"config key 'ceilings.suites.{_suite}': not an evaluation suite "
+            f"(evaluation.suites: {', '.join(SUITES)})"
+        )
+
+
+def ceiling_suites():
+    return list(CEILINGS.get("suites") or {})
+
+
+def ceiling_row(suites):
+    """The ceiling row of a report over `suites` (Table 1/2: general; 3/4: the domains), or
+    None when the run has no ceiling for them."""
+    specs = {s: CEILINGS["suites"][s] for s in suites if s in ceiling_suites()}
+    if not specs:
+        return None
+    labels = list(dict.fromkeys(spec["label"] for spec in specs.values()))
+    label = "ceiling: " + " / ".join(labels)
+    if suites == ["general"]:
+        return {"label": label, "model": "ceiling-general"}
+    return {"label": label, "models": {s: f"ceiling-{s}" for s in specs}}
+
+
+def ceiling_eval_dirs(suites):
+    return [
+        f"results/{RUN}/eval/ceiling-{s}/{s}" for s in suites if s in ceiling_suites()
+    ]

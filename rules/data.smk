@@ -37,6 +37,8 @@ rule templify_ft_collection:
         "results/{run}/data/synth_ft.templified.jsonl",
     log:
         "logs/{run}/data/synth_ft.templified.log",
+    benchmark:
+        "benchmarks/{run}/data/templified/synth_ft.tsv"
     conda:
         "../envs/core.yaml"
     threads: threads("data")
@@ -57,6 +59,8 @@ rule tokenizer:
         directory("results/{run}/tokenizers/{tokenizer}"),
     log:
         "logs/{run}/tokenizers/{tokenizer}.log",
+    benchmark:
+        "benchmarks/{run}/tokenizers/{tokenizer}.tsv"
     conda:
         "../envs/torch.yaml"
     threads: lambda wc: threads(tokenizer_kind(wc))
@@ -77,6 +81,8 @@ rule eval_tasks:
         directory("results/{run}/eval/tasks/{suite}"),
     log:
         "logs/{run}/eval/tasks/{suite}.log",
+    benchmark:
+        "benchmarks/{run}/eval_tasks/{suite}.tsv"
     conda:
         "../envs/eval.yaml"
     threads: threads("light")

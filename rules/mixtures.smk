@@ -11,6 +11,8 @@ rule mixture:
         manifest="results/{run}/mixtures/{tokenizer}/{mixture}/manifest.json",
     log:
         "logs/{run}/mixtures/{tokenizer}/{mixture}.log",
+    benchmark:
+        "benchmarks/{run}/mixtures/{tokenizer}/{mixture}.tsv"
     conda:
         "../envs/torch.yaml"
     threads: threads("data")

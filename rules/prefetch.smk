@@ -20,6 +20,8 @@ rule fetch_hub:
         "results/{run}/prefetch/{group}.json",
     log:
         "logs/{run}/prefetch/{group}.log",
+    benchmark:
+        "benchmarks/{run}/prefetch/{group}.tsv"
     wildcard_constraints:
         group=_alt(PREFETCH) if PREFETCH else "(?!)",
     localrule: True

@@ -15,6 +15,8 @@ rule report_released:
         md="paper_figures/{run}/released.md",
     log:
         "logs/{run}/reports/released.log",
+    benchmark:
+        "benchmarks/{run}/reports/released.tsv"
     localrule: True
     conda:
         "../envs/core.yaml"

@@ -6,17 +6,24 @@
 rule report_table1:
     input:
         eval_dirs(cfg.scratch_models(config), "general"),
+        ceiling_eval_dirs(["general"]),
     output:
         csv="paper_figures/{run}/table1.csv",
         md="paper_figures/{run}/table1.md",
     log:
         "logs/{run}/reports/table1.log",
+    benchmark:
+        "benchmarks/{run}/reports/table1.tsv"
     localrule: True
     conda:
         "../envs/core.yaml"
     params:
         table="table1",
-        kwargs={"eval_dir": f"results/{RUN}/eval", "rows": table1_rows()},
+        kwargs={
+            "eval_dir": f"results/{RUN}/eval",
+            "rows": table1_rows(),
+            "ceiling": ceiling_row(["general"]),
+        },
         scale=lambda wc: config["scale"],
     script:
         "../workflow/scripts/table.py"
@@ -26,17 +33,24 @@ rule report_table2:
     input:
         eval_dirs([row["model"] for row in table2_rows()], "general"),
         [row["model_dir"] for row in table2_rows() if "model_dir" in row],
+        ceiling_eval_dirs(["general"]),
     output:
         csv="paper_figures/{run}/table2.csv",
         md="paper_figures/{run}/table2.md",
     log:
         "logs/{run}/reports/table2.log",
+    benchmark:
+        "benchmarks/{run}/reports/table2.tsv"
     localrule: True
     conda:
         "../envs/core.yaml"
     params:
         table="table2",
-        kwargs={"eval_dir": f"results/{RUN}/eval", "rows": table2_rows()},
+        kwargs={
+            "eval_dir": f"results/{RUN}/eval",
+            "rows": table2_rows(),
+            "ceiling": ceiling_row(["general"]),
+        },
         scale=lambda wc: config["scale"],
     script:
         "../workflow/scripts/table.py"
@@ -45,17 +59,24 @@ rule report_table2:
 rule report_table3:
     input:
         rows_eval_dirs(table3_rows()),
+        ceiling_eval_dirs(DOMAINS),
     output:
         csv="paper_figures/{run}/table3.csv",
         md="paper_figures/{run}/table3.md",
     log:
         "logs/{run}/reports/table3.log",
+    benchmark:
+        "benchmarks/{run}/reports/table3.tsv"
     localrule: True
     conda:
         "../envs/core.yaml"
     params:
         table="table3",
-        kwargs={"eval_dir": f"results/{RUN}/eval", "rows": table3_rows()},
+        kwargs={
+            "eval_dir": f"results/{RUN}/eval",
+            "rows": table3_rows(),
+            "ceiling": ceiling_row(DOMAINS),
+        },
         scale=lambda wc: config["scale"],
     script:
         "../workflow/scripts/table.py"
@@ -64,17 +85,24 @@ rule report_table3:
 rule report_table4:
     input:
         rows_eval_dirs(table4_rows()),
+        ceiling_eval_dirs(DOMAINS),
     output:
         csv="paper_figures/{run}/table4.csv",
         md="paper_figures/{run}/table4.md",
     log:
         "logs/{run}/reports/table4.log",
+    benchmark:
+        "benchmarks/{run}/reports/table4.tsv"
     localrule: True
     conda:
         "../envs/core.yaml"
     params:
         table="table4",
-        kwargs={"eval_dir": f"results/{RUN}/eval", "rows": table4_rows()},
+        kwargs={
+            "eval_dir": f"results/{RUN}/eval",
+            "rows": table4_rows(),
+            "ceiling": ceiling_row(DOMAINS),
+        },
         scale=lambda wc: config["scale"],
     script:
         "../workflow/scripts/table.py"
@@ -88,6 +116,8 @@ rule report_table5:
         md="paper_figures/{run}/table5.md",
     log:
         "logs/{run}/reports/table5.log",
+    benchmark:
+        "benchmarks/{run}/reports/table5.tsv"
     localrule: True
     conda:
         "../envs/core.yaml"
@@ -107,6 +137,8 @@ rule report_table6:
         md="paper_figures/{run}/table6.md",
     log:
         "logs/{run}/reports/table6.log",
+    benchmark:
+        "benchmarks/{run}/reports/table6.tsv"
     localrule: True
     conda:
         "../envs/core.yaml"
@@ -130,6 +162,8 @@ rule report_table9:
         md="paper_figures/{run}/table9.md",
     log:
         "logs/{run}/reports/table9.log",
+    benchmark:
+        "benchmarks/{run}/reports/table9.tsv"
     localrule: True
     conda:
         "../envs/core.yaml"
@@ -151,6 +185,8 @@ rule report_figure4:
         pdf="paper_figures/{run}/figure4.pdf",
     log:
         "logs/{run}/reports/figure4.log",
+    benchmark:
+        "benchmarks/{run}/reports/figure4.tsv"
     localrule: True
     conda:
         "../envs/core.yaml"
@@ -174,6 +210,8 @@ rule report_figure6:
         pdf="paper_figures/{run}/figure6.pdf",
     log:
         "logs/{run}/reports/figure6.log",
+    benchmark:
+        "benchmarks/{run}/reports/figure6.tsv"
     localrule: True
     conda:
         "../envs/core.yaml"
@@ -197,6 +235,8 @@ rule report_claims:
         md="paper_figures/{run}/claims.md",
     log:
         "logs/{run}/reports/claims.log",
+    benchmark:
+        "benchmarks/{run}/reports/claims.tsv"
     localrule: True
     conda:
         "../envs/core.yaml"

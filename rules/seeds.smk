@@ -27,6 +27,8 @@ rule seeds_report:
         + expand(f"{SEEDS_DIR}/claims.{{ext}}", ext=["json", "md"]),
     log:
         f"logs/{seeds_mod.seeds_run(RUN)}/seeds_report.log",
+    benchmark:
+        f"benchmarks/{seeds_mod.seeds_run(RUN)}/seeds_report.tsv"
     localrule: True
     conda:
         "../envs/core.yaml"

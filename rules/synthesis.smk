@@ -14,6 +14,8 @@ rule split_corpus:
         rest="results/{run}/synthesis/{corpus}/split/rest.jsonl",
     log:
         "logs/{run}/synthesis/{corpus}/split.log",
+    benchmark:
+        "benchmarks/{run}/synthesis/{corpus}/split.tsv"
     conda:
         "../envs/core.yaml"
     threads: 1
@@ -67,6 +69,8 @@ rule templify:
         stats="results/{run}/synthesis/{corpus}/augmented/{augvariant}.stats.json",
     log:
         "logs/{run}/synthesis/{corpus}/augmented/{augvariant}.log",
+    benchmark:
+        "benchmarks/{run}/synthesis/{corpus}/augmented/{augvariant}.tsv"
     conda:
         "../envs/core.yaml"
     threads: threads("data")

@@ -11,6 +11,8 @@ rule split_synthesizer_data:
         heldout="results/{run}/synthesizer/heldout.jsonl",
     log:
         "logs/{run}/synthesizer/split.log",
+    benchmark:
+        "benchmarks/{run}/synthesizer/split.tsv"
     conda:
         "../envs/core.yaml"
     threads: 1

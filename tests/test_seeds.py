@@ -243,7 +243,7 @@ def test_scorecard_over_seeds(tmp_path, runs):
     assert consistent["per_seed"] == pytest.approx([10.0, 10.0, 10.0], abs=1e-6)
     assert consistent["effect"]["estimate"] == pytest.approx(10.0)
     assert consistent["effect"]["n_seeds"] == 3
-    assert consistent["effect"]["method"] == "paired bootstrap"
+    assert consistent["effect"]["method"] == "paired bootstrap"  # t over +10, +10, +10: no wider
     flip = by_id["flip"]["parts"][0]
     assert flip["per_seed"] == pytest.approx([10.0, -10.0, 10.0], abs=1e-6)
     assert flip["effect"]["estimate"] == pytest.approx(10 / 3)
@@ -405,3 +405,20 @@ def test_aggregate_rule_runs_on_existing_seed_runs(tmp_path):
     log = (tmp_path / "logs/mini-seeds/seeds_report.log").read_text()
     assert failed.returncode != 0 and "key 'world.seed' is 7, expected 11" in log
     assert overlay.is_file()
+
+
+def test_seed_spread_widens_a_narrow_bootstrap_interval():
+    # Three seeds agree in sign (+2, +12, +4) and a bootstrap over many questions is tight around
+    # their mean; another seed's run could still land below zero: the t interval over the seeds
+    # (mean 6, sd 5.3, t(2) = 4.3 -> +-13.1) decides, so the claim is not called held.
+    from instruct_pt import claims, stats
+
+    tight = stats.Interval(6.0, 2.5, 9.5, 0.95, "paired bootstrap", 1000, 3)
+    wide = claims._with_seed_spread(tight, [2.0, 12.0, 4.0], 0.95)
+    assert wide.low == pytest.approx(6.0 - 13.14, abs=0.05)
+    assert wide.high == pytest.approx(6.0 + 13.14, abs=0.05)
+    assert wide.estimate == 6.0 and wide.n_seeds == 3 and "t over seeds" in wide.method
+    assert claims.verdict(">", 0.0, tight.low, tight.high) == "held"
+    assert claims.verdict(">", 0.0, wide.low, wide.high) == "inconclusive"
+    # one seed: nothing to widen by
+    assert claims._with_seed_spread(tight, [6.0], 0.95) is tight

@@ -210,6 +210,12 @@ def check_mixtures_and_budgets(results: Path, preset: str) -> None:
         ft = manifest("mistral", f"general-{variant}")["sources"]["ft_collection"]
         assert ft["repeat"] == config["pretrain"]["ft_repeat"] == 4
         assert ft["documents"] == 4 * ft["unique_documents"]
+        # the miniature may mix only the collection's first ft_records records (docs/deviations.md)
+        assert ft["head"] == config["pretrain"]["ft_records"]
+        if ft["head"] is not None:
+            assert ft["unique_documents"] == ft["head"] < ft["available_documents"]
+        if preset == "tiny":  # the paper's proportions: collection x4 <= 3% of the tokens
+            assert ft["tokens"] <= 0.03 * manifest("mistral", f"general-{variant}")["total_tokens"]
     # Domain mixtures: general instructions 1:1 by tokens with the domain corpus, whole documents.
     for domain in config["continual_pretrain"]["domains"]:
         for variant in cfg.CPT_VARIANTS:

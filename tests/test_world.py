@@ -400,3 +400,61 @@ def test_a_task_never_asks_the_same_question_twice(caplog):
                 short.append(task)
     assert short  # this small world cannot fill 200 distinct questions for every task
     assert all(f"/{t} has" in caplog.text for t in short)
+
+
+def test_the_tiny_preset_asks_500_distinct_questions_a_task(caplog):
+    """#11 item 4: every task of every suite has its 500 questions, none repeated (the notion of
+    ``eval_records``' dedupe), on the preset's seed and on one it never used."""
+    from pathlib import Path
+
+    import yaml
+
+    preset = Path(__file__).resolve().parents[1] / "presets" / "tiny.yaml"
+    cfg = yaml.safe_load(preset.read_text())["world"]
+    assert cfg["eval_per_task"] == 500
+    for seed in (7, 2027):
+        for suite, tasks in W.EVAL_TASKS.items():
+            for task in tasks:
+                with caplog.at_level("WARNING", logger="instruct_pt.world"):
+                    recs = W.eval_records(suite, task, cfg, seed)
+                keys = {(r["query"], tuple(r.get("choices") or ())) for r in recs}
+                assert len(recs) == len(keys) == 500, (seed, suite, task, len(keys))
+    assert "distinct questions" not in caplog.text
+
+
+def test_varied_domain_contexts_state_their_gold():
+    """The domain tasks' varied contexts keep the answer in the query: the trial result or the
+    sentiment text a record shows belongs to its gold label (and not to another)."""
+    from instruct_pt.world.tasks import _SENTIMENT_TEXTS, _TRIAL_RESULTS
+
+    cfg = {**W.DEFAULT_WORLD, "eval_per_task": 120}
+    labels = {"effective": "yes", "ineffective": "no", "inconclusive": "maybe"}
+    for rec in W.eval_records("biomedicine", "pubmedqa_like", cfg):
+        context = rec["query"].split("\nQuestion:")[0]
+        stated = {
+            labels[o] for o, results in _TRIAL_RESULTS.items() for t in results if t in context
+        }
+        assert stated == {rec["choices"][rec["gold"]]}, rec
+    patterns = {
+        style: {
+            s: [re.escape(t).replace(r"\{c\}", ".+").replace(r"\{g\}", r"\d+").replace(r"\{r\}", r"\d+")
+                for t in templates]
+            for s, templates in by_sentiment.items()
+        }
+        for style, by_sentiment in _SENTIMENT_TEXTS.items()
+    }  # fmt: skip
+    for task, style, head in (("fpb_like", "news", ""), ("fiqa_sa_like", "post", "Post: ")):
+        for rec in W.eval_records("finance", task, cfg):
+            text = rec["query"].split("\n")[0].removeprefix(head)
+            stated = {
+                s for s, ps in patterns[style].items() if any(re.fullmatch(p, text) for p in ps)
+            }
+            assert stated == {rec["choices"][rec["gold"]]}, rec
+    for rec in W.eval_records("finance", "headline_like", cfg):
+        text = rec["query"].split("\n")[0].removeprefix("Headline: ")
+        (sentiment,) = [
+            s for s, ps in patterns["headline"].items() if any(re.fullmatch(p, text) for p in ps)
+        ]
+        up = "rising" in rec["query"] or "going up" in rec["query"]
+        expected = "yes" if sentiment == ("positive" if up else "negative") else "no"
+        assert rec["choices"][rec["gold"]] == expected, rec

@@ -132,7 +132,7 @@ def train_settings(
         train = copy.deepcopy(section["train"])
         train.update(config["base_models"][base].get("train", {}))
         seq_len = section["seq_len"]
-    elif stage in ("continual_pretrain", "synthesizer", "instruction_tuning"):
+    elif stage in ("continual_pretrain", "synthesizer", "instruction_tuning", "ceilings"):
         section = config[stage]
         train = copy.deepcopy(section["train"])
         seq_len = section["seq_len"]

@@ -20,7 +20,7 @@ from .common import DataError
 
 log = logging.getLogger(__name__)
 
-ENTRY_POINTS = ("pretrain", "finetune_synthesizer", "instruction_tune")
+ENTRY_POINTS = ("pretrain", "finetune_synthesizer", "instruction_tune", "ceiling_tune")
 
 
 def _call(entry: str, kwargs: dict):

@@ -7,6 +7,8 @@ A mixture is a list of components, each a JSONL file of documents:
 - Domain continual PT: augmented domain texts mixed 1:1 *by tokens* with general instructions,
   each formatted "{question} {response}" (one space, no chat template; [P], §4.1).
 
+`head` keeps only a component's first n documents (the miniature mixes the first records of a
+fine-tuning collection larger than its 3% share; the manifest records n beside the file's count);
 `repeat` copies a component; `match` + `ratio` samples whole documents of a component (cycling
 through fresh seeded permutations if one pass is not enough) until its tokens reach ratio x the
 matched component's tokens (or the sum over several matched components, given as a list). Tokens are counted with the tokenizer, +2 per document for the BOS
@@ -74,6 +76,10 @@ class _Component:
             None if match is None else (match,) if isinstance(match, str) else tuple(match)
         )
         self.ratio = float(spec.get("ratio", 1.0))
+        head = spec.get("head")
+        if head is not None and (isinstance(head, bool) or not isinstance(head, int) or head < 1):
+            raise DataError(f"{where}: head must be a positive integer or null, got {head!r}")
+        self.head: int | None = head
         if self.repeat < 1:
             raise DataError(f"{where}: repeat must be >= 1")
         if self.match is not None and self.repeat != 1:
@@ -82,6 +88,7 @@ class _Component:
             raise DataError(f"{where}: ratio must be >= 0")
         self.offsets = np.zeros(0, dtype=np.int64)
         self.tokens = np.zeros(0, dtype=np.int64)
+        self.file_documents = 0  # usable documents in the file, before ``head``
         self.dropped: Counter[str] = Counter()
 
     def scan(self, tok, specials: int, pool=None, window: int = 1) -> None:
@@ -106,6 +113,14 @@ class _Component:
                 self.dropped["empty_text"] += n_empty
         self.offsets = np.frombuffer(offsets, dtype=np.int64).copy()
         self.tokens = np.frombuffer(counts, dtype=np.int64).astype(np.int32)
+        self.file_documents = len(self.tokens)
+        if self.head is not None:
+            if self.head > self.file_documents:
+                raise DataError(
+                    f"{self.path}: component {self.name!r} asks for its first {self.head} "
+                    f"documents (head) but the file has only {self.file_documents}"
+                )
+            self.offsets, self.tokens = self.offsets[: self.head], self.tokens[: self.head]
 
     def read(self, f, doc: int) -> dict:
         f.seek(int(self.offsets[doc]))
@@ -291,7 +306,8 @@ def build_mixture(
             "tokens": int(c.tokens[docs].sum()),
             "repeat": c.repeat,
             "unique_documents": int(len(np.unique(docs))),
-            "available_documents": int(len(c.tokens)),
+            "available_documents": int(c.file_documents),
+            "head": c.head,
             "match": list(c.match) if c.match is not None else None,
             "ratio": c.ratio if c.match is not None else None,
             "dropped": dict(sorted(c.dropped.items())),

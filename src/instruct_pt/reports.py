@@ -337,6 +337,8 @@ def _write_markdown(
         lines.append("| " + " | ".join(_md_escape(x) for x in [label] + cells) + " |")
     if any(r["row"] in FLOOR_LABELS for r in records):
         extra = [*extra, FLOORS_NOTE]
+    if any(r["row"].startswith(CEILING_PREFIX) for r in records):
+        extra = [*extra, CEILING_NOTE]
     notes = sorted(
         {
             f"{r['column']}"
@@ -591,6 +593,41 @@ def _row_floors(
     return out
 
 
+# ----------------------------------------------------------------------------- ceilings
+# Beside the compared models (miniature runs): a model of their size fine-tuned on its suite's
+# task-format training split (rules/ceilings.smk), evaluated on the same questions: what each
+# task allows at this size. A row like the models' (``{"label", "model"}`` or ``{"label",
+# "models": {domain: model}}``), placed after them; its label starts with "ceiling: ".
+
+CEILING_PREFIX = "ceiling: "
+CEILING_NOTE = (
+    "Ceiling: a model of the compared models' size fine-tuned on its suite's task-format "
+    "training split (the same query and answer format; other entities, or closed-book facts no "
+    "evaluation question asks), evaluated on the same questions. A ceiling cell not clearly above "
+    "its floors (by more than twice its standard error) says so in its note."
+)
+
+
+def _check_ceiling(row: dict | None) -> None:
+    if row is not None and not str(row.get("label", "")).startswith(CEILING_PREFIX):
+        raise DataError(f"ceiling row {row!r}: its label must start with {CEILING_PREFIX!r}")
+
+
+def _ceiling_vs_floors(cell: dict | None, floors: dict[str, dict] | None) -> dict | None:
+    """The ceiling's cell, its note saying when it is not clearly above the higher floor."""
+    if not cell or cell.get("ours") is None or not floors:
+        return cell
+    values = [f["ours"] for f in floors.values() if f.get("ours") is not None]
+    if not values:
+        return cell
+    margin = cell["ours"] - max(values)
+    se = cell.get("stderr") or 0.0
+    if margin > 2 * se:
+        return cell
+    note = f"ceiling not clearly above the floors ({cell['ours']:.1f} vs {max(values):.1f})"
+    return {**cell, "note": _clauses(cell.get("note", ""), note)}
+
+
 # ----------------------------------------------------------------------------- tables
 
 
@@ -629,9 +666,11 @@ def table1(
     setting: str = "general",
     tasks_dir: str | os.PathLike | None = None,
     models_dir: str | os.PathLike | None = None,
+    ceiling: dict | None = None,
 ) -> list[Record]:
     """Table 1: per-task general scores and their mean ("Avg") for each pre-trained model,
-    then the two floor rows (chance, majority answer) of every task.
+    then the ceiling row if given (``{"label": "ceiling: ...", "model"}``), then the two floor
+    rows (chance, majority answer) of every task.
 
     ``rows``: ``[{"label", "model", "paper_row"?}]``; ``paper_row`` (default: label) is the
     paper's row name ("500M Instruct PT", ...), used to look up the paper's values.
@@ -652,6 +691,21 @@ def table1(
         for c in order
     ]
     floors = _row_floors(tasks_dir, eval_dir, rows[0]["model"], setting, tasks, scale, "Avg")
+    _check_ceiling(ceiling)
+    if ceiling is not None:
+        cells = _general_row(eval_dir, ceiling["model"], setting, tasks, scale)
+        records += [
+            _record(
+                "table1",
+                ceiling["label"],
+                c,
+                _ceiling_vs_floors(cells.get(c), floors.get(c)),
+                ceiling["label"],
+                scale,
+                False,
+            )
+            for c in order
+        ]
     records += _floor_records("table1", {c: floors[c] for c in order})
     trained = _trained(models_dir, [r["model"] for r in rows])
     ns = [cell.get("n") for _, cells in per_row for c, cell in cells.items() if c != "Avg"]
@@ -675,9 +729,11 @@ def table2(
     scale: str,
     setting: str = "general",
     tasks_dir: str | os.PathLike | None = None,
+    ceiling: dict | None = None,
 ) -> list[Record]:
     """Table 2: parameters, training tokens and general average, ours vs reference models;
-    then the floors of the average (``tasks_dir`` as in :func:`table1`).
+    then the ceiling's average if given (as in :func:`table1`) and the floors of the average
+    (``tasks_dir`` as in :func:`table1`).
 
     ``rows``: ``[{"label", "model", "params", "tokens", "ours": bool, "model_dir"?, "paper_row"?}]``;
     ``ours`` marks models trained by this workflow (vs reference checkpoints evaluated here).
@@ -713,6 +769,13 @@ def table2(
                 _record("table2", r["label"], column, cell, paper_row, scale, column == "Avg")
             )
     floors = _row_floors(tasks_dir, eval_dir, rows[0]["model"], setting, tasks, scale, "Avg")
+    _check_ceiling(ceiling)
+    if ceiling is not None:
+        avg = _general_row(eval_dir, ceiling["model"], setting, tasks, scale)["Avg"]
+        cell = _ceiling_vs_floors(avg, floors["Avg"])
+        records.append(
+            _record("table2", ceiling["label"], "Avg", cell, ceiling["label"], scale, False)
+        )
     records += _floor_records("table2", {"Avg": floors["Avg"]})
     what = (
         "data efficiency: parameters and training tokens as trained or used in this run, "
@@ -762,8 +825,10 @@ def _domain_table(
     scale: str,
     with_tasks: bool,
     tasks_dir: Path,
+    ceiling: dict | None = None,
 ) -> tuple[list[Record], list]:
-    """Records of Table 3 (tasks + averages) or Table 4 (averages only), then the floor rows;
+    """Records of Table 3 (tasks + averages) or Table 4 (averages only), then the ceiling row
+    (``{"label": "ceiling: ...", "models": {domain: model}}``) if given, then the floor rows;
     and the task cells' numbers of questions (for the title)."""
     settings = settings or {}
     rank = {d: i for i, d in enumerate(DOMAIN_ORDER)}
@@ -803,6 +868,24 @@ def _domain_table(
         floors.update(
             _row_floors(tasks_dir, eval_dir, model, settings.get(d, d), tasks[d], scale, avg_col)
         )
+    _check_ceiling(ceiling)
+    if ceiling is not None:
+        models = {d: m for d, m in ceiling["models"].items() if d in tasks}
+        cells = _domain_cells(eval_dir, models, settings, scale, tasks)
+        merged = {c: cell for domain_cells in cells.values() for c, cell in domain_cells.items()}
+        records += [
+            _record(
+                name,
+                ceiling["label"],
+                c,
+                _ceiling_vs_floors(merged.get(c), floors.get(c)),
+                ceiling["label"],
+                scale,
+                False,
+            )
+            for c in order
+            if c in merged or c in avg_cols
+        ]
     records += _floor_records(name, {c: floors[c] for c in order if c in floors})
     ns = [
         cell.get("n")
@@ -832,18 +915,27 @@ def table3(
     settings: dict[str, str] | None = None,
     tasks_dir: str | os.PathLike | None = None,
     models_dir: str | os.PathLike | None = None,
+    ceiling: dict | None = None,
 ) -> list[Record]:
     """Table 3: the five biomedicine and five finance tasks, and each domain's mean; then the
     floor rows.
 
     ``rows``: ``[{"label", "models": {"biomedicine": model, "finance": model}, "paper_row"?}]``;
     ``settings`` maps a domain to its evaluation setting (default: the domain's name);
-    ``tasks_dir`` and ``models_dir`` as in :func:`table1`.
+    ``tasks_dir`` and ``models_dir`` as in :func:`table1`; ``ceiling``: a row like ``rows``'
+    whose label starts with "ceiling: ", placed before the floors.
     """
     _check_scale(scale)
     tasks_dir, models_dir = _run_dirs(eval_dir, tasks_dir, models_dir)
     records, ns = _domain_table(
-        "table3", eval_dir, rows, settings, scale, with_tasks=True, tasks_dir=tasks_dir
+        "table3",
+        eval_dir,
+        rows,
+        settings,
+        scale,
+        with_tasks=True,
+        tasks_dir=tasks_dir,
+        ceiling=ceiling,
     )
     title, paper_title = _domain_title(
         "table3", rows, models_dir, ns, run, scale, "domain-specific performance"
@@ -864,13 +956,21 @@ def table4(
     settings: dict[str, str] | None = None,
     tasks_dir: str | os.PathLike | None = None,
     models_dir: str | os.PathLike | None = None,
+    ceiling: dict | None = None,
 ) -> list[Record]:
     """Table 4: domain averages of the ablations ("Instruct PT", "w/o Corpora", "Rule-based",
     "1-shot"), then the floors of those averages (``tasks_dir``, ``models_dir``: :func:`table1`)."""
     _check_scale(scale)
     tasks_dir, models_dir = _run_dirs(eval_dir, tasks_dir, models_dir)
     records, ns = _domain_table(
-        "table4", eval_dir, rows, settings, scale, with_tasks=False, tasks_dir=tasks_dir
+        "table4",
+        eval_dir,
+        rows,
+        settings,
+        scale,
+        with_tasks=False,
+        tasks_dir=tasks_dir,
+        ceiling=ceiling,
     )
     title, paper_title = _domain_title(
         "table4", rows, models_dir, ns, run, scale, "ablations, domain averages"

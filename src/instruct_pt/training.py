@@ -1215,3 +1215,73 @@ def instruction_tune(
         _copy_metrics(checkpoint_dir, out_dir)
     _barrier(d)
     return summary
+
+
+def format_task_example(query: str, answer: str) -> tuple[str, int]:
+    """A ceiling training text "<s>{query} {answer}\\n</s>" and where its loss starts: the bytes
+    the evaluation scores (lm-eval: the query, then " " + the answer; generation stops at "\\n")."""
+    prompt = f"<s>{query}"
+    return f"{prompt} {answer}\n</s>", len(prompt)
+
+
+def task_rows(
+    records, tok, seq_len: int, source_name: str = "tasks"
+) -> tuple[list[tuple[list[int], list[int]]], dict]:
+    """One row per task-format record (loss on the answer only); longer than seq_len: dropped."""
+    dropped: Counter[str] = Counter()
+    texts, starts = [], []
+    per_task: Counter[str] = Counter()
+    for i, rec in enumerate(records):
+        query, answer = rec["query"], rec["answer"]
+        if not isinstance(query, str) or not isinstance(answer, str):
+            raise DataError(f"{source_name}:{i + 1}: 'query' and 'answer' must be strings")
+        if not answer.strip():
+            dropped["empty_answer"] += 1
+            continue
+        text, start = format_task_example(query, answer)
+        texts.append(text)
+        starts.append(start)
+        per_task[str(rec.get("task", ""))] += 1
+    rows = []
+    for ids, labels in _encode_with_loss_span(tok, texts, starts):
+        if len(ids) > seq_len:
+            dropped["longer_than_seq_len"] += 1
+            continue
+        rows.append((ids, labels))
+    stats = {
+        "examples": len(rows),
+        "per_task": dict(sorted(per_task.items())),
+        "dropped": dict(sorted(dropped.items())),
+    }
+    return rows, stats
+
+
+def ceiling_tune(
+    train_path: str,
+    base_model_dir: str,
+    out_dir: str,
+    train: dict,
+    checkpoint_dir: str,
+    seed: int,
+    seq_len: int,
+    threads: int | None = None,
+) -> dict:
+    """Fine-tune a compared model on its suite's task-format training records (a ceiling beside
+    the compared models): loss on the answers only; the model is saved to out_dir."""
+    from instruct_pt.tokenizer import load_tokenizer
+
+    cfg = check_train(train, _env_world())  # before any data or model is loaded
+    set_torch_threads(threads)
+    tok = load_tokenizer(base_model_dir)
+    rows, data_stats = task_rows(
+        iter_jsonl(train_path, required=("query", "answer")), tok, seq_len, train_path
+    )
+    d = _setup(cfg.device)
+    model, summary = _tune(
+        "ceiling_tune", base_model_dir, tok, rows, data_stats, seq_len,
+        cfg, train, checkpoint_dir, seed, d,
+    )  # fmt: skip
+    _export(model, d, base_model_dir, out_dir, summary, cfg.export_dtype)
+    if d.main:
+        _copy_metrics(checkpoint_dir, out_dir)
+    return summary

@@ -34,15 +34,14 @@ def _summary(ent: Entity) -> str:
     return f"{ent.name} is a {a['sector']} company whose revenue {direction} this quarter."
 
 
-def _ft_people_qa(world: World, rng: random.Random, i: int) -> tuple[str, list[dict]]:
-    ent = _cycle(world.reserved("general"), i)
-    return render_document(ent, rng), [_fact_pair(rng, ent, r) for r in RELATIONS["general"]]
+def _ft_people_qa(draw: _Draw, rng: random.Random, i: int) -> tuple[str, list[dict]]:
+    ent = draw("general")
+    return draw.document(ent, rng), [_fact_pair(rng, ent, r) for r in RELATIONS["general"]]
 
 
-def _ft_people_compare(world: World, rng: random.Random, i: int) -> tuple[str, list[dict]]:
-    people = world.reserved("general")
-    a, b = _cycle(people, i), _cycle(people, i + 1 + rng.randrange(len(people) - 1))
-    context = render_document(a, rng) + "\n" + render_document(b, rng)
+def _ft_people_compare(draw: _Draw, rng: random.Random, i: int) -> tuple[str, list[dict]]:
+    a, b = draw("general"), draw("general")
+    context = draw.document(a, rng) + "\n" + draw.document(b, rng)
     pairs = [_compare_years(rng, a, b), _compare_years(rng, b, a)]
     ya, yb = int(a.attrs["birth_year"]), int(b.attrs["birth_year"])
     q = f"How many years apart were {a.name} and {b.name} born?"
@@ -57,8 +56,8 @@ def _ft_people_compare(world: World, rng: random.Random, i: int) -> tuple[str, l
     return context, pairs
 
 
-def _ft_nli(world: World, rng: random.Random, i: int) -> tuple[str, list[dict]]:
-    ent = _cycle(world.reserved("general"), i)
+def _ft_nli(draw: _Draw, rng: random.Random, i: int) -> tuple[str, list[dict]]:
+    ent = draw("general")
     pairs = []
     for _ in range(4):
         claim, label = _claim(rng, ent)
@@ -67,11 +66,11 @@ def _ft_nli(world: World, rng: random.Random, i: int) -> tuple[str, list[dict]]:
                 _options(f'Does the text support the claim "{claim}"?', ["yes", "no"]), label, "mc"
             )
         )
-    return render_document(ent, rng), pairs
+    return draw.document(ent, rng), pairs
 
 
-def _ft_bio_qa(world: World, rng: random.Random, i: int) -> tuple[str, list[dict]]:
-    ent = _cycle(world.reserved("biomedicine"), i)
+def _ft_bio_qa(draw: _Draw, rng: random.Random, i: int) -> tuple[str, list[dict]]:
+    ent = draw("biomedicine")
     a = ent.attrs
     pairs = [_fact_pair(rng, ent, r) for r in ("treats", "target", "side_effect")]
     pairs.append(
@@ -85,11 +84,11 @@ def _ft_bio_qa(world: World, rng: random.Random, i: int) -> tuple[str, list[dict
             "mc",
         )
     )
-    return render_document(ent, rng), pairs
+    return draw.document(ent, rng), pairs
 
 
-def _ft_bio_relation(world: World, rng: random.Random, i: int) -> tuple[str, list[dict]]:
-    ent = _cycle(world.reserved("biomedicine"), i)
+def _ft_bio_relation(draw: _Draw, rng: random.Random, i: int) -> tuple[str, list[dict]]:
+    ent = draw("biomedicine")
     a = ent.attrs
     phrase = _say(_MECHANISM_STATEMENTS[a["mechanism"]][0], ent, True, g=a["target"])
     pairs = [
@@ -106,11 +105,11 @@ def _ft_bio_relation(world: World, rng: random.Random, i: int) -> tuple[str, lis
         ),
         _fact_pair(rng, ent, "target", ("free",)),
     ]
-    return render_document(ent, rng), pairs
+    return draw.document(ent, rng), pairs
 
 
-def _ft_news_qa(world: World, rng: random.Random, i: int) -> tuple[str, list[dict]]:
-    ent = _cycle(world.reserved("finance"), i)
+def _ft_news_qa(draw: _Draw, rng: random.Random, i: int) -> tuple[str, list[dict]]:
+    ent = draw("finance")
     pairs = [_fact_pair(rng, ent, r) for r in ("ceo", "hq_city", "sector")]
     pairs += [
         _revenue_change(rng, ent),
@@ -118,11 +117,11 @@ def _ft_news_qa(world: World, rng: random.Random, i: int) -> tuple[str, list[dic
             f"By what percent did the revenue of {ent.name} change?", ent.attrs["growth"], "free"
         ),
     ]
-    return render_document(ent, rng), pairs
+    return draw.document(ent, rng), pairs
 
 
-def _ft_news_sentiment(world: World, rng: random.Random, i: int) -> tuple[str, list[dict]]:
-    ent = _cycle(world.reserved("finance"), i)
+def _ft_news_sentiment(draw: _Draw, rng: random.Random, i: int) -> tuple[str, list[dict]]:
+    ent = draw("finance")
     a = ent.attrs
     growth = int(a["growth"])
     direction = "went up" if growth > 0 else "went down" if growth < 0 else "stayed the same"
@@ -139,17 +138,16 @@ def _ft_news_sentiment(world: World, rng: random.Random, i: int) -> tuple[str, l
             "free",
         ),
     ]
-    return render_document(ent, rng), pairs
+    return draw.document(ent, rng), pairs
 
 
-def _ft_summarize(world: World, rng: random.Random, i: int) -> tuple[str, list[dict]]:
-    domain = ("general", "biomedicine", "finance")[i % 3]
-    ent = _cycle(world.reserved(domain), i // 3)
+def _ft_summarize(draw: _Draw, rng: random.Random, i: int) -> tuple[str, list[dict]]:
+    ent = draw(("general", "biomedicine", "finance")[i % 3])
     pairs = [
         _pair("Summarize the text in one sentence.", _summary(ent), "free"),
         _pair("What is the text mainly about?", ent.name, "free"),
     ]
-    return render_document(ent, rng), pairs
+    return draw.document(ent, rng), pairs
 
 
 _GOODS = [
@@ -167,7 +165,7 @@ _GOODS = [
 _PLACES = ["a bakery", "a market stall", "a bookshop", "a workshop", "a toy store", "a farm shop"]
 
 
-def _ft_math_word(world: World, rng: random.Random, i: int) -> tuple[str, list[dict]]:
+def _ft_math_word(draw: _Draw, rng: random.Random, i: int) -> tuple[str, list[dict]]:
     good, place = rng.choice(_GOODS), rng.choice(_PLACES)
     x, y, price = rng.randint(5, 60), rng.randint(5, 60), rng.randint(2, 9)
     context = (
@@ -213,19 +211,37 @@ FT_DATASETS: dict[str, tuple[str, bool, Any]] = {
 }
 
 
-def _cycle(items: list, i: int):
-    return items[i % len(items)]
+class _Draw:
+    """The reserved entities of each domain, handed out in turn: a record's entity is new to the
+    collection until the domain's reserve is used up, then the reserve starts over. (Cycling per
+    data set instead gave every reserved person several records, tuning the synthesizer on
+    repeats: measured, a different person per record raised its response accuracy.)"""
+
+    def __init__(self, world: World):
+        self.world = world
+        self.drawn: dict[str, int] = {}
+
+    def __call__(self, domain: str) -> Entity:
+        pool = self.world.reserved(domain)
+        k = self.drawn.get(domain, 0)
+        self.drawn[domain] = k + 1
+        return pool[k % len(pool)]
+
+    def document(self, ent: Entity, rng: random.Random) -> str:
+        """A rendering of the entity's document as the raw corpora render it (``name_rate``)."""
+        return render_document(ent, rng, self.world.cfg["name_rate"])
 
 
 def _synth_ft(world: World) -> list[dict]:
     rng = _rng(world.cfg, "dataset", "synth_ft")
     names = list(FT_DATASETS)
     _require_reserved(world, "synth_ft")
+    draw = _Draw(world)
     records = []
     for i in range(world.cfg["n_ft_examples"]):
         name = names[i % len(names)]
         task_type, seen, build = FT_DATASETS[name]
-        context, candidates = build(world, rng, i // len(names))
+        context, candidates = build(draw, rng, i // len(names))
         pairs = rng.sample(candidates, rng.randint(2, min(6, len(candidates))))
         records.append(
             {

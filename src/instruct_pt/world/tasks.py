@@ -5,6 +5,7 @@ Evaluation records ask only about corpus entities, in phrasings no training set 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
@@ -23,6 +24,7 @@ from instruct_pt.world.vocabulary import (
     _QUESTIONS,
     _SENTIMENTS,
     _STATEMENTS,
+    eval_phrasings,
 )
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,15 @@ def _picks(rng: random.Random, items: list, n: int) -> list:
         rng.shuffle(batch)
         out += batch
     return out[:n]
+
+
+def _fresh(rng: random.Random, pools: dict, key: object, variants: list) -> object:
+    """The next unused one of ``variants`` for ``key`` (an entity, or an entity and a label): an
+    entity asked about again gets another question while it has one left (then a fresh shuffle)."""
+    if not pools.get(key):
+        pools[key] = list(variants)
+        rng.shuffle(pools[key])
+    return pools[key].pop()
 
 
 def _mc_record(query: str, choices: list[str], gold: str) -> dict:
@@ -108,21 +119,55 @@ def _eval_knowledge(world: World, rng: random.Random, n: int) -> list[dict]:
     return out
 
 
+# Domain tasks vary the context, template and phrasing of each question (``_fresh``), so that the
+# tiny preset's 500 questions a task are distinct over ~84 entities a domain.
+_TRIAL_INTROS = [
+    "In a randomized trial, {k} patients with {x} received {d}.",
+    "A placebo-controlled study gave {d} to {k} patients with {x}.",
+    "A double-blind trial of {d} enrolled {k} adults with {x}.",
+    "Researchers randomly assigned {k} patients with {x} to {d} or placebo.",
+]
+_TRIAL_RESULTS = {
+    "effective": [
+        "Symptoms improved markedly compared with placebo.",
+        "Patients given the drug recovered faster than those given placebo.",
+        "At twelve weeks the treated group had far fewer symptoms than the placebo group.",
+    ],
+    "ineffective": [
+        "Symptoms did not differ from placebo.",
+        "Patients given the drug fared no better than those given placebo.",
+        "At twelve weeks the treated group had as many symptoms as the placebo group.",
+    ],
+    "inconclusive": [
+        "The results were mixed and did not allow a firm conclusion.",
+        "Some measures improved and others did not, so the benefit remains uncertain.",
+        "The findings were inconsistent across sites, leaving the effect unclear.",
+    ],
+}
+
+
 def _eval_pubmedqa(world: World, rng: random.Random, n: int) -> list[dict]:
-    results = {
-        "effective": "Symptoms improved markedly compared with placebo.",
-        "ineffective": "Symptoms did not differ from placebo.",
-        "inconclusive": "The results were mixed and did not allow a firm conclusion.",
-    }
     labels = {"effective": "yes", "ineffective": "no", "inconclusive": "maybe"}
+    variants = [
+        (intro, result, question)
+        for intro in _TRIAL_INTROS
+        for result in range(3)
+        for question in eval_phrasings("pubmedqa")
+    ]
+    pools: dict = {}
     out = []
     for ent in _picks(rng, world.corpus("biomedicine"), n):
         a = ent.attrs
-        context = f"In a randomized trial, {a['trial_size']} patients with {a['treats']} received {ent.name}. {results[a['outcome']]}"
-        question = _EVAL_INSTRUCTIONS["pubmedqa"].format(d=ent.name, x=a["treats"])
+        intro, result, question = _fresh(rng, pools, ent.name, variants)
+        context = " ".join(
+            [
+                intro.format(k=a["trial_size"], x=a["treats"], d=ent.name),
+                _TRIAL_RESULTS[a["outcome"]][result],
+            ]
+        )
         out.append(
             _mc_record(
-                f"Context: {context}\nQuestion: {question}\nAnswer:",
+                f"Context: {context}\nQuestion: {question.format(d=ent.name, x=a['treats'])}\nAnswer:",
                 ["yes", "no", "maybe"],
                 labels[a["outcome"]],
             )
@@ -130,15 +175,30 @@ def _eval_pubmedqa(world: World, rng: random.Random, n: int) -> list[dict]:
     return out
 
 
+_LAB_PREFIXES = [
+    "",
+    "In cell studies, ",
+    "Laboratory work showed that ",
+    "According to the study, ",
+]
+
+
 def _eval_chemprot(world: World, rng: random.Random, n: int) -> list[dict]:
+    pools: dict = {}
     out = []
     for ent in _picks(rng, world.corpus("biomedicine"), n):
         a = ent.attrs
-        sentence = _say(rng.choice(_MECHANISM_STATEMENTS[a["mechanism"]]), ent, True, g=a["target"])
-        question = _EVAL_INSTRUCTIONS["chemprot"].format(d=ent.name, g=a["target"])
+        variants = [
+            (statement, prefix, question)
+            for statement in _MECHANISM_STATEMENTS[a["mechanism"]]
+            for prefix in _LAB_PREFIXES
+            for question in eval_phrasings("chemprot")
+        ]
+        statement, prefix, question = _fresh(rng, pools, ent.name, variants)
+        sentence = prefix + _say(statement, ent, True, g=a["target"])
         out.append(
             _mc_record(
-                f"Sentence: {sentence}\nQuestion: {question}\nAnswer:",
+                f"Sentence: {sentence}\nQuestion: {question.format(d=ent.name, g=a['target'])}\nAnswer:",
                 list(_MECHANISMS),
                 a["mechanism"],
             )
@@ -147,177 +207,286 @@ def _eval_chemprot(world: World, rng: random.Random, n: int) -> list[dict]:
 
 
 def _eval_mqp(world: World, rng: random.Random, n: int) -> list[dict]:
+    """Two eval phrasings of questions about one drug: of one relation (same) or two (not)."""
     relations = ["treats", "target", "side_effect"]
+    phrasings = {r: _QUESTIONS[r]["eval"] for r in relations}
+    pairs = {
+        same: [
+            (q1, q2)
+            for r1 in relations
+            for r2 in relations
+            if (r1 == r2) == same
+            for q1 in phrasings[r1]
+            for q2 in phrasings[r2]
+            if q1 != q2
+        ]
+        for same in (True, False)
+    }
+    pools: dict = {}
     out = []
     for k, ent in enumerate(_picks(rng, world.corpus("biomedicine"), n)):
-        r1 = rng.choice(relations)
         same = k % 2 == 0
-        r2 = r1 if same else rng.choice([r for r in relations if r != r1])
-        q1, q2 = (
-            t.format(n=ent.name) for t in _QUESTIONS[r1]["eval"][:1] + _QUESTIONS[r2]["eval"][1:]
-        )
-        if rng.random() < 0.5:
-            q1, q2 = q2, q1
-        query = f"Question 1: {q1}\nQuestion 2: {q2}\n{_EVAL_INSTRUCTIONS['mqp']}\nAnswer:"
+        q1, q2 = (t.format(n=ent.name) for t in _fresh(rng, pools, (ent.name, same), pairs[same]))
+        instruction = rng.choice(eval_phrasings("mqp"))
+        query = f"Question 1: {q1}\nQuestion 2: {q2}\n{instruction}\nAnswer:"
         out.append(_mc_record(query, ["yes", "no"], "yes" if same else "no"))
     return out
 
 
+# {o}: the trial's outcome, as a results sentence (_RCT_OUTCOMES)
 _RCT_SENTENCES = {
     "background": [
-        "{x} affects many adults and current treatments are limited.",
-        "Few options exist for patients with {x}.",
+        "{x} affects many adults, and treatments before {d} were limited.",
+        "Few options existed for patients with {x} before {d}.",
+        "Many patients with {x} stop older treatments, which is why {d} was developed.",
+        "{d} is a new candidate for {x}, a condition with few good treatments.",
     ],
     "objective": [
         "We aimed to test whether {d} reduces symptoms of {x}.",
         "This study asked whether {d} is safe in {x}.",
+        "Our goal was to measure how well {d} works in adults with {x}.",
+        "We set out to compare {d} with placebo in patients with {x}.",
     ],
     "methods": [
         "We enrolled {k} patients and gave them {d} or placebo for twelve weeks.",
         "Patients were randomly assigned to {d} or placebo.",
+        "Neither the patients nor their doctors knew who received {d}.",
+        "Symptoms were scored every two weeks in all {k} patients, on {d} or placebo.",
     ],
     "results": [
-        "Symptoms improved in more patients given {d} than placebo.",
+        "{o}",
         "{e} was the most frequent side effect of {d}.",
+        "Patients given {d} reported {e} more often than those given placebo.",
+        "Of the {k} patients enrolled, most completed the full course of {d} or placebo.",
     ],
     "conclusions": [
-        "{d} may be a useful option for {x}.",
         "Larger trials of {d} are needed before wider use.",
+        "These findings should guide further study of {d} in {x}.",
+        "Doctors treating {x} may weigh these results when considering {d}.",
+        "In summary, this trial adds to what is known about {d}.",
     ],
+}
+_RCT_OUTCOMES = {
+    "effective": "Symptoms improved in more patients given {d} than placebo.",
+    "ineffective": "Symptoms improved in as many patients given placebo as given {d}.",
+    "inconclusive": "The difference between {d} and placebo was too small to be certain.",
 }
 
 
 def _eval_rct(world: World, rng: random.Random, n: int) -> list[dict]:
     roles = list(_RCT_SENTENCES)
+    pools: dict = {}
     out = []
     for k, ent in enumerate(_picks(rng, world.corpus("biomedicine"), n)):
         a = ent.attrs
         role = roles[k % len(roles)]
+        variants = [(t, q) for t in _RCT_SENTENCES[role] for q in eval_phrasings("rct")]
+        template, question = _fresh(rng, pools, (ent.name, role), variants)
         sentence = _cap(
-            rng.choice(_RCT_SENTENCES[role]).format(
-                x=a["treats"], d=ent.name, k=a["trial_size"], e=a["side_effect"]
+            template.format(
+                x=a["treats"],
+                d=ent.name,
+                k=a["trial_size"],
+                e=a["side_effect"],
+                o=_RCT_OUTCOMES[a["outcome"]].format(d=ent.name),
             )
         )
-        out.append(
-            _mc_record(
-                f"Sentence: {sentence}\nQuestion: {_EVAL_INSTRUCTIONS['rct']}\nAnswer:", roles, role
-            )
-        )
+        out.append(_mc_record(f"Sentence: {sentence}\nQuestion: {question}\nAnswer:", roles, role))
     return out
 
 
 def _eval_usmle(world: World, rng: random.Random, n: int) -> list[dict]:
     drugs = world.corpus("biomedicine")
+    variants = [
+        (kind, question)
+        for kind in ("treats", "target", "side_effect")
+        for question in _QUESTIONS[kind]["eval"]
+    ] + [("which_drug", _EVAL_INSTRUCTIONS["usmle"])]
+    pools: dict = {}
     out = []
     for ent in _picks(rng, drugs, n):
         a = ent.attrs
-        kind = rng.choice(["treats", "target", "side_effect", "which_drug"])
+        kind, question = _fresh(rng, pools, ent.name, variants)
         if kind == "which_drug":
             others = sorted({d.name for d in drugs if d.attrs["treats"] != a["treats"]})
             if len(others) >= 3:
-                question = _EVAL_INSTRUCTIONS["usmle"].format(x=a["treats"])
                 choices = rng.sample(others, 3) + [ent.name]
                 rng.shuffle(choices)
-                out.append(_mc_record(f"Question: {question}\nAnswer:", choices, ent.name))
+                query = f"Question: {question.format(x=a['treats'])}\nAnswer:"
+                out.append(_mc_record(query, choices, ent.name))
                 continue
-            kind = "treats"
-        question = rng.choice(_QUESTIONS[kind]["eval"]).format(n=ent.name)
+            kind, question = "treats", rng.choice(_QUESTIONS["treats"]["eval"])
         out.append(
             _mc_record(
-                f"Question: {question}\nAnswer:", _choices(rng, a[kind], _POOLS[kind]), a[kind]
+                f"Question: {question.format(n=ent.name)}\nAnswer:",
+                _choices(rng, a[kind], _POOLS[kind]),
+                a[kind],
             )
         )
     return out
 
 
+# revenue this quarter {r} first, a year earlier {p} second (tests read them in that order)
+_REVENUE_CONTEXTS = [
+    "{c} reported revenue of {r} million dollars this quarter, compared with {p} million dollars a year earlier.",
+    "This quarter {c} took in {r} million dollars of revenue; a year earlier it took in {p} million dollars.",
+    "Quarterly revenue at {c} was {r} million dollars, against {p} million dollars in the same quarter last year.",
+]
+
+
 def _eval_convfinqa(world: World, rng: random.Random, n: int) -> list[dict]:
+    variants = [
+        (kind, context, question)
+        for kind in ("change", "total", "percent")
+        for context in _REVENUE_CONTEXTS
+        for question in eval_phrasings("conv_" + kind)
+    ]
+    pools: dict = {}
     out = []
     for ent in _picks(rng, world.corpus("finance"), n):
         a = ent.attrs
         r, p = int(a["revenue"]), int(a["prev_revenue"])
-        kind = rng.choice(["change", "total", "percent"])
+        kind, context, question = _fresh(rng, pools, ent.name, variants)
         answer = {"change": r - p, "total": r + p, "percent": int(a["growth"])}[kind]
-        context = f"{ent.name} reported revenue of {r} million dollars this quarter, compared with {p} million dollars a year earlier."
-        out.append(
-            {
-                "query": f"{context}\nQuestion: {_EVAL_INSTRUCTIONS['conv_' + kind]}\nAnswer:",
-                "answer": str(answer),
-            }
-        )
+        context = context.format(c=ent.name, r=r, p=p)
+        out.append({"query": f"{context}\nQuestion: {question}\nAnswer:", "answer": str(answer)})
     return out
 
 
-def _sentiment_text(ent: Entity, style: str) -> str:
-    a, growth = ent.attrs, abs(int(ent.attrs["growth"]))
-    c, s = ent.name, a["sentiment"]
-    if style == "news":
-        return {
-            "positive": f"{c} said quarterly revenue rose {growth} percent to {a['revenue']} million dollars.",
-            "negative": f"{c} said quarterly revenue dropped {growth} percent to {a['revenue']} million dollars.",
-            "neutral": f"{c} said quarterly revenue was roughly unchanged at {a['revenue']} million dollars.",
-        }[s]
-    if style == "post":
-        return {
-            "positive": f"{c} crushing it this quarter, revenue up {growth}%",
-            "negative": f"{c} revenue down {growth}% again, not looking good",
-            "neutral": f"{c} revenue flat this quarter, nothing exciting",
-        }[s]
-    return {  # headline
-        "positive": f"{c} shares climb after revenue jumps {growth} percent",
-        "negative": f"{c} shares slide as revenue drops {growth} percent",
-        "neutral": f"{c} shares hold steady after a flat quarter",
-    }[s]
+# {c}: company, {g}: growth in percent (absolute), {r}: revenue in million dollars
+_SENTIMENT_TEXTS = {
+    "news": {
+        "positive": [
+            "{c} said quarterly revenue rose {g} percent to {r} million dollars.",
+            "{c} posted a {g} percent rise in quarterly revenue, beating its own forecast.",
+            "Revenue at {c} climbed {g} percent from a year earlier to {r} million dollars.",
+            "{c} raised its outlook after revenue grew {g} percent in the quarter.",
+        ],
+        "negative": [
+            "{c} said quarterly revenue dropped {g} percent to {r} million dollars.",
+            "{c} posted a {g} percent fall in quarterly revenue, missing its own forecast.",
+            "Revenue at {c} declined {g} percent from a year earlier to {r} million dollars.",
+            "{c} cut its outlook after revenue shrank {g} percent in the quarter.",
+        ],
+        "neutral": [
+            "{c} said quarterly revenue was roughly unchanged at {r} million dollars.",
+            "{c} posted quarterly revenue in line with a year earlier, meeting its own forecast.",
+            "Revenue at {c} held steady from a year earlier at {r} million dollars.",
+            "{c} kept its outlook after revenue was flat in the quarter.",
+        ],
+    },
+    "post": {
+        "positive": [
+            "{c} crushing it this quarter, revenue up {g}%",
+            "loving my {c} shares, sales up {g}% and climbing",
+            "{c} revenue +{g}%, this one keeps delivering",
+            "bought more {c} today after that {g}% revenue jump",
+        ],
+        "negative": [
+            "{c} revenue down {g}% again, not looking good",
+            "selling my {c} shares, revenue fell {g}%",
+            "{c} revenue -{g}%, this one keeps disappointing",
+            "{c} sales down {g}%, management has lost the plot",
+        ],
+        "neutral": [
+            "{c} revenue flat this quarter, nothing exciting",
+            "holding {c} for now, sales basically unchanged",
+            "{c} flat quarter, no reason to buy or sell",
+            "{c} numbers came in as expected, meh",
+        ],
+    },
+    "headline": {
+        "positive": [
+            "{c} shares climb after revenue jumps {g} percent",
+            "{c} stock rallies on {g} percent sales gain",
+            "Investors bid up {c} as revenue rises {g} percent",
+            "{c} shares hit a high after a strong quarter",
+        ],
+        "negative": [
+            "{c} shares slide as revenue drops {g} percent",
+            "{c} stock tumbles on {g} percent sales decline",
+            "Investors dump {c} as revenue falls {g} percent",
+            "{c} shares hit a low after a weak quarter",
+        ],
+        "neutral": [
+            "{c} shares hold steady after a flat quarter",
+            "{c} stock little changed as sales stall",
+            "Investors shrug at {c} results, shares flat",
+            "{c} shares end unchanged after the quarterly report",
+        ],
+    },
+}
+
+
+def _sentiment_text(ent: Entity, style: str, template: int = 0) -> str:
+    a = ent.attrs
+    texts = _SENTIMENT_TEXTS[style][a["sentiment"]]
+    return texts[template].format(c=ent.name, g=abs(int(a["growth"])), r=a["revenue"])
+
+
+def _sentiment_records(
+    world: World, rng: random.Random, n: int, style: str, head: str, key: str
+) -> list[dict]:
+    """FPB / FiQA-like: a text in ``style`` about a company, its sentiment to classify."""
+    variants = [(t, q) for t in range(4) for q in eval_phrasings(key)]
+    pools: dict = {}
+    out = []
+    for ent in _picks(rng, world.corpus("finance"), n):
+        template, question = _fresh(rng, pools, ent.name, variants)
+        query = f"{head}{_sentiment_text(ent, style, template)}\nQuestion: {question}\nAnswer:"
+        out.append(_mc_record(query, list(_SENTIMENTS), ent.attrs["sentiment"]))
+    return out
 
 
 def _eval_fpb(world: World, rng: random.Random, n: int) -> list[dict]:
-    return [
-        _mc_record(
-            f"{_sentiment_text(e, 'news')}\nQuestion: {_EVAL_INSTRUCTIONS['fpb']}\nAnswer:",
-            list(_SENTIMENTS),
-            e.attrs["sentiment"],
-        )
-        for e in _picks(rng, world.corpus("finance"), n)
-    ]
+    return _sentiment_records(world, rng, n, "news", "", "fpb")
 
 
 def _eval_fiqa(world: World, rng: random.Random, n: int) -> list[dict]:
-    return [
-        _mc_record(
-            f"Post: {_sentiment_text(e, 'post')}\nQuestion: {_EVAL_INSTRUCTIONS['fiqa']}\nAnswer:",
-            list(_SENTIMENTS),
-            e.attrs["sentiment"],
-        )
-        for e in _picks(rng, world.corpus("finance"), n)
-    ]
+    return _sentiment_records(world, rng, n, "post", "Post: ", "fiqa")
 
 
 def _eval_headline(world: World, rng: random.Random, n: int) -> list[dict]:
+    pools: dict = {}
     out = []
     for k, ent in enumerate(_picks(rng, world.corpus("finance"), n)):
         sub = ("up", "down")[k % 2]
         gold = (
             "yes" if ent.attrs["sentiment"] == {"up": "positive", "down": "negative"}[sub] else "no"
         )
-        query = f"Headline: {_sentiment_text(ent, 'headline')}\nQuestion: {_EVAL_INSTRUCTIONS['headline_' + sub]}\nAnswer:"
+        variants = [(t, q) for t in range(4) for q in eval_phrasings("headline_" + sub)]
+        template, question = _fresh(rng, pools, (ent.name, sub), variants)
+        headline = _sentiment_text(ent, "headline", template)
+        query = f"Headline: {headline}\nQuestion: {question}\nAnswer:"
         out.append({"subtask": sub, **_mc_record(query, ["yes", "no"], gold)})
     return out
 
 
+# {p}: chief executive, {c}: company, {y}: headquarters city; "pc"/"cp": order of the names
+_NER_TEMPLATES = [
+    ("{p}, chief executive of {c}, spoke to investors in {y}.", "pc"),
+    ("{c} said on Monday that {p} will stay on as chief executive.", "cp"),
+    ("Analysts praised {c} after {p} presented the quarterly report in {y}.", "cp"),
+    ("{p} told reporters in {y} that {c} would hire more staff.", "pc"),
+    ("Shares of {c} rose after {p} announced a new product.", "cp"),
+    ("In an interview, {p} said that {c} plans to open an office in {y}.", "pc"),
+    ("{c} confirmed that {p} met regulators in {y} last week.", "cp"),
+    ("{p} has led {c} since it moved its headquarters to {y}.", "pc"),
+]
+
+
 def _eval_ner(world: World, rng: random.Random, n: int) -> list[dict]:
-    templates = [
-        ("{p}, chief executive of {c}, spoke to investors in {y}.", "pc"),
-        ("{c} said on Monday that {p} will stay on as chief executive.", "cp"),
-        ("Analysts praised {c} after {p} presented the quarterly report in {y}.", "cp"),
-    ]
+    variants = [(t, q) for t in _NER_TEMPLATES for q in eval_phrasings("ner")]
+    pools: dict = {}
     out = []
     for ent in _picks(rng, world.corpus("finance"), n):
-        template, order = rng.choice(templates)
+        (template, order), question = _fresh(rng, pools, ent.name, variants)
         a = ent.attrs
         sentence = template.format(p=a["ceo"], c=ent.name, y=a["hq_city"])
         names = [a["ceo"], ent.name] if order == "pc" else [ent.name, a["ceo"]]
         out.append(
             {
-                "query": f"Sentence: {sentence}\nQuestion: {_EVAL_INSTRUCTIONS['ner']}\nAnswer:",
+                "query": f"Sentence: {sentence}\nQuestion: {question}\nAnswer:",
                 "answer": ", ".join(names),
             }
         )
@@ -408,3 +577,160 @@ def write_eval_suite(
         log.info("world: wrote %d records of %s/%s", n, suite, task)
         meta[task] = dict(task_meta)
     return meta
+
+
+# ----------------------------------------------------------------------------- ceiling training
+# A task-format training split per evaluation task, for the ceiling models (rules/ceilings.smk):
+# the same builders, another random purpose. Open-book tasks (the answer is in the query) ask
+# about the reserved entities, which no evaluation record names; closed-book tasks ask about the
+# corpus entities (the model can only know those) but never a fact (entity, relation) that an
+# evaluation record asks. No training query equals an evaluation query.
+
+CLOSED_BOOK = {("general", "knowledge"), ("biomedicine", "usmle_like")}
+# Below this many distinct unevaluated corpus questions, a closed-book task also trains on the
+# reserved entities (USMLE-like at the tiny preset: its 500 questions ask every corpus fact).
+MIN_DISTINCT_CLOSED_BOOK = 20
+
+
+def _closed_book_fact(
+    lookup: dict[str, set[tuple[str, str]]], task: str, rec: dict
+) -> tuple[str, str]:
+    """The (entity, relation) a closed-book record asks: its question matched against every
+    evaluation phrasing; USMLE's "which drug treats x" asks (the gold drug, treats)."""
+    query = rec["query"]
+    question = query.removeprefix("Question: ").removesuffix("\nAnswer:")
+    if question == query:
+        raise DataError(
+            f"world: {task} record not of the form 'Question: ...\\nAnswer:': {query!r}"
+        )
+    facts = lookup.get(question)
+    if facts is None:
+        prefix, _, suffix = _EVAL_INSTRUCTIONS["usmle"].partition("{x}")
+        if task == "usmle_like" and question.startswith(prefix) and question.endswith(suffix):
+            return (rec["choices"][rec["gold"]], "treats")
+        raise DataError(f"world: {task} question matches no evaluation phrasing: {question!r}")
+    if len(facts) != 1:
+        raise DataError(f"world: {task} question {question!r} asks several facts {sorted(facts)}")
+    return next(iter(facts))
+
+
+def _fact_lookup(world: World, domain: str) -> dict[str, set[tuple[str, str]]]:
+    lookup: dict[str, set[tuple[str, str]]] = {}
+    for ent in world.entities[domain]:
+        for relation in RELATIONS[domain]:
+            for template in _QUESTIONS.get(relation, {}).get("eval", []):
+                lookup.setdefault(template.format(n=ent.name), set()).add((ent.name, relation))
+    return lookup
+
+
+def _reserved_view(world: World) -> World:
+    """The world with corpus and reserve swapped: builders then ask about reserved entities."""
+    return World(
+        world.cfg,
+        {
+            d: [dataclasses.replace(e, ft=not e.ft) for e in ents]
+            for d, ents in world.entities.items()
+        },
+    )
+
+
+def answer_text(rec: dict) -> str:
+    """The gold answer of an evaluation record, as the evaluation scores it after the query."""
+    return str(rec["choices"][rec["gold"]]) if "choices" in rec else str(rec["answer"])
+
+
+def train_records(
+    suite: str, task: str, world_cfg: dict | None, n: int, seed: int | None = None
+) -> tuple[list[dict], dict]:
+    """``n`` training records ``{"id", "suite", "task", "query", "answer"}`` in the format of
+    evaluation task ``suite``/``task`` (query as evaluated, gold answer as scored), and their
+    statistics (distinct queries, entities asked about, dropped candidates by reason).
+
+    Records may repeat (a task with few distinct questions is seen several times); none repeats
+    an evaluation query, and a closed-book one never asks a fact an evaluation record asks. A
+    closed-book task whose corpus facts are (almost) all evaluated has (almost) nothing left to
+    learn from without leakage: it adds the reserved entities (the format only) and says so.
+    """
+    if suite not in _EVAL_BUILDERS or task not in _EVAL_BUILDERS[suite]:
+        raise DataError(f"world: unknown task {task!r} in suite {suite!r}")
+    if n < 1:
+        raise DataError(f"world: ceiling training records per task must be >= 1, got {n}")
+    world = build_world(world_cfg, seed)
+    evals = eval_records(suite, task, world_cfg, seed)
+    eval_queries = {r["query"] for r in evals}
+    closed = (suite, task) in CLOSED_BOOK
+    dropped: dict[str, int] = {}
+
+    def drop(reason: str) -> None:
+        dropped[reason] = dropped.get(reason, 0) + 1
+
+    entities = "reserved"
+    candidates: list[dict] = []
+    if closed:
+        lookup = _fact_lookup(world, suite)
+        eval_facts = {_closed_book_fact(lookup, task, r) for r in evals}
+        rng = _rng(world.cfg, "ceiling-train", suite, task, "corpus")
+        for rec in _EVAL_BUILDERS[suite][task](world, rng, 4 * n):
+            if rec["query"] in eval_queries:
+                drop("eval_query")
+            elif _closed_book_fact(lookup, task, rec) in eval_facts:
+                drop("eval_fact")
+            else:
+                candidates.append(rec)
+        entities = "corpus"
+    n_corpus = len({r["query"] for r in candidates})
+    if n_corpus < MIN_DISTINCT_CLOSED_BOOK:
+        if closed:
+            log.warning(
+                "world: %s/%s evaluates all but %d of its corpus facts; its ceiling also learns "
+                "the format on reserved entities (facts the model cannot know)",
+                suite,
+                task,
+                n_corpus,
+            )
+            entities = f"corpus ({n_corpus} unevaluated questions) + reserved (format only)"
+        rng = _rng(world.cfg, "ceiling-train", suite, task, "reserved")
+        for rec in _EVAL_BUILDERS[suite][task](_reserved_view(world), rng, 4 * n):
+            if rec["query"] in eval_queries:
+                drop("eval_query")
+            else:
+                candidates.append(rec)
+    if not candidates:
+        raise DataError(f"world: no training record of {suite}/{task} avoids its evaluation")
+    rng = _rng(world.cfg, "ceiling-train", suite, task, "pick")
+    records = [
+        {
+            "id": f"{task}-train-{i:05d}",
+            "suite": suite,
+            "task": task,
+            "query": rec["query"],
+            "answer": answer_text(rec),
+        }
+        for i, rec in enumerate(_picks(rng, candidates, n))
+    ]
+    stats = {
+        "records": len(records),
+        "distinct_queries": len({r["query"] for r in records}),
+        "entities": entities,
+        "dropped": dict(sorted(dropped.items())),
+    }
+    return records, stats
+
+
+def write_train_split(
+    suite: str, world_cfg: dict | None, per_task: int, out_path: str, seed: int | None = None
+) -> dict:
+    """Write the ceiling training records of every task of ``suite`` (``per_task`` each, tasks
+    in catalogue order) to ``out_path`` (JSON lines); return ``{task: stats}``."""
+    if suite not in EVAL_TASKS:
+        raise DataError(
+            f"world: unknown evaluation suite {suite!r} (known: {', '.join(EVAL_TASKS)})"
+        )
+    records: list[dict] = []
+    stats = {}
+    for task in EVAL_TASKS[suite]:
+        recs, stats[task] = train_records(suite, task, world_cfg, per_task, seed)
+        records += recs
+    n = write_jsonl(out_path, records)
+    log.info("world: wrote %d ceiling training records of suite %s", n, suite)
+    return stats

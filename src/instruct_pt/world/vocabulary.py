@@ -221,6 +221,7 @@ _QUESTIONS: dict[str, dict[str, list[str]]] = {
         "eval": [
             "For which illness would a physician order {n}?",
             "{n} is indicated for which disorder?",
+            "Which diagnosis would lead a doctor to choose {n}?",
         ],
     },
     "target": {
@@ -232,6 +233,7 @@ _QUESTIONS: dict[str, dict[str, list[str]]] = {
         "eval": [
             "{n} exerts its effect through which molecule?",
             "Which molecular target mediates the action of {n}?",
+            "On which molecule does {n} act in the body?",
         ],
     },
     "side_effect": {
@@ -243,6 +245,7 @@ _QUESTIONS: dict[str, dict[str, list[str]]] = {
         "eval": [
             "Patients taking {n} often report which unwanted reaction?",
             "Which complaint is typical among users of {n}?",
+            "What unwanted effect should people starting {n} expect?",
         ],
     },
     "ceo": {
@@ -281,7 +284,29 @@ _EVAL_INSTRUCTIONS = {
     "headline_up": "Does the news headline talk about price going up?",
     "headline_down": "Does the news headline talk about price going down?",
     "ner": "Name every company and person that appears in the sentence, separated by commas.",
+    # further phrasings of a task ("key#k"; eval_phrasings lists them): distinct questions
+    "pubmedqa#2": "Is {d} an effective treatment for {x}, according to this trial?",
+    "pubmedqa#3": "Did patients with {x} benefit from taking {d}?",
+    "chemprot#2": "In what way does {d} act on {g}?",
+    "mqp#2": "Would the two questions above have the same answer?",
+    "rct#2": "In which part of a trial report would this sentence appear?",
+    "conv_change#2": "What is the change in revenue from a year earlier, in million dollars?",
+    "conv_total#2": "Adding both periods, what is the total revenue in million dollars?",
+    "conv_percent#2": "What is the percentage change in revenue from a year earlier?",
+    "fpb#2": "Does this news sound positive, negative or neutral for the company?",
+    "fpb#3": "How would investors read this report: positive, negative or neutral?",
+    "fiqa#2": "Is the writer of this post upbeat, worried or indifferent about the company?",
+    "fiqa#3": "Which sentiment does the author express toward the stock?",
+    "headline_up#2": "Does this headline report a rising share price?",
+    "headline_down#2": "Does this headline report a falling share price?",
+    "ner#2": "List the companies and people named in the sentence, in order, separated by commas.",
 }
+
+
+def eval_phrasings(key: str) -> list[str]:
+    """Every phrasing of one evaluation instruction: ``key`` and its variants ``key#k``."""
+    return [v for k, v in _EVAL_INSTRUCTIONS.items() if k.split("#")[0] == key]
+
 
 # Every phrasing the evaluation uses and no training set may contain (for contamination checks).
 HELD_OUT_TEMPLATES: list[str] = [t for q in _QUESTIONS.values() for t in q["eval"]] + list(
