@@ -19,6 +19,8 @@ DEFAULT_WORLD: dict[str, Any] = {
     "n_companies": 60,  # finance entities
     "docs_per_entity": 3,  # renderings of each entity's document in its raw corpus (or per domain)
     "name_rate": 0.35,  # in raw texts, chance that a later sentence names the entity (else a pronoun)
+    "restate_rate": 0.0,  # in general raw texts, chance of a closing sentence restating a value
+    "one_off_docs": 0,  # general raw texts about passers-by: random people, each text its own
     "ft_fraction": 0.3,  # share of each domain's entities reserved for synth_ft / instructions only
     "n_ft_examples": 400,  # synth_ft records (contexts with 2-6 pairs each)
     "n_general_instructions": 400,  # OpenOrca-style records
@@ -155,9 +157,9 @@ def resolve_config(world_cfg: dict | None, seed: int | None = None) -> dict:
         elif key == "ft_fraction":
             if not isinstance(value, int | float) or not 0 <= value < 1:
                 raise DataError(f"world config: ft_fraction must be in [0, 1), got {value!r}")
-        elif key == "name_rate":
+        elif key in ("name_rate", "restate_rate"):
             if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1:
-                raise DataError(f"world config: name_rate must be in [0, 1], got {value!r}")
+                raise DataError(f"world config: {key} must be in [0, 1], got {value!r}")
         elif not isinstance(value, int) or isinstance(value, bool) or (value < 0 and key != "seed"):
             raise DataError(f"world config: {key} must be a non-negative integer, got {value!r}")
     return cfg

@@ -13,11 +13,13 @@ from pathlib import Path
 
 from instruct_pt.common import DataError, write_jsonl
 from instruct_pt.world.config import EVAL_TASKS, RELATIONS, _rng
-from instruct_pt.world.corpora import _cap, _say, render_document
+from instruct_pt.world.corpora import _cap, _say, free_person_names, random_person, render_document
 from instruct_pt.world.entities import Entity, World, build_world
 from instruct_pt.world.qa import _choices
 from instruct_pt.world.vocabulary import (
     _EVAL_INSTRUCTIONS,
+    _FIRST,
+    _LAST,
     _MECHANISM_STATEMENTS,
     _MECHANISMS,
     _POOLS,
@@ -582,7 +584,8 @@ def write_eval_suite(
 # ----------------------------------------------------------------------------- ceiling training
 # A task-format training split per evaluation task, for the ceiling models (rules/ceilings.smk):
 # the same builders, another random purpose. Open-book tasks (the answer is in the query) ask
-# about the reserved entities, which no evaluation record names; closed-book tasks ask about the
+# about the reserved entities (general ones: fresh people, see below), which no evaluation record
+# names; closed-book tasks ask about the
 # corpus entities (the model can only know those) but never a fact (entity, relation) that an
 # evaluation record asks. No training query equals an evaluation query.
 
@@ -632,6 +635,26 @@ def _reserved_view(world: World) -> World:
             for d, ents in world.entities.items()
         },
     )
+
+
+# Open-book general tasks train their ceiling on fresh people: names of the name pool that no
+# world entity (person or CEO) bears, with random attribute values. Only reading the context
+# answers their questions (no memorised person helps), which is what the evaluation tests.
+N_FRESH_PEOPLE = 300
+
+
+def _fresh_people_view(world: World, rng: random.Random, n: int = N_FRESH_PEOPLE) -> World:
+    """The world with its general corpus replaced by ``n`` fresh people (see above)."""
+    names = free_person_names(world)
+    if len(names) < 4:
+        raise DataError(
+            f"world config: {len(_FIRST) * len(_LAST) - len(names)} of {len(_FIRST) * len(_LAST)} "
+            "person names are taken; the open-book ceilings need >= 4 fresh ones (lower n_people "
+            "or n_companies)"
+        )
+    rng.shuffle(names)
+    people = [random_person(name, rng) for name in names[:n]]
+    return World(world.cfg, {**world.entities, "general": people})
 
 
 def answer_text(rec: dict) -> str:
@@ -690,7 +713,10 @@ def train_records(
             )
             entities = f"corpus ({n_corpus} unevaluated questions) + reserved (format only)"
         rng = _rng(world.cfg, "ceiling-train", suite, task, "reserved")
-        for rec in _EVAL_BUILDERS[suite][task](_reserved_view(world), rng, 4 * n):
+        view = _reserved_view(world)
+        if suite == "general" and not closed:
+            view, entities = _fresh_people_view(world, rng), "fresh"
+        for rec in _EVAL_BUILDERS[suite][task](view, rng, 4 * n):
             if rec["query"] in eval_queries:
                 drop("eval_query")
             else:
