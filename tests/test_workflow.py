@@ -143,9 +143,8 @@ def test_smoke_preset_runs_the_whole_dag(tmp_path):
     for folder in ("results", "paper_figures", "logs", "benchmarks"):
         shutil.rmtree(ROOT / folder / RUN, ignore_errors=True)
     smoke = ("--configfile", "presets/smoke.yaml", "--config", f"run={RUN}")
-    result = snakemake(
-        "--cores", "2", *smoke, timeout=2400
-    )  # alone ~13 min on 2 cores; a guard against hangs, not a budget
+    # alone ~13 min on 2 cores: the timeout guards against hangs, it is not a budget
+    result = snakemake("--cores", "2", *smoke, timeout=2400)
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
     figures = ROOT / "paper_figures" / RUN
     for name in ["table1", "table2", "table3", "table4", "table5", "table6", "table9"]:

@@ -1136,29 +1136,47 @@ def format_instruction(instruction: str, response: str) -> tuple[str, int]:
     return prompt + response + "</s>", len(prompt)
 
 
-def instruction_rows(
-    records, tok, seq_len: int, source_name: str = "instructions"
+def _loss_span_rows(
+    records, tok, seq_len: int, source_name: str, keys: tuple[str, str], fmt, count_by=None
 ) -> tuple[list[tuple[list[int], list[int]]], dict]:
-    """One row per example (never packed together); examples longer than seq_len are dropped."""
+    """One row per record, ``fmt(rec[keys[0]], rec[keys[1]])`` -> (text, where the loss starts);
+    an empty ``keys[1]`` or a row longer than seq_len is dropped and counted."""
+    prompt_key, target_key = keys
     dropped: Counter[str] = Counter()
+    per: Counter[str] = Counter()
     texts, starts = [], []
     for i, rec in enumerate(records):
-        ins, res = rec["instruction"], rec["response"]
-        if not isinstance(ins, str) or not isinstance(res, str):
-            raise DataError(f"{source_name}:{i + 1}: 'instruction' and 'response' must be strings")
-        if not res.strip():
-            dropped["empty_response"] += 1
+        prompt, target = rec[prompt_key], rec[target_key]
+        if not isinstance(prompt, str) or not isinstance(target, str):
+            raise DataError(
+                f"{source_name}:{i + 1}: '{prompt_key}' and '{target_key}' must be strings"
+            )
+        if not target.strip():
+            dropped[f"empty_{target_key}"] += 1
             continue
-        text, start = format_instruction(ins, res)
+        text, start = fmt(prompt, target)
         texts.append(text)
         starts.append(start)
+        if count_by:
+            per[str(rec.get(count_by, ""))] += 1
     rows = []
     for ids, labels in _encode_with_loss_span(tok, texts, starts):
         if len(ids) > seq_len:
             dropped["longer_than_seq_len"] += 1
             continue
         rows.append((ids, labels))
-    return rows, {"examples": len(rows), "dropped": dict(sorted(dropped.items()))}
+    stats = {"examples": len(rows)}
+    if count_by:
+        stats[f"per_{count_by}"] = dict(sorted(per.items()))
+    return rows, stats | {"dropped": dict(sorted(dropped.items()))}
+
+
+def instruction_rows(
+    records, tok, seq_len: int, source_name: str = "instructions"
+) -> tuple[list[tuple[list[int], list[int]]], dict]:
+    """One row per example (never packed together); examples longer than seq_len are dropped."""
+    keys = ("instruction", "response")
+    return _loss_span_rows(records, tok, seq_len, source_name, keys, format_instruction)
 
 
 def instruction_tune(
@@ -1228,32 +1246,8 @@ def task_rows(
     records, tok, seq_len: int, source_name: str = "tasks"
 ) -> tuple[list[tuple[list[int], list[int]]], dict]:
     """One row per task-format record (loss on the answer only); longer than seq_len: dropped."""
-    dropped: Counter[str] = Counter()
-    texts, starts = [], []
-    per_task: Counter[str] = Counter()
-    for i, rec in enumerate(records):
-        query, answer = rec["query"], rec["answer"]
-        if not isinstance(query, str) or not isinstance(answer, str):
-            raise DataError(f"{source_name}:{i + 1}: 'query' and 'answer' must be strings")
-        if not answer.strip():
-            dropped["empty_answer"] += 1
-            continue
-        text, start = format_task_example(query, answer)
-        texts.append(text)
-        starts.append(start)
-        per_task[str(rec.get("task", ""))] += 1
-    rows = []
-    for ids, labels in _encode_with_loss_span(tok, texts, starts):
-        if len(ids) > seq_len:
-            dropped["longer_than_seq_len"] += 1
-            continue
-        rows.append((ids, labels))
-    stats = {
-        "examples": len(rows),
-        "per_task": dict(sorted(per_task.items())),
-        "dropped": dict(sorted(dropped.items())),
-    }
-    return rows, stats
+    keys = ("query", "answer")
+    return _loss_span_rows(records, tok, seq_len, source_name, keys, format_task_example, "task")
 
 
 def ceiling_tune(
