@@ -963,6 +963,20 @@ def pretrain(
     return summary
 
 
+def _tune_and_export(
+    stage, base_model_dir, out_dir, tok, rows, data_stats, seq_len, cfg, train, checkpoint_dir,
+    seed, d,
+) -> dict:  # fmt: skip
+    """Tune on rows, save the final model to out_dir and copy the metrics beside it."""
+    model, summary = _tune(
+        stage, base_model_dir, tok, rows, data_stats, seq_len, cfg, train, checkpoint_dir, seed, d
+    )
+    _export(model, d, base_model_dir, out_dir, summary, cfg.export_dtype)
+    if d.main:
+        _copy_metrics(checkpoint_dir, out_dir)
+    return summary
+
+
 def _copy_metrics(checkpoint_dir: str, out_dir: str) -> None:
     src = Path(checkpoint_dir) / "metrics.jsonl"
     if src.exists():
@@ -1116,14 +1130,10 @@ def finetune_synthesizer(
     tok = load_tokenizer(base_model_dir)
     rows, data_stats = synth_sequences(records, tok, seq_len, max_per_dataset, seed, train_path)
     d = _setup(cfg.device)
-    model, summary = _tune(
-        "finetune_synthesizer", base_model_dir, tok, rows, data_stats, seq_len,
+    return _tune_and_export(
+        "finetune_synthesizer", base_model_dir, out_dir, tok, rows, data_stats, seq_len,
         cfg, train, checkpoint_dir, seed, d,
     )  # fmt: skip
-    _export(model, d, base_model_dir, out_dir, summary, cfg.export_dtype)
-    if d.main:
-        _copy_metrics(checkpoint_dir, out_dir)
-    return summary
 
 
 def format_instruction(instruction: str, response: str) -> tuple[str, int]:
@@ -1271,11 +1281,7 @@ def ceiling_tune(
         iter_jsonl(train_path, required=("query", "answer")), tok, seq_len, train_path
     )
     d = _setup(cfg.device)
-    model, summary = _tune(
-        "ceiling_tune", base_model_dir, tok, rows, data_stats, seq_len,
+    return _tune_and_export(
+        "ceiling_tune", base_model_dir, out_dir, tok, rows, data_stats, seq_len,
         cfg, train, checkpoint_dir, seed, d,
     )  # fmt: skip
-    _export(model, d, base_model_dir, out_dir, summary, cfg.export_dtype)
-    if d.main:
-        _copy_metrics(checkpoint_dir, out_dir)
-    return summary
