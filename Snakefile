@@ -41,12 +41,14 @@ rule all:
     input:
         report_files(),
         TIMING_FILES,
+        html_pages(),
 
 
 rule paper_figures:
     input:
         report_files(),
         TIMING_FILES,
+        html_pages(),
 
 
 rule table1:
@@ -97,6 +99,12 @@ rule figure6:
 rule claims:
     input:
         report_target("claims"),
+
+
+# The report's HTML pages of a finished run (`make report`, then `snakemake --report`).
+rule report_pages:
+    input:
+        html_pages(),
 
 
 # Several world seeds aggregated (`make demo-seeds` builds the runs {run}-s{seed} first).

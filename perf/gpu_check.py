@@ -412,7 +412,10 @@ def train_section(size: str, p: Profile, data: dict, work: Path, gc_mode: str) -
             continue
         wall = time.perf_counter() - t0
         memory = _peak_memory(p)
-        tps, windows = _steady_tokens_per_s(run_dir / "ckpt" / "metrics.jsonl")
+        timing = run_dir / "ckpt" / "timing.jsonl"  # tokens/s per log window (training)
+        tps, windows = _steady_tokens_per_s(
+            timing if timing.exists() else run_dir / "ckpt" / "metrics.jsonl"
+        )
         attempts.append({**tried, "outcome": "ok"})
         settings = dataclasses.asdict(check_train(train, 1))
         settings.pop("wandb", None)

@@ -16,6 +16,16 @@ os.environ.update(
 from instruct_pt import config as cfg  # noqa: E402
 from instruct_pt.prefetch import plan as prefetch_plan  # noqa: E402
 
+# config.yaml, then each --configfile and --config: a data set entry there that names its `source`
+# replaces the entry instead of merging into it (instruct_pt.config.overlay_config).
+_CLI_FILES = list(workflow.overwrite_configfiles)
+cfg.replace_switched_sources(
+    config,
+    [
+        *map(cfg.read_layer, workflow.configfiles[len(_CLI_FILES) :] + _CLI_FILES),
+        dict(workflow.config_settings.config),
+    ],
+)
 cfg.validate_config(
     config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 )
@@ -497,6 +507,12 @@ def report_files():
     )
     files += expand("paper_figures/{run}/claims.{ext}", run=RUN, ext=["json", "md"])
     return files
+
+
+def html_pages():
+    """The report's HTML pages (rules/reports.smk, report_html): `snakemake --report` shows them."""
+    names = REPORTS + FIGURES + ["claims", "timing", "config"]
+    return expand("paper_figures/{run}/html/{name}.html", run=RUN, name=names)
 
 
 def report_target(name):

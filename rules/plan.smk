@@ -13,6 +13,8 @@ rule plan:
         md=f"results/{RUN}/plan.md",
     log:
         f"logs/{RUN}/plan.log",
+    benchmark:
+        f"benchmarks/{RUN}/plan.tsv"
     localrule: True
     params:
         targets=config.get("plan", {}).get("targets", ["all"]),

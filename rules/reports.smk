@@ -1,6 +1,11 @@
 # Every table and figure of the paper that holds numbers, with the paper's values beside ours,
 # and the claims scorecard. Reports read only result files: `snakemake paper_figures` rebuilds
 # them from existing results without retraining.
+# `snakemake --report paper_figures/<run>/report.html` (make report) gathers them into one HTML
+# file: the outputs marked report() below, with the captions of workflow/report/.
+
+
+report: "../workflow/report/workflow.rst"
 
 
 rule report_table1:
@@ -181,7 +186,12 @@ rule report_figure4:
     output:
         csv="paper_figures/{run}/figure4.csv",
         md="paper_figures/{run}/figure4.md",
-        png="paper_figures/{run}/figure4.png",
+        png=report(
+            "paper_figures/{run}/figure4.png",
+            caption="../workflow/report/figure4.rst",
+            category="3. Figures",
+            subcategory="Figure 4",
+        ),
         pdf="paper_figures/{run}/figure4.pdf",
     log:
         "logs/{run}/reports/figure4.log",
@@ -206,7 +216,12 @@ rule report_figure6:
     output:
         csv="paper_figures/{run}/figure6.csv",
         md="paper_figures/{run}/figure6.md",
-        png="paper_figures/{run}/figure6.png",
+        png=report(
+            "paper_figures/{run}/figure6.png",
+            caption="../workflow/report/figure6.rst",
+            category="3. Figures",
+            subcategory="Figure 6",
+        ),
         pdf="paper_figures/{run}/figure6.pdf",
     log:
         "logs/{run}/reports/figure6.log",
@@ -246,3 +261,96 @@ rule report_claims:
         seed=config["seed"],
     script:
         "../workflow/scripts/claims.py"
+
+
+# Each Markdown file above (and the timing report) as a standalone HTML page, figures embedded:
+# what the Snakemake report shows in the browser (it offers Markdown only as a download).
+rule report_html:
+    input:
+        md=expand(
+            "paper_figures/{{run}}/{name}.md",
+            name=REPORTS + FIGURES + ["claims", "timing"],
+        ),
+        png=expand("paper_figures/{{run}}/{name}.png", name=FIGURES),
+    output:
+        claims=report(
+            "paper_figures/{run}/html/claims.html",
+            caption="../workflow/report/claims.rst",
+            category="1. Claims scorecard",
+        ),
+        table1=report(
+            "paper_figures/{run}/html/table1.html",
+            caption="../workflow/report/table1.rst",
+            category="2. Tables",
+            subcategory="General (Tables 1-2)",
+        ),
+        table2=report(
+            "paper_figures/{run}/html/table2.html",
+            caption="../workflow/report/table2.rst",
+            category="2. Tables",
+            subcategory="General (Tables 1-2)",
+        ),
+        table3=report(
+            "paper_figures/{run}/html/table3.html",
+            caption="../workflow/report/table3.rst",
+            category="2. Tables",
+            subcategory="Domains (Tables 3-4)",
+        ),
+        table4=report(
+            "paper_figures/{run}/html/table4.html",
+            caption="../workflow/report/table4.rst",
+            category="2. Tables",
+            subcategory="Domains (Tables 3-4)",
+        ),
+        table5=report(
+            "paper_figures/{run}/html/table5.html",
+            caption="../workflow/report/table5.rst",
+            category="2. Tables",
+            subcategory="Synthesizer and data (Tables 5, 6, 9)",
+        ),
+        table6=report(
+            "paper_figures/{run}/html/table6.html",
+            caption="../workflow/report/table6.rst",
+            category="2. Tables",
+            subcategory="Synthesizer and data (Tables 5, 6, 9)",
+        ),
+        table9=report(
+            "paper_figures/{run}/html/table9.html",
+            caption="../workflow/report/table9.rst",
+            category="2. Tables",
+            subcategory="Synthesizer and data (Tables 5, 6, 9)",
+        ),
+        figure4=report(
+            "paper_figures/{run}/html/figure4.html",
+            caption="../workflow/report/figure4_data.rst",
+            category="3. Figures",
+            subcategory="Figure 4",
+        ),
+        figure6=report(
+            "paper_figures/{run}/html/figure6.html",
+            caption="../workflow/report/figure6_data.rst",
+            category="3. Figures",
+            subcategory="Figure 6",
+        ),
+        timing=report(
+            "paper_figures/{run}/html/timing.html",
+            caption="../workflow/report/timing.rst",
+            category="4. Run",
+        ),
+        config=report(
+            "paper_figures/{run}/html/config.html",
+            caption="../workflow/report/config.rst",
+            category="4. Run",
+        ),
+    log:
+        "logs/{run}/reports/html.log",
+    benchmark:
+        "benchmarks/{run}/reports/html.tsv"
+    localrule: True
+    conda:
+        "../envs/core.yaml"
+    params:
+        config=config,
+        configfiles=[str(f) for f in workflow.configfiles],
+    script:
+        "../workflow/scripts/report_html.py"

@@ -12,6 +12,8 @@ rule report_timing:
         md="paper_figures/{run}/timing.md",
     log:
         "logs/{run}/reports/timing.log",
+    benchmark:
+        "benchmarks/{run}/reports/timing.tsv"
     localrule: True
     conda:
         "../envs/core.yaml"
@@ -29,6 +31,8 @@ rule report_timing_seeds:
         md=f"{SEEDS_DIR}/timing.md",
     log:
         f"logs/{seeds_mod.seeds_run(RUN)}/timing.log",
+    benchmark:
+        f"benchmarks/{seeds_mod.seeds_run(RUN)}/timing_seeds.tsv"
     localrule: True
     conda:
         "../envs/core.yaml"

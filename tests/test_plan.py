@@ -147,6 +147,9 @@ def test_measured_mfu_is_the_median_of_the_log(tmp_path):
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     assert P.measured_mfu(str(tmp_path)) == pytest.approx(0.4)  # first 10% (the 0.9) dropped
     assert P.measured_mfu(str(tmp_path / "none")) is None
+    # training now logs speed in timing.jsonl (metrics.jsonl: the numbers a resume reproduces)
+    (tmp_path / "timing.jsonl").write_text(json.dumps({"step": 5, "mfu": 0.25}) + "\n")
+    assert P.measured_mfu(str(tmp_path)) == pytest.approx(0.25)
 
 
 def test_eval_tokens_follow_tasks_shots_and_limit():
@@ -265,15 +268,22 @@ def test_plan_of_the_paper_scale_dag():
 
 @pytest.mark.slow
 def test_plan_fails_naming_a_job_whose_batch_cannot_split(tmp_path):
-    """Instruction tuning with 4 sequences per batch (8192 / 2048) on its 8 GPUs: the start-up
-    check would abort the job after the DAG ran for days; the plan fails first, naming it."""
+    """Instruction tuning with 4 sequences per batch (8192 / 2048) on its 8 GPUs: the job's
+    start-up check would abort it after the DAG ran for days. The config's check refuses it
+    before the DAG is built; a GPU count from --set-resources (which the config does not know):
+    the plan fails first, naming the job."""
     overlay = tmp_path / "overlay.yaml"
     overlay.write_text("instruction_tuning:\n  train:\n    batch_tokens: 8192\n")
     result = _plan_run("--configfile", str(ROOT / "config.yaml"), str(overlay))
     out = result.stdout + result.stderr
     assert result.returncode != 0
+    assert "config key 'instruction_tuning.train.batch_tokens'" in out
+    assert "do not split over compute.gpus.instruction_tune = 8 processes" in out
+    result = _plan_run("--set-resources", "instruction_tune:gpu=3")  # 64 sequences on 3
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
     assert "instruction_tune[size=500m,variant=instruct]" in out
-    assert "does not split over 8 processes" in out
+    assert "does not split over 3 processes" in out
     assert not (ROOT / "results" / RUN / "plan.json").exists()  # a failed plan leaves its log
     log = (ROOT / "logs" / RUN / "plan.log").read_text()
     assert "## Failures" in log

@@ -255,15 +255,18 @@ def test_rehearsal_trains_at_the_paper_process_counts_and_batches(rehearsal):
         summary = read_json(models / model / "train_summary.json")
         assert summary["world_size"] == world, model
         assert summary["steps"] == steps, model
-        assert summary["resumed_from_step"] == 0, model
+        assert read_json(models / model / "train_run.json")["resumed_from_step"] == 0, model
         run = check_train(cfg.train_settings(config, stage, size), world)
         assert (run.batch_size, run.micro_batch_size) == (batch, micro), model
     # Packed trainings saw steps x sequences x 32 tokens.
     assert read_json(models / "scratch-500m-vanilla" / "train_summary.json")["tokens"] == 24576
     assert read_json(models / CPT / "train_summary.json")["tokens"] == 8192
-    # Checkpoints outside the outputs, one folder per training.
+    # Checkpoints outside the outputs, one folder per training, removed once the job succeeded
+    # (compute.keep_finished_checkpoints: false); each job's log says so.
     for model in ("scratch-500m-vanilla", "synthesizer", CPT, "it-500m-vanilla"):
-        assert any((RESULTS / "checkpoints" / model).iterdir()), model
+        assert not (RESULTS / "checkpoints" / model).exists(), model
+        log = (ROOT / "logs" / RUN / "models" / f"{model}.log").read_text()
+        assert f"checkpoints/{model}: removed" in log, model
 
 
 @needs_wheels
@@ -356,7 +359,7 @@ def test_sigkilled_training_resumes_to_the_uninterrupted_weights(rehearsal):
     uninterrupted = load_weights(model_dir)
     curve = [json.loads(line) for line in (model_dir / "metrics.jsonl").read_text().splitlines()]
     shutil.rmtree(model_dir)
-    shutil.rmtree(ckpt_dir)
+    shutil.rmtree(ckpt_dir, ignore_errors=True)  # removed after success (keep_finished_checkpoints)
 
     target = f"results/{RUN}/models/{CPT}"
     cmd = [str(BIN / "snakemake"), target, "--configfile", "presets/rehearsal.yaml"]
@@ -384,8 +387,10 @@ def test_sigkilled_training_resumes_to_the_uninterrupted_weights(rehearsal):
     rerun = snakemake(target, "--nolock", "--rerun-incomplete")
     assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-8000:]
     summary = read_json(model_dir / "train_summary.json")
-    assert summary["resumed_from_step"] == 2 and summary["steps"] == 4
+    assert read_json(model_dir / "train_run.json")["resumed_from_step"] == 2
+    assert summary["steps"] == 4
     assert summary["world_size"] == 4
+    assert not ckpt_dir.exists()  # the resumed job's checkpoints go once its outputs are complete
     # Every step's loss and gradient norm (fp32, before the export's cast) are the same numbers.
     again = [json.loads(line) for line in (model_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in curve] == [r["step"] for r in again] == [1, 2, 3, 4]

@@ -86,7 +86,7 @@ def test_table1_paper_scale_csv_is_exact(tmp_path, two_models):
         'table1,500M Instruct PT,ARC-e,52,1,100,54.8,[S],"acc_norm, task arc_easy",eval/ins/general/arc_easy.json\n'
         'table1,500M Instruct PT,BoolQ,63,2,200,62,[S2],"acc_norm, task boolq",eval/ins/general/boolq.json\n'
         "table1,500M Instruct PT,Avg,57.5,1.118,,46.6,[S2],mean of 2 tasks; "
-        "paper: from Table 2; assumes its Avg is the mean of these 9 tasks,"
+        "paper: from Table 2; paper: the paper's Avg is taken as the mean of its 9 general tasks,"
         "eval/ins/general/arc_easy.json;eval/ins/general/boolq.json\n"
         # No task data in the suites' folder (a hub suite): floors are empty cells, with why.
         "table1,floor: chance,ARC-e,,,,,,n/a: no task data general/arc_easy.jsonl in the "
@@ -106,10 +106,7 @@ def test_table1_paper_scale_csv_is_exact(tmp_path, two_models):
         "| 500M Instruct PT | 52.0 ± 1.0 | 63.0 ± 2.0 | 57.5 ± 1.1 | 54.8 [S] | 62.0 [S2] | 46.6 [S2] |"
         in md
     )
-    assert (
-        "| 500M Vanilla PT | 50.0 ± 1.0 | 60.5 ± 2.0 | 55.2 ± 1.1 | UNCONFIRMED | 57.5 [S] | UNCONFIRMED |"
-        in md
-    )
+    assert "| 500M Vanilla PT | 50.0 ± 1.0 | 60.5 ± 2.0 | 55.2 ± 1.1 |  | 57.5 [S] |  |" in md
 
 
 def test_table1_miniature_shows_paper_only_for_the_average(tmp_path, two_models):
@@ -714,3 +711,269 @@ def test_figure4_floors_and_miniature_title(tmp_path):
         "# Figure 4 (miniature run `mini`): knowledge vs instruction-tuning steps "
         "(instruction-tuned here: 812K parameters, 1.23K tokens; 4 questions)"
     )
+
+
+# ----------------------------------------------------------------------------- issue 13: rendered
+
+
+def md_table(md: str) -> list[list[str]]:
+    """The cells of the Markdown table's rows (header first, separator left out)."""
+    rows = [ln for ln in md.splitlines() if ln.startswith("| ")]
+    return [[c.strip() for c in re.split(r"(?<!\\)\|", ln)[1:-1]] for ln in rows]
+
+
+def test_unconfirmed_paper_cells_are_empty_never_the_word(tmp_path, two_models):
+    ev, rows = two_models
+    out = outputs(tmp_path, "t1")
+    reports.table1(ev, rows, **out, run="r1", scale="paper")
+    md = out["out_md"].read_text()
+    assert "UNCONFIRMED cells are left empty" in md
+    for row in md_table(md):
+        assert "UNCONFIRMED" not in row, row
+    header, vanilla = md_table(md)[0], md_table(md)[1]
+    assert vanilla[header.index("paper [tag]: ARC-e")] == ""  # UNCONFIRMED in the paper
+    assert vanilla[header.index("paper [tag]: BoolQ")] == "57.5 [S]"
+
+
+def test_table1_avg_notes_say_whose_mean(tmp_path, two_models):
+    """Ours is the mean of this run's tasks; the paper's note is about the paper's value."""
+    ev, rows = two_models
+    out = outputs(tmp_path, "t1")
+    reports.table1(ev, rows, **out, run="mini", scale="miniature")
+    notes = [ln for ln in out["out_md"].read_text().splitlines() if ln.startswith("- Avg")]
+    assert "- Avg: mean of 2 tasks" in notes
+    paper = [n for n in notes if "9" in n]
+    assert paper and all(n.startswith("- Avg (paper): ") for n in paper), notes
+    assert not any("these 9 tasks" in n for n in notes)
+
+
+def t5_settings(**extra):
+    return [
+        {
+            "model": m,
+            "split": s,
+            "shots": k,
+            "response_accuracy": acc,
+            "pair_quality": 20.0,
+            "n": 10,
+            "n_pairs": 7,
+            **extra,
+        }
+        for m, acc in (("base", 30.0), ("synthesizer", 55.5))
+        for s in ("seen", "unseen")
+        for k in (0, 2)
+    ]
+
+
+def test_table5_shows_n_and_standard_errors(tmp_path):
+    src = tmp_path / "synth_eval.json"
+    write_json(
+        src, {"settings": t5_settings(response_accuracy_stderr=4.25, pair_quality_stderr=3.0)}
+    )
+    out = outputs(tmp_path, "t5")
+    records = reports.table5(src, **out, run="r", scale="miniature")
+    cell = {(r["row"], r["column"]): r for r in records}
+    acc = cell[("Instruction synthesizer", "seen zero-shot response accuracy")]
+    quality = cell[("Instruction synthesizer", "seen zero-shot pair quality")]
+    assert (acc["ours_stderr"], acc["n"]) == ("4.25", "10")
+    assert (quality["ours_stderr"], quality["n"]) == ("3", "7")  # over the pairs parsed
+    table = md_table(out["out_md"].read_text())
+    header, synth = table[0], next(r for r in table if r[0] == "Instruction synthesizer")
+    assert synth[header.index("seen zero-shot response accuracy")] == "55.5 ± 4.2 (n=10)"
+    assert synth[header.index("seen zero-shot pair quality")] == "20.0 ± 3.0 (n=7)"
+    # No paper column: every paper value of Table 5 is UNCONFIRMED, and the notes say so.
+    assert not any(h.startswith(ORIENTATION) for h in header)
+    assert "UNCONFIRMED (left out)" in out["out_md"].read_text()
+    # An old eval.json without standard errors: the cells say so.
+    write_json(src, {"settings": t5_settings()})
+    records = reports.table5(src, **out, run="r", scale="miniature")
+    assert all(r["ours_stderr"] == "" for r in records)
+    assert all("standard error not recorded" in r["note"] for r in records)
+
+
+def test_table9_headers_name_counts_of_examples(tmp_path):
+    src = tmp_path / "contamination.json"
+    write_json(
+        src,
+        {
+            "n": 8,
+            "n_synth_pairs": 40,
+            "tasks": {"general/knowledge": {"contaminated": 3, "total": 50}},
+            "paper_names": {},
+        },
+    )
+    out = outputs(tmp_path, "t9")
+    records = reports.table9(src, **out, run="r", scale="miniature")
+    header, row = md_table(out["out_md"].read_text())[:2]
+    assert header == [
+        "Evaluation task",
+        "contaminated examples (count)",
+        "evaluation examples (count)",
+    ]
+    assert row == ["general/knowledge", "3", "50"]
+    notes = {r["column"]: r["note"] for r in records}
+    assert "8-gram" in notes["Contaminated"] and "8-gram" not in notes["Total"]
+    # The CSV keeps the paper's column names (the claims and the paper's values key on them).
+    assert {r["column"] for r in records} == {"Contaminated", "Total"}
+
+
+@pytest.fixture
+def captured_figures(monkeypatch):
+    """The matplotlib figures the report functions save, kept open for inspection."""
+    figs = []
+    save = reports._save_figure
+
+    def keep(fig, png, pdf):
+        figs.append(fig)
+        save(fig, png, pdf)
+
+    monkeypatch.setattr(reports, "_save_figure", keep)
+    monkeypatch.setattr(reports, "_pyplot", lambda real=reports._pyplot: _NoClose(real()))
+    return figs
+
+
+class _NoClose:
+    """pyplot whose close() does nothing (the test reads the figure after the report closed it)."""
+
+    def __init__(self, plt):
+        self._plt = plt
+
+    def close(self, *args):
+        pass
+
+    def __getattr__(self, name):
+        return getattr(self._plt, name)
+
+
+def f4_curves(ev: Path, same: bool) -> list[dict]:
+    curves = []
+    for label, variant, base in (
+        ("Vanilla PT", "vanilla", 25.0),
+        ("Instruct PT", "instruct", 27.0),
+    ):
+        steps = {}
+        for step in (0, 100):
+            model = f"it-{variant}-{step}"
+            value = 30.0 if same else base + step / 100
+            put(ev, model, "probe0", "mmlu", "MMLU", value, stderr=2.0, n=80)
+            put(ev, model, "probe5", "mmlu", "MMLU", value + 1, stderr=2.0, n=80)
+            for setting, shots in (("probe0", 0), ("probe5", 5)):
+                path = ev / model / setting / "mmlu.json"
+                res = json.loads(path.read_text())
+                write_json(path, {**res, "num_fewshot": shots})
+            steps[str(step)] = model
+        curves.append({"label": label, "variant": variant, "steps": steps})
+    return curves
+
+
+def test_figure4_shows_metric_error_bars_chance_shots_and_no_hidden_line(
+    tmp_path, captured_figures
+):
+    ev = tmp_path / "eval"
+    docs = [{"query": f"q{i}", "choices": ["a", "b", "c", "d"], "gold": i % 4} for i in range(8)]
+    for suite in ("probe0", "probe5"):  # the results' suite (put: the setting's name)
+        (ev / "tasks" / suite).mkdir(parents=True)
+        (ev / "tasks" / suite / "mmlu.jsonl").write_text(
+            "".join(json.dumps(d) + "\n" for d in docs)
+        )
+    curves = f4_curves(ev, same=True)  # identical curves: one must not hide the other
+    out = {k: tmp_path / f"f4.{k[4:]}" for k in ("out_csv", "out_md", "out_png", "out_pdf")}
+    reports.figure4(
+        ev, curves, {"zero-shot": "probe0", "few-shot": "probe5"}, "mmlu", **out, run="r",
+        scale="miniature", models_dir=tmp_path / "models",
+    )  # fmt: skip
+    (fig,) = captured_figures
+    axes = fig.axes
+    assert len(axes) == 2
+    for ax, shots in zip(axes, (0, 5), strict=True):
+        assert "acc_norm" in ax.get_ylabel()
+        assert f"({shots} shots)" in ax.get_title() and "n=80" in ax.get_title()
+        bars = [c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"]
+        assert len(bars) == 2 and all(c.has_yerr for c in bars)
+        # Curves with the same values are drawn at different x and with different markers.
+        xs = [tuple(c.lines[0].get_xdata()) for c in bars]
+        assert xs[0] != xs[1]
+        assert bars[0].lines[0].get_marker() != bars[1].lines[0].get_marker()
+        chance = [ln for ln in ax.get_lines() if ln.get_label() == "chance"]
+        assert len(chance) == 1 and chance[0].get_ydata()[0] == pytest.approx(25.0)
+    md = out["out_md"].read_text()
+    assert "shifted by up to" in md and "the table has the true steps" in md
+    assert "step 100" in md  # the CSV / table keep the true steps
+
+
+def test_figure6_panels_share_x_and_drop_empty_categories(tmp_path, captured_figures):
+    q = {
+        "general": quality_json(
+            tmp_path / "g.json",
+            "general",
+            90.0,
+            75.0,
+            {"fact lookup": 0.9, "arithmetic": 0.1, "sentiment": 0.0, "other": 0.0},
+        ),
+        "finance": quality_json(
+            tmp_path / "f.json",
+            "finance",
+            90.0,
+            75.0,
+            {"fact lookup": 0.2, "arithmetic": 0.0, "sentiment": 0.8, "other": 0.0},
+        ),
+    }
+    out = {k: tmp_path / f"f6.{k[4:]}" for k in ("out_csv", "out_md", "out_png", "out_pdf")}
+    reports.figure6(q, **out, run="r", scale="miniature")
+    (fig,) = captured_figures
+    a, b = fig.axes
+    assert a.get_xlim() == b.get_xlim()
+    labels = [t.get_text() for t in a.get_yticklabels()]
+    assert labels == ["fact lookup", "arithmetic", "sentiment"]  # "other" is empty everywhere
+    assert "n=20 pairs" in a.get_title() and "% of pairs" == a.get_xlabel()
+    md = out["out_md"].read_text()
+    assert "not plotted: other." in md
+    q["finance"] = quality_json(
+        tmp_path / "f.json", "finance", 90.0, 75.0, {"fact lookup": 0.5, "other": 0.5}
+    )
+    reports.figure6({"finance": q["finance"]}, **out, run="r", scale="miniature")
+    assert "none left out of the figure" in out["out_md"].read_text()
+
+
+def test_markdown_page_embeds_tables_and_figures(tmp_path, two_models):
+    ev, rows = two_models
+    out = outputs(tmp_path, "t1")
+    reports.table1(ev, rows, **out, run="r1", scale="paper")
+    page = tmp_path / "t1.html"
+    reports.markdown_page(out["out_md"], page)
+    html = page.read_text()
+    assert html.startswith("<!DOCTYPE html>") and "<table>" in html
+    assert "<td>52.0 ± 1.0</td>" in html and "<td>54.8 [S]</td>" in html
+    # A figure's page carries its image inline; a missing image is named.
+    (tmp_path / "fig.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")
+    md = tmp_path / "fig.md"
+    md.write_text("# Figure <x>\n\nFigure: ![Figure](fig.png)\n")
+    reports.markdown_page(md, tmp_path / "fig.html")
+    html = (tmp_path / "fig.html").read_text()
+    assert 'src="data:image/png;base64,' in html and "<title>Figure &lt;x&gt;</title>" in html
+    (tmp_path / "fig.png").unlink()
+    with pytest.raises(FileNotFoundError, match="fig.png"):
+        reports.markdown_page(md, tmp_path / "fig.html")
+
+
+def test_claims_summary_counts_and_lists_every_claim(tmp_path, capsys):
+    claims = [
+        {"id": "a", "verdict": "held"},
+        {"id": "b", "verdict": "inconclusive"},
+        {"id": "c", "verdict": "inconclusive"},
+        {"id": "d", "verdict": "not evaluated"},
+    ]
+    path = tmp_path / "claims.json"
+    write_json(path, {"run": "tiny", "scale": "miniature", "seeds": None, "claims": claims})
+    assert reports.main(["summary", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == (
+        "Claims scorecard (run tiny, miniature scale): 1 held, 0 refuted, 2 inconclusive, "
+        "1 not evaluated of 4"
+    )
+    assert [ln.split()[-1] for ln in lines[1:]] == ["a", "b", "c", "d"]
+    write_json(path, {"claims": [{"id": "x"}]})
+    assert reports.main(["summary", str(path)]) == 1
+    assert "claims[0]: missing key 'verdict'" in capsys.readouterr().err
+    assert reports.main(["summary", str(tmp_path / "nope.json")]) == 1
+    assert "nope.json" in capsys.readouterr().err

@@ -453,6 +453,7 @@ def test_streaming_writes_the_bytes_of_the_in_memory_version(tmp_path, monkeypat
         "dropped": {"empty_text": 4},
         "read": 47,
         "renamed_ids": 12,
+        "escaped_markers": 0,
     }
     ids = [r["id"] for r in read_jsonl("o_raw.jsonl")]
     assert ids[3:8] == ["dupe", "dupe-1", "dupe-1-1", "dupe-2", "raw_general-0000009"]

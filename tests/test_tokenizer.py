@@ -176,3 +176,39 @@ def test_prompt_final_newlines_encode_as_inside_a_text(tmp_path):
     full = tok(prompt + "<QUE> q3? <ANS> a3 </END>", add_special_tokens=False)["input_ids"]
     head = tok(prompt, add_special_tokens=False)["input_ids"]
     assert full[: len(head)] == head
+
+
+_SAVE_BOTH = """
+import sys
+from instruct_pt.modeling import build_model, save_model
+from instruct_pt.tokenizer import prepare_tokenizer
+tok, out = sys.argv[1], sys.argv[2]
+prepare_tokenizer({"source": "local", "path": tok}, [], out + "/tok", seed=0)
+arch = {"family": "mistral", "hidden_size": 16, "num_layers": 1, "num_heads": 2,
+        "num_kv_heads": 1, "intermediate_size": 32, "max_position_embeddings": 64,
+        "tie_embeddings": True, "rope_theta": 10000.0}
+save_model(build_model(arch, out + "/tok", 0), out + "/tok", out + "/model")
+"""
+
+
+def test_saved_files_do_not_depend_on_hf_hub_offline(trained, tmp_path):
+    """A tokenizer copy and a saved model folder are the same bytes with and without
+    HF_HUB_OFFLINE (it used to leave `local_files_only` in tokenizer_config.json)."""
+    tmp = trained[0]
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    outs = {}
+    for name, offline in (("offline", {"HF_HUB_OFFLINE": "1"}), ("online", {})):
+        env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"} | offline
+        env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+        out = tmp_path / name
+        cmd = [sys.executable, "-c", _SAVE_BOTH, str(tmp / "tok"), str(out)]
+        subprocess.run(cmd, env=env, check=True, capture_output=True)
+        outs[name] = {
+            p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()
+        }
+    assert {"tok/tokenizer_config.json", "model/tokenizer_config.json"} <= set(outs["offline"])
+    assert outs["offline"] == outs["online"]
+    config = json.loads(outs["offline"]["model/tokenizer_config.json"])
+    assert "local_files_only" not in config and "is_local" not in config
+    # the loader's state is gone from the files, not from the loaded tokenizer
+    assert load_tokenizer(str(tmp_path / "offline" / "tok")).bos_token == "<s>"

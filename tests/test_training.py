@@ -27,6 +27,7 @@ from instruct_pt.packing import pack  # noqa: E402
 from instruct_pt.tokenizer import load_tokenizer, prepare_tokenizer  # noqa: E402
 from instruct_pt.training import (  # noqa: E402
     IGNORE,
+    RUN_KEYS,
     _LossModel,
     _Plan,
     check_train,
@@ -229,10 +230,22 @@ def test_pretrain_writes_model_metrics_and_learns(env, tmp_path):
         arch=ARCH,
     )
     assert s["steps"] == 30 and s["tokens"] == 30 * 4 * 32 and s["resumed_from_step"] == 0
+    assert s["tokens_trained"] == s["tokens_this_run"] == 30 * 4 * 32
     assert read_json(tmp_path / "m" / "train_summary.json")["final_loss"] == s["final_loss"]
+    # the attempt's own facts live beside the summary, not in it
+    assert not set(RUN_KEYS) & set(read_json(tmp_path / "m" / "train_summary.json"))
+    assert read_json(tmp_path / "m" / "train_run.json") == {k: s[k] for k in RUN_KEYS}
     metrics = [json.loads(x) for x in (tmp_path / "c" / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics] == [5, 10, 15, 20, 25, 30]
-    assert {"loss", "lr", "tokens_per_s", "mfu", "grad_norm"} <= set(metrics[0])
+    assert set(metrics[0]) == {"step", "loss", "lr", "grad_norm", "tokens"}
+    assert [m["tokens"] for m in metrics] == [5 * 4 * 32 * k for k in range(1, 7)]
+    timing = [json.loads(x) for x in (tmp_path / "c" / "timing.jsonl").read_text().splitlines()]
+    assert [t["step"] for t in timing] == [5, 10, 15, 20, 25, 30]
+    assert {"tokens_per_s", "mfu", "elapsed_s"} <= set(timing[0])
+    assert (tmp_path / "m" / "metrics.jsonl").read_bytes() == (
+        tmp_path / "c" / "metrics.jsonl"
+    ).read_bytes()
+    assert (tmp_path / "m" / "timing.jsonl").is_file()
     assert metrics[-1]["loss"] < metrics[0]["loss"] - 0.5
     assert sorted(p.name for p in (tmp_path / "c").glob("step*")) == [
         "step00000025",
@@ -314,13 +327,16 @@ def test_sigkill_and_rerun_gives_bit_identical_weights(env, tmp_path):
     )
     assert rerun.returncode == 0
     summary = read_json(tmp_path / "out" / "train_summary.json")
-    assert summary["resumed_from_step"] == done and summary["steps"] == 120
+    assert read_json(tmp_path / "out" / "train_run.json")["resumed_from_step"] == done
+    assert summary["steps"] == 120
     assert _digest(tmp_path / "out") == _digest(tmp_path / "ref")
     steps = [
         json.loads(x)["step"]
         for x in (tmp_path / "ckpt" / "metrics.jsonl").read_text().splitlines()
     ]
     assert steps == list(range(5, 121, 5))  # no duplicated or missing log lines after resume
+    for name in ("metrics.jsonl", "train_summary.json"):  # the same numbers, byte for byte
+        assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "ref" / name).read_bytes()
 
 
 def test_grad_accumulation_matches_one_big_batch(env, tmp_path):
@@ -387,6 +403,7 @@ def test_instruction_tune_saves_requested_steps(env, tmp_path):
     assert not all(torch.equal(b[k], s8[k]) for k in b)
     assert (tmp_path / "it" / "step3" / "tokenizer.json").exists()
     assert read_json(tmp_path / "it" / "train_summary.json")["data"]["examples"] == 30
+    first_summary = (tmp_path / "it" / "train_summary.json").read_bytes()
     # Snakemake deletes outputs before a rerun: the finished run re-delivers every step folder
     shutil.rmtree(tmp_path / "it")
     again = instruction_tune(
@@ -401,6 +418,8 @@ def test_instruction_tune_saves_requested_steps(env, tmp_path):
     )
     assert again["resumed_from_step"] == 8
     assert sorted(p.name for p in (tmp_path / "it").glob("step*")) == ["step0", "step3", "step8"]
+    assert (tmp_path / "it" / "train_summary.json").read_bytes() == first_summary
+    assert read_json(tmp_path / "it" / "train_run.json")["resumed_from_step"] == 8
 
 
 def test_bad_train_configs_raise(env, tmp_path):
@@ -678,8 +697,8 @@ def test_two_process_sigkill_and_rerun_gives_bit_identical_weights(env, tmp_path
     with safe_open(tmp_path / "ref" / "model.safetensors", "pt") as f:
         assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"BF16"}  # noqa: SIM118
     # one folder per kept step: each rank's own shard, each rank's RNG, no temporaries left
-    ckpts = sorted(p.name for p in (tmp_path / "ref_c").iterdir() if p.name != "metrics.jsonl")
-    assert ckpts == ["step00000018", "step00000024"]
+    ckpts = sorted(p.name for p in (tmp_path / "ref_c").iterdir() if not p.name.endswith(".jsonl"))
+    assert ckpts == [".lock", "step00000018", "step00000024"]
     last = tmp_path / "ref_c" / "step00000024"
     names = {p.name for p in last.iterdir()}
     assert {".metadata", "__0_0.distcp", "__1_0.distcp", "state.json"} <= names
@@ -726,6 +745,9 @@ def test_two_process_sigkill_and_rerun_gives_bit_identical_weights(env, tmp_path
         for x in (tmp_path / "ckpt" / "metrics.jsonl").read_text().splitlines()
     ]
     assert steps == list(range(3, 25, 3))
+    # the resumed run's logged numbers and summary are the uninterrupted run's, byte for byte
+    for name in ("metrics.jsonl", "train_summary.json"):
+        assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "ref" / name).read_bytes()
 
 
 def _proc_state(pid: int) -> str:
@@ -787,3 +809,252 @@ def test_activation_checkpointing_on_old_and_new_transformers():
     old = Old()
     _enable_activation_checkpointing(old)
     assert old.kwargs == {"use_reentrant": False}
+
+
+# ----------------------------------------------------------------------------- resume: the logs
+
+
+class _Stop(Exception):
+    """Ends a run right after one of its checkpoints, as a kill there would (no process kill)."""
+
+
+def _stop_after_checkpoint(monkeypatch, at_step: int) -> None:
+    import instruct_pt.training as T
+
+    real = T._save_checkpoint
+
+    def save(checkpoint_dir, step, *args, **kwargs):
+        real(checkpoint_dir, step, *args, **kwargs)
+        if step == at_step:
+            raise _Stop(step)
+
+    monkeypatch.setattr(T, "_save_checkpoint", save)
+
+
+@pytest.mark.parametrize("stop_at", [7, 10])  # inside a logging window, and on its last step
+def test_resumed_run_writes_the_metrics_and_summary_of_an_uninterrupted_one(
+    env, tmp_path, monkeypatch, stop_at
+):
+    """A run stopped after its step-`stop_at` checkpoint (log_every 5: step 7 is inside the
+    window 6..10) and rerun logs the same mean losses and writes the same train_summary.json as
+    an uninterrupted run; only train_run.json (this attempt) says it resumed."""
+    train = {**TRAIN, "steps": 20, "checkpoint_every": 7 if stop_at == 7 else 5}
+    args = (str(env / "packed"), str(env / "tok"))
+    ref = pretrain(
+        args[0], str(tmp_path / "ref"), args[1], train, str(tmp_path / "rc"), 0, arch=ARCH
+    )
+
+    with monkeypatch.context() as m:
+        _stop_after_checkpoint(m, stop_at)
+        with pytest.raises(_Stop):
+            pretrain(
+                args[0], str(tmp_path / "out"), args[1], train, str(tmp_path / "c"), 0, arch=ARCH
+            )
+    assert not (tmp_path / "out").exists()
+    logged = [
+        json.loads(x)["step"] for x in (tmp_path / "c" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert logged == ([5] if stop_at == 7 else [5, 10])
+    again = pretrain(
+        args[0], str(tmp_path / "out"), args[1], train, str(tmp_path / "c"), 0, arch=ARCH
+    )
+
+    assert again["resumed_from_step"] == stop_at and ref["resumed_from_step"] == 0
+    assert again["tokens_this_run"] == (20 - stop_at) * 4 * 32
+    assert again["tokens_trained"] == ref["tokens_trained"] == 20 * 4 * 32
+    for name in (
+        "metrics.jsonl",
+        "train_summary.json",
+        "model.safetensors",
+        "tokenizer_config.json",
+    ):
+        assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "ref" / name).read_bytes(), (
+            name
+        )
+    assert read_json(tmp_path / "out" / "train_run.json")["resumed_from_step"] == stop_at
+    assert read_json(tmp_path / "ref" / "train_run.json")["resumed_from_step"] == 0
+    # the timing log still has one line per log step, none twice
+    timing = [
+        json.loads(x)["step"] for x in (tmp_path / "out" / "timing.jsonl").read_text().splitlines()
+    ]
+    assert timing == [5, 10, 15, 20]
+
+
+# ----------------------------------------------------------------------------- checkpoint lock
+
+_HOLD = """
+import sys, time
+from instruct_pt.dirlock import FolderLock
+lock = FolderLock(sys.argv[1], "training")
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_second_job_on_a_locked_checkpoint_folder_fails_at_once(env, tmp_path):
+    """Another process holds the folder (an orphaned job of a killed Snakemake): the new job
+    fails before training, naming the folder and the holder; once the holder is gone (SIGKILL,
+    no clean-up) the folder is free again."""
+    from instruct_pt.dirlock import FolderLocked
+
+    ckpt = tmp_path / "c"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(ckpt)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        train = {**TRAIN, "steps": 2}
+        args = (str(env / "packed"), str(tmp_path / "m"), str(env / "tok"), train, str(ckpt), 0)
+        t0 = time.perf_counter()
+        with pytest.raises(FolderLocked) as err:
+            pretrain(*args, arch=ARCH)
+        assert time.perf_counter() - t0 < 30  # no waiting for the holder
+        msg = str(err.value)
+        assert str(ckpt) in msg and f"pid {holder.pid} on host " in msg and "\n" not in msg
+        assert sorted(p.name for p in ckpt.iterdir()) == [".lock"]  # nothing written
+        assert not (tmp_path / "m").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    s = pretrain(*args, arch=ARCH)
+    assert s["steps"] == 2 and (tmp_path / "m" / "model.safetensors").exists()
+    # and the lock was let go at the end: the same process may run the job again
+    assert pretrain(*args, arch=ARCH)["resumed_from_step"] == 2
+
+
+def test_every_rank_of_a_second_two_process_job_fails_on_a_locked_folder(env, tmp_path):
+    """Under torchrun rank 0 alone takes the lock and tells the others: on a held folder both
+    ranks of the new job stop at once with the holder's message (none waits in a collective)."""
+    ckpt = tmp_path / "c"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(ckpt)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        run = {
+            "packed_dir": str(env / "packed"), "tokenizer_dir": str(env / "tok"),
+            "train": {**TRAIN, "steps": 2}, "seed": 0, "arch": ARCH,
+            "out_dir": str(tmp_path / "m"), "checkpoint_dir": str(ckpt),
+        }  # fmt: skip
+        child = subprocess.run(
+            [sys.executable, "-c", _LAUNCH_CHILD, json.dumps(run)],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    finally:
+        holder.kill()
+        holder.wait()
+    assert child.returncode != 0
+    said = child.stdout + child.stderr
+    for rank in (0, 1):  # torchrun prefixes each worker's output with its rank
+        line = f"[rank{rank}]: instruct_pt.dirlock.FolderLocked: {ckpt}: checkpoint folder in use"
+        assert f"{line} by another training (pid {holder.pid} on host " in said, said[-3000:]
+    assert sorted(p.name for p in ckpt.iterdir()) == [".lock"] and not (tmp_path / "m").exists()
+
+
+_TRY = """
+import sys
+from instruct_pt.dirlock import FolderLock, FolderLocked
+try:
+    FolderLock(sys.argv[1], "synthesis").release()
+    print("got it")
+except FolderLocked as e:
+    print(e)
+"""
+
+
+def test_folder_lock_is_exclusive_between_processes_and_released(tmp_path):
+    from instruct_pt.dirlock import FolderLock
+
+    def other_process() -> str:
+        cmd = [sys.executable, "-c", _TRY, str(tmp_path / "x")]
+        return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
+
+    first = FolderLock(tmp_path / "x", "synthesis")
+    msg = other_process()
+    assert msg.startswith(f"{tmp_path / 'x'}: checkpoint folder in use by another synthesis")
+    assert f"(pid {os.getpid()} on host " in msg
+    # in this process a new lock takes an earlier one over (a job that failed and is rerun)
+    second = FolderLock(tmp_path / "x", "synthesis")
+    first.release()  # no longer the holder: releases nothing
+    assert other_process() != "got it"
+    second.release()
+    assert other_process() == "got it"
+    assert (tmp_path / "x" / ".lock").exists()  # the file stays; only the lock goes
+
+
+@given(
+    step=st.integers(0, 10**8 - 1),
+    host=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9.-]{0,30}", fullmatch=True),
+    pid=st.integers(1, 2**22),
+)
+@settings(max_examples=200, deadline=None)
+def test_temporary_names_name_their_writer(step, host, pid):
+    from instruct_pt.training import _tmp_name, _tmp_owner
+
+    name = _tmp_name(step, host, pid)
+    assert name.startswith(".tmp-step") and _tmp_owner(name) == (host, pid)
+    assert _tmp_name(step, host, pid + 1) != name and _tmp_name(step, host + "x", pid) != name
+
+
+def test_clear_temporaries_spares_live_writers_only(tmp_path):
+    from instruct_pt.dirlock import holder_id
+    from instruct_pt.training import _clear_temporaries, _tmp_name
+
+    host, me = holder_id()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead_pid = int(dead.stdout)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        names = {
+            "dead": _tmp_name(5, host, dead_pid),
+            "live": _tmp_name(5, host, live.pid),
+            "mine": _tmp_name(10, host, me),
+            "elsewhere": _tmp_name(5, host + "-other", live.pid),
+            "legacy": ".tmp-step00000005-1234",
+        }
+        for name in names.values():
+            (tmp_path / name).mkdir()
+            (tmp_path / name / "x").write_text("half-written")
+        (tmp_path / "step00000005").mkdir()
+        _clear_temporaries(tmp_path)
+        left = sorted(p.name for p in tmp_path.iterdir())
+        assert left == sorted([names["live"], "step00000005"])
+    finally:
+        live.kill()
+        live.wait()
+
+
+# ----------------------------------------------------------------------------- progress lines
+
+
+def test_training_logs_progress_lines_without_carriage_returns(env, tmp_path, caplog, capfd):
+    import logging
+
+    from instruct_pt.progress import format_duration
+
+    train = {**TRAIN, "steps": 10, "log_every": 5}
+    with caplog.at_level(logging.INFO, logger="instruct_pt.training"):
+        pretrain(
+            str(env / "packed"),
+            str(tmp_path / "m"),
+            str(env / "tok"),
+            train,
+            str(tmp_path / "c"),
+            0,
+            arch=ARCH,
+        )
+    lines = [r.getMessage() for r in caplog.records if " step " in r.getMessage()]
+    assert len(lines) == 2
+    import re
+
+    pat = r"pretrain step (\d+)/10 \((\d+)%\) loss \d+\.\d{4} [\d,]+ tok/s ETA (\S+)"
+    got = [re.fullmatch(pat, line) for line in lines]
+    assert all(got), lines
+    assert [(m[1], m[2]) for m in got] == [("5", "50"), ("10", "100")]
+    assert got[-1][3] == "0s"
+    err = capfd.readouterr().err
+    assert "\r" not in err  # no tqdm bar when stderr is not a terminal
+    assert format_duration(3725) == "1h02m" and format_duration(185) == "3m05s"
+    assert format_duration(float("nan")) == "?" and format_duration(-1) == "?"

@@ -7,10 +7,14 @@ multi-round synthesis with the instruction synthesizer -> templify.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import logging
+import os
+import sys
 from pathlib import Path
 
-from .common import DataError, iter_jsonl, write_json, write_jsonl
+from .common import DataError, write_json
 
 log = logging.getLogger(__name__)
 
@@ -21,15 +25,26 @@ example:
       --rounds 3 --work-dir work/
 
   raw.jsonl holds one JSON object per line with the text under --text-field (and an optional
-  "id"). augmented.jsonl gets {"id", "text", "source"} records: "augmented" for a chain of texts
+  "id"); .json, .parquet and .csv files are read too. The input is read as the workflow reads a
+  local raw corpus: empty or blank texts are dropped and counted, protocol markers (<s>, </s>,
+  <QUE>, ...) are escaped and counted, repeated ids are renamed; a file that is not UTF-8 or not
+  valid JSON fails naming the file and line (counts: WORK/raw.jsonl.stats.json; bad-input table:
+  docs/bad-input.md). augmented.jsonl gets {"id", "text", "source"} records: "augmented" for a chain of texts
   with their synthesized instruction-response pairs, "raw" for texts that got no valid pair.
   Rerunning the same command after a crash resumes from --work-dir.
   The paper uses M=2 rounds for general pre-training and M=3 for domain corpora.
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (``prog: error: ...``); the usage is in --help."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="instruct-pt-synthesize",
         description="Augment raw texts with instruction-response pairs (Instruction Pre-Training, Cheng et al. 2024).",
         epilog=EXAMPLE,
@@ -66,19 +81,59 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=12345)
     p.add_argument("--work-dir", required=True, help="intermediate files and checkpoints")
     p.add_argument("--text-field", default="text")
+    p.add_argument(
+        "--min-kept-fraction",
+        type=float,
+        default=0.5,
+        help="fail if fewer of the input's texts survive the input rules (as the workflow)",
+    )
     return p
 
 
-def _prepare(input_path: str, text_field: str, out_path: Path) -> int:
-    """Copy the input to the pipeline's raw format ``{"id", "text"}``."""
+def check_args(args: argparse.Namespace) -> None:
+    """Every option checked before a file is written or a model loaded (DataError, one line)."""
+    positive = {
+        "--rounds": args.rounds,
+        "--max-new-tokens": args.max_new_tokens,
+        "--max-model-len": args.max_model_len,
+        "--batch-size": args.batch_size,
+        "--tensor-parallel-size": args.tensor_parallel_size,
+    }
+    for option, value in positive.items():
+        if value < 1:
+            raise DataError(f"{option} must be at least 1, got {value}")
+    if args.max_new_tokens >= args.max_model_len:
+        raise DataError(
+            f"--max-new-tokens ({args.max_new_tokens}) must be less than --max-model-len "
+            f"({args.max_model_len}): the prompt needs room"
+        )
+    gmu = args.gpu_memory_utilization
+    if gmu is not None and not 0 < gmu <= 1:
+        raise DataError(f"--gpu-memory-utilization must be in (0, 1], got {gmu}")
+    if not 0 <= args.min_kept_fraction <= 1:
+        raise DataError(f"--min-kept-fraction must be in [0, 1], got {args.min_kept_fraction}")
+    if not args.text_field:
+        raise DataError("--text-field must not be empty")
+    if not os.path.isfile(args.input):
+        raise DataError(f"{args.input}: --input file not found")
+    if os.path.isdir(args.output):
+        raise DataError(f"{args.output}: --output is a folder, not a file")
+    if os.path.exists(args.output) and os.path.samefile(args.input, args.output):
+        raise DataError(f"{args.output}: --output would overwrite --input")
+    if os.path.exists(args.work_dir) and not os.path.isdir(args.work_dir):
+        raise DataError(f"{args.work_dir}: --work-dir is a file, not a folder")
+    if args.engine == "transformers" and args.dtype and args.dtype not in _TORCH_DTYPES:
+        raise DataError(f"--dtype {args.dtype!r}: the transformers engine takes {_TORCH_DTYPES}")
+    if args.engine == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise DataError(
+            "--engine vllm needs the vllm package (pip install vllm); or use transformers"
+        )
+    synth = args.synthesizer
+    if synth.startswith(("/", ".", "~")) and not os.path.isdir(os.path.expanduser(synth)):
+        raise DataError(f"{synth}: --synthesizer folder not found")
 
-    def records():
-        for k, rec in enumerate(iter_jsonl(input_path, required=(text_field,)), 1):
-            if not isinstance(rec[text_field], str):
-                raise DataError(f"{input_path}: record {k}: {text_field!r} must be a string")
-            yield {"id": str(rec.get("id", f"doc{k:09d}")), "text": rec[text_field]}
 
-    return write_jsonl(out_path, records())
+_TORCH_DTYPES = ("float32", "bfloat16", "float16", "float64")
 
 
 def engine_config(args: argparse.Namespace) -> dict:
@@ -101,18 +156,50 @@ def engine_config(args: argparse.Namespace) -> dict:
 
 
 def synthesize_main(argv: list[str] | None = None) -> int:
-    """Entry point of ``instruct-pt-synthesize`` (see ``--help``)."""
+    """Entry point of ``instruct-pt-synthesize`` (see ``--help``).
+
+    Bad input or options end with one line on stderr, ``instruct-pt-synthesize: error: ...``
+    (naming the file and line, or the option), and exit status 1 (2 for a usage error); the
+    options are checked before any file is written or the model loaded.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    new_work_dir = not os.path.exists(args.work_dir)
+    try:
+        check_args(args)
+        return _run(args)
+    except (DataError, OSError) as e:  # OSError: unreadable input, full disk, a model not found
+        if isinstance(e, OSError) and e.filename:
+            msg = f"{e.filename}: {e.strerror}"
+        else:
+            msg = str(e).replace("\n", " ")
+        print(f"{parser.prog}: error: {msg}", file=sys.stderr)
+        if new_work_dir:  # leave no empty --work-dir behind (one with checkpoints stays)
+            with contextlib.suppress(OSError):
+                os.rmdir(args.work_dir)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .sources import prepare_local_texts
     from .synthesis import split_corpus, synthesize_shard
     from .templify import templify
 
-    args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     work = Path(args.work_dir)
     raw, shard, synth = work / "raw.jsonl", work / "shard0.jsonl", work / "synth0.jsonl"
-    n = _prepare(args.input, args.text_field, raw)
-    log.info("%d texts from %s", n, args.input)
+    prep = prepare_local_texts(args.input, str(raw), args.text_field, args.min_kept_fraction)
+    log.info(
+        "%d texts from %s (read %d; dropped %s; markers escaped in %d; ids renamed %d)",
+        prep["records"],
+        args.input,
+        prep["read"],
+        prep["dropped"] or "none",
+        prep["escaped_markers"],
+        prep["renamed_ids"],
+    )
     split_corpus(str(raw), 1.0, 1, args.seed, [str(shard)], str(work / "rest.jsonl"))
     engine_cfg = engine_config(args)
     stats = synthesize_shard(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import logging
 import os
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,17 @@ def atomic_writer(path: str | os.PathLike):
     """(path, open text file, temp path): write, close, then ``os.replace(temp, path)``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # Not tempfile.mkstemp: it creates 0600 files, and results must be readable by colleagues;
+    # os.open with 0o666 lets the process umask decide (0644 under umask 022), as open() does.
+    for _ in range(100):
+        tmp = str(path.parent / f".{path.name}.{os.urandom(6).hex()}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(f"{path.parent}: no free temporary name for {path.name}")
     return path, os.fdopen(fd, "w", encoding="utf-8", newline="\n"), tmp
 
 
@@ -66,8 +76,8 @@ def iter_jsonl_offsets(
     path: str | os.PathLike, required: Iterable[str] = ()
 ) -> Iterator[tuple[int, int, dict]]:
     """(line number, byte offset, record) of each non-blank line, so a reader can seek back to a
-    record; a malformed line (bad JSON or bytes that are not UTF-8) or a missing required key
-    raises DataError(file:line)."""
+    record; a malformed line (bad JSON, or bytes that are not UTF-8: the first bad byte and its
+    column are named) or a missing required key raises DataError(file:line)."""
     required = tuple(required)
     with open(path, "rb") as f:
         pos = 0
@@ -75,11 +85,19 @@ def iter_jsonl_offsets(
             start, pos = pos, pos + len(raw)
             if not raw.strip():
                 continue
+            if start == 0 and raw.startswith(codecs.BOM_UTF8):  # a BOM may open a file
+                raw = raw[len(codecs.BOM_UTF8) :]
             try:
-                rec = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                msg = e.msg if isinstance(e, json.JSONDecodeError) else str(e)
-                raise DataError(f"{path}:{lineno}: not valid JSON ({msg})") from None
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(
+                    f"{path}:{lineno}: not UTF-8 (byte 0x{raw[e.start]:02x} at column "
+                    f"{len(raw[: e.start].decode('utf-8', 'replace')) + 1}); convert the file to UTF-8"
+                ) from None
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
             if not isinstance(rec, dict):
                 raise DataError(
                     f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}"

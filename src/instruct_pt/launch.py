@@ -46,9 +46,14 @@ def launch(entry: str, kwargs: dict, nproc: int = 1, backend_env: dict | None = 
         log.info("launching %s on %d processes: %s", entry, nproc, " ".join(cmd))
         env = {**os.environ, **(backend_env or {})}
         subprocess.run(cmd, check=True, env=env)
-    summary = os.path.join(kwargs["out_dir"], "train_summary.json")
-    with open(summary, encoding="utf-8") as f:
-        return json.load(f)
+    # the summary rank 0 returned: train_summary.json plus this attempt's train_run.json
+    out = {}
+    for name in ("train_summary.json", "train_run.json"):
+        path = os.path.join(kwargs["out_dir"], name)
+        if name == "train_summary.json" or os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                out.update(json.load(f))
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:

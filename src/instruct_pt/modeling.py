@@ -127,7 +127,7 @@ def save_model(
     EXPORT_DTYPES) casts every floating tensor on the way out and says so in config.json's
     `dtype`; None keeps the tensors as they are.
     """
-    from instruct_pt.tokenizer import load_tokenizer
+    from instruct_pt.tokenizer import load_tokenizer, save_tokenizer
 
     if dtype is not None and dtype not in EXPORT_DTYPES:
         raise DataError(f"export dtype must be one of {', '.join(EXPORT_DTYPES)}, got {dtype!r}")
@@ -150,7 +150,7 @@ def save_model(
         config = copy.deepcopy(model.config)
         config.dtype = dtype
         config.save_pretrained(tmp)
-    load_tokenizer(tokenizer_dir).save_pretrained(tmp)
+    save_tokenizer(load_tokenizer(tokenizer_dir), tmp)
     if extra is not None:
         write_json(tmp / "train_summary.json", extra)
     if out.exists():

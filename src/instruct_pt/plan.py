@@ -323,10 +323,13 @@ def trained_tokens(train: dict, seq_len: int) -> int | None:
 
 
 def measured_mfu(checkpoint_dir: str | None) -> float | None:
-    """The median `mfu` of a run's metrics.jsonl (past its first 10% of records), if measured."""
+    """The median `mfu` of a run's timing.jsonl (past its first 10% of records), if measured
+    (metrics.jsonl of runs from before the timing log was split from it)."""
     if not checkpoint_dir:
         return None
-    path = Path(checkpoint_dir) / "metrics.jsonl"
+    path = Path(checkpoint_dir) / "timing.jsonl"
+    if not path.is_file():
+        path = Path(checkpoint_dir) / "metrics.jsonl"
     if not path.is_file():
         return None
     values = []

@@ -19,6 +19,8 @@ import json
 import logging
 import math
 import os
+import re
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -45,6 +47,13 @@ SCALES = ("paper", "miniature")
 RESULT_KEYS = ("model", "task", "paper_name", "metric", "value", "stderr", "n")
 MINIATURE_NOTE = "Miniature-scale numbers: not comparable in magnitude with the paper's."
 ORIENTATION = "paper (full scale, for orientation)"
+# A note fragment about the paper's value (not ours): the Markdown notes list it as "column (paper)".
+PAPER_NOTE = "paper: "
+UNCONFIRMED_NOTE = (
+    "Paper values carry their evidence tag ([P] primary, [S] one secondary summary, "
+    "[S2] two or more agree); UNCONFIRMED cells are left empty, and a paper column with no "
+    "confirmed value is left out."
+)
 DOMAIN_AVG = {"biomedicine": "Biomed avg", "finance": "Finance avg"}
 DOMAIN_ORDER = ("biomedicine", "finance")
 CORPUS_ROW = {"general": "General", "biomedicine": "Biomedicine", "finance": "Finance"}
@@ -178,7 +187,7 @@ def _paper_fields(
     if entry.value is None:
         return "", "UNCONFIRMED", notes
     if entry.note:
-        notes.append(f"paper: {entry.note}")
+        notes += [f"{PAPER_NOTE}{fragment}" for fragment in entry.note.split("; ")]
     if entry.conflict:
         notes.append(f"paper value conflicts: {entry.conflict}")
     return fmt_number(entry.value), entry.tag, notes
@@ -280,11 +289,7 @@ def _header_lines(title: str, run: str, scale: str, paper_title: str | None = No
         lines += [f"Paper: {paper_title}", ""]
     if scale != "paper":
         lines += [MINIATURE_NOTE, ""]
-    lines += [
-        "Paper values carry their evidence tag ([P] primary, [S] one secondary summary, "
-        "[S2] two or more agree); UNCONFIRMED cells are left empty.",
-        "",
-    ]
+    lines += [UNCONFIRMED_NOTE, ""]
     return lines
 
 
@@ -298,16 +303,26 @@ def _write_markdown(
     formatters: dict[str, Callable[[float], str]] | None = None,
     extra: Sequence[str] = (),
     paper_title: str | None = None,
+    headers: dict[str, str] | None = None,
+    show_n: bool = False,
 ) -> None:
     """A wide table: our cells first, then a column group with the paper's values and tags.
-    Floor rows (FLOOR_LABELS) are shown under their short labels."""
+    Floor rows (FLOOR_LABELS) are shown under their short labels. A paper column is shown only
+    when the paper has a confirmed value in it; UNCONFIRMED cells are empty. ``headers``: a
+    column's header where it is not the CSV's column name; ``show_n``: each cell says its n."""
     formatters = formatters or {}
+    headers = headers or {}
     rows = list(dict.fromkeys(r["row"] for r in records))
     columns = list(dict.fromkeys(r["column"] for r in records))
     cell = {(r["row"], r["column"]): r for r in records}
-    paper_cols = [
-        c for c in columns if any(r["paper"] or r["paper_tag"] for r in records if r["column"] == c)
+    paper_cols = [c for c in columns if any(r["paper"] for r in records if r["column"] == c)]
+    unconfirmed = [
+        c
+        for c in columns
+        if c not in paper_cols and any(r["paper_tag"] for r in records if r["column"] == c)
     ]
+    if unconfirmed:
+        extra = [*extra, f"The paper's values of {', '.join(unconfirmed)}: UNCONFIRMED (left out)."]
     paper_label = "paper [tag]" if scale == "paper" else ORIENTATION
 
     def ours(r: Record | None, column: str) -> str:
@@ -316,17 +331,20 @@ def _write_markdown(
         fmt = formatters.get(column, _score)
         text = fmt(float(r["ours"]))
         if r.get("ci_low") and r.get("ci_high"):  # multi-seed tables: mean [lo, hi]
-            return f"{text} [{fmt(float(r['ci_low']))}, {fmt(float(r['ci_high']))}]"
-        return text + (f" ± {float(r['ours_stderr']):.1f}" if r["ours_stderr"] else "")
+            text = f"{text} [{fmt(float(r['ci_low']))}, {fmt(float(r['ci_high']))}]"
+        elif r["ours_stderr"]:
+            text += f" ± {float(r['ours_stderr']):.1f}"
+        return text + (f" (n={r['n']})" if show_n and r.get("n") else "")
 
     def paper(r: Record | None, column: str) -> str:
         if r is None or not r["paper_tag"]:
             return "—"
         if not r["paper"]:
-            return "UNCONFIRMED"
+            return ""  # UNCONFIRMED: the header says these cells are empty
         return f"{formatters.get(column, _score)(float(r['paper']))} {r['paper_tag']}"
 
-    head = [row_header] + columns + [f"{paper_label}: {c}" for c in paper_cols]
+    shown = [headers.get(c, c) for c in columns]
+    head = [row_header] + shown + [f"{paper_label}: {headers.get(c, c)}" for c in paper_cols]
     lines = _header_lines(title, run, scale, paper_title)
     lines.append("| " + " | ".join(_md_escape(h) for h in head) + " |")
     lines.append("|" + "---|" * len(head))
@@ -341,9 +359,13 @@ def _write_markdown(
         extra = [*extra, CEILING_NOTE]
     notes = sorted(
         {
-            f"{r['column']}"
+            f"{headers.get(r['column'], r['column'])}"
             + (f" ({FLOOR_LABELS[r['row']]})" if r["row"] in FLOOR_LABELS else "")
-            + f": {fragment}"
+            + (
+                f" (paper): {fragment.removeprefix(PAPER_NOTE)}"
+                if fragment.startswith(PAPER_NOTE)
+                else f": {fragment}"
+            )
             for r in records
             for fragment in r["note"].split("; ")
             if fragment and fragment != ORIENTATION
@@ -403,7 +425,10 @@ def _trained(models_dir: str | os.PathLike, models: Iterable[str]) -> dict[str, 
 
 def _summary_tokens(summary: dict) -> float | None:
     tokens = summary.get("tokens")
-    return tokens if tokens is not None else summary.get("tokens_this_run")
+    if tokens is not None:
+        return tokens
+    # tokens_trained: every step's tokens, resumed or not (older summaries: tokens_this_run)
+    return summary.get("tokens_trained", summary.get("tokens_this_run"))
 
 
 def _models_phrase(summaries: dict[str, dict]) -> str:
@@ -1038,8 +1063,13 @@ def table5(
             if (row, column) in cells:
                 raise DataError(f"{path}: settings[{i}]: duplicate setting {row!r} / {column!r}")
             value = s[metric]
+            # Pair quality is a mean over the pairs parsed from the generations, not the probes.
+            n = s.get("n_pairs", s["n"]) if metric == "pair_quality" else s["n"]
+            stderr = s.get(f"{metric}_stderr")
             note = f"shots={s['shots']}" + ("" if value is not None else "; not measured")
-            cells[(row, column)] = {"ours": value, "n": s["n"], "note": note}
+            if value is not None and stderr is None:
+                note += "; standard error not recorded" if n and n > 1 else "; no standard error"
+            cells[(row, column)] = {"ours": value, "stderr": stderr, "n": n, "note": note}
         if row not in rows:
             rows.append(row)
     columns = _ordered({c for _, c in cells}, paper_table("table5").columns)
@@ -1059,7 +1089,13 @@ def table5(
     )
     title, paper_title = _title("table5", run, scale, what)
     _write_csv(out_csv, records)
-    _write_markdown(out_md, title, run, scale, records, paper_title=paper_title)
+    n_note = (
+        "Each cell: mean ± standard error (n): response accuracy over n probes, pair quality "
+        "over the n question-answer pairs parsed from the generations."
+    )
+    _write_markdown(
+        out_md, title, run, scale, records, paper_title=paper_title, extra=[n_note], show_n=True
+    )
     return records
 
 
@@ -1144,6 +1180,13 @@ def table6(
     return records
 
 
+# Table 9's columns are counts of evaluation examples (not rates, not counts of pairs).
+TABLE9_HEADERS = {
+    "Contaminated": "contaminated examples (count)",
+    "Total": "evaluation examples (count)",
+}
+
+
 def table9(
     contamination_json: str | os.PathLike,
     *,
@@ -1169,9 +1212,14 @@ def table9(
             if t is None:  # its data could not be read where the rule ran
                 cell = {"note": f"not available: {why}"}
             else:
-                note = f"{data['n']}-gram overlap with {data['n_synth_pairs']} synthesized pairs"
-                value = t["contaminated"] if column == "Contaminated" else t["total"]
-                cell = {"ours": value, "n": t["total"], "note": note}
+                if column == "Contaminated":
+                    note = (
+                        f"examples sharing a {data['n']}-gram with the "
+                        f"{data['n_synth_pairs']} synthesized pairs"
+                    )
+                    cell = {"ours": t["contaminated"], "n": t["total"], "note": note}
+                else:
+                    cell = {"ours": t["total"], "n": t["total"], "note": "evaluation examples"}
             records.append(_record("table9", task, column, cell, paper_row, scale, False))
     what = (
         f"evaluation examples sharing {data['n']}-grams with the "
@@ -1188,6 +1236,7 @@ def table9(
         row_header="Evaluation task",
         formatters={"Contaminated": lambda x: f"{x:.0f}", "Total": lambda x: f"{x:.0f}"},
         paper_title=paper_title,
+        headers=TABLE9_HEADERS,
     )
     return records
 
@@ -1221,11 +1270,20 @@ def _save_figure(fig, out_png: str | os.PathLike, out_pdf: str | os.PathLike) ->
 
 
 def _figure_markdown(
-    out_md, title, run, scale, records, images: Sequence[str | os.PathLike], row_header
+    out_md,
+    title,
+    run,
+    scale,
+    records,
+    images: Sequence[str | os.PathLike],
+    row_header,
+    extra: Sequence[str] = (),
 ):
     rel = [os.path.relpath(Path(p).resolve(), Path(out_md).resolve().parent) for p in images]
-    extra = [f"Figure: ![{title}]({rel[0]}) (PDF: {rel[1]})"] if rel else []
-    _write_markdown(out_md, title, run, scale, records, row_header=row_header, extra=extra)
+    figure = [f"Figure: ![{title}]({rel[0]}) (PDF: {rel[1]})"] if rel else []
+    _write_markdown(
+        out_md, title, run, scale, records, row_header=row_header, extra=[*figure, *extra]
+    )
 
 
 def _figure_title(label: str, run: str, scale: str, paper_what: str, what: str) -> str:
@@ -1270,7 +1328,8 @@ def figure4(
     records: list[Record] = []
     floors: dict[str, dict[str, dict]] = {}
     ns: list = []
-    points: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    points: dict[tuple[str, str], list[tuple[int, float, float | None]]] = {}
+    panel_info: dict[str, dict] = {}  # panel -> metric, shots and n of its results
     for curve in curves:
         steps = sorted((int(k), m) for k, m in curve["steps"].items())
         if not steps:
@@ -1281,8 +1340,12 @@ def figure4(
                 path = Path(eval_dir) / model / setting / f"{task}.json"
                 res = load_result(path, f"curve {curve['label']!r}, step {step}, {panel}")
                 cell = _task_cell(res, scale, path)
-                line.append((step, cell["ours"]))
+                line.append((step, cell["ours"], cell["stderr"]))
                 ns.append(res.get("n"))
+                info = panel_info.setdefault(panel, {"metric": set(), "shots": set(), "n": set()})
+                info["metric"].add(str(res["metric"]))
+                info["shots"].add(res.get("num_fewshot"))
+                info["n"].add(res.get("n"))
                 if f"{panel} final" not in floors:
                     suite = str(res.get("suite") or setting)
                     floors[f"{panel} final"] = task_floors(
@@ -1317,27 +1380,9 @@ def figure4(
         f"({_clauses(_models_phrase(trained), _n_phrase(ns, 'questions'))})",
     )
 
-    plt = _pyplot()
-    variants = sorted({c["variant"] for c in curves})
-    colors = {v: f"C{i}" for i, v in enumerate(variants)}
-    fig, axes = plt.subplots(1, len(settings), figsize=(4.2 * len(settings), 3.2), squeeze=False)
-    for ax, panel in zip(axes[0], settings, strict=True):
-        for curve in curves:
-            xs, ys = zip(*points[(curve["label"], panel)], strict=True)
-            ax.plot(xs, ys, marker="o", color=colors[curve["variant"]], label=curve["label"])
-        for row, style in ((FLOOR_CHANCE, "--"), (FLOOR_MAJORITY, ":")):
-            floor = floors.get(f"{panel} final", {}).get(row, {}).get("ours")
-            if floor is not None:
-                ax.axhline(floor, color="grey", linestyle=style, label=FLOOR_LABELS[row])
-        ax.set_title(f"{task} ({panel})")
-        ax.set_xlabel("instruction-tuning step")
-        ax.set_ylabel("score")
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle(_suptitle(title, run, scale))
-    fig.tight_layout()
-    _save_figure(fig, out_png, out_pdf)
-    plt.close(fig)
+    offset = _plot_figure4(points, panel_info, floors, curves, settings, task, title, run, scale)
+    _save_figure(offset["fig"], out_png, out_pdf)
+    _pyplot().close(offset["fig"])
 
     _write_csv(out_csv, records)
     _figure_markdown(
@@ -1348,8 +1393,69 @@ def figure4(
         records,
         (out_png, out_pdf),
         "Curve",
+        extra=[offset["note"]] if offset["note"] else [],
     )
     return records
+
+
+def _set_words(values: set, unit: str = "") -> str:
+    """{3} -> '3'; {3, 5} -> '3/5'; {None} -> '?' (a figure's shots or n)."""
+    known = sorted(v for v in values if v is not None)
+    return "/".join(f"{v:g}" if isinstance(v, float) else str(v) for v in known) or "?"
+
+
+def _plot_figure4(points, panel_info, floors, curves, settings, task, title, run, scale) -> dict:
+    """Figure 4's panels: one line per curve with standard-error bars, each curve shifted a
+    little along x (and drawn with its own marker and line style) so that equal curves stay
+    visible; the floors as grey lines. Returns {"fig", "note"} (the note says the shift)."""
+    plt = _pyplot()
+    variants = sorted({c["variant"] for c in curves})
+    colors = {v: f"C{i}" for i, v in enumerate(variants)}
+    markers, styles = "osD^v", ("-", "--", "-.", ":")
+    steps = sorted({x for line in points.values() for x, _, _ in line})
+    span = (steps[-1] - steps[0]) if len(steps) > 1 else 1
+    k = len(curves)
+    shift = {c["label"]: 0.012 * span * (i - (k - 1) / 2) for i, c in enumerate(curves)}
+    fig, axes = plt.subplots(1, len(settings), figsize=(4.4 * len(settings), 3.4), squeeze=False)
+    for ax, panel in zip(axes[0], settings, strict=True):
+        for i, curve in enumerate(curves):
+            xs, ys, ses = zip(*points[(curve["label"], panel)], strict=True)
+            errs = [0.0 if se is None else se for se in ses]
+            ax.errorbar(
+                [x + shift[curve["label"]] for x in xs],
+                ys,
+                yerr=errs if any(errs) else None,
+                marker=markers[i % len(markers)],
+                linestyle=styles[i % len(styles)],
+                color=colors[curve["variant"]],
+                alpha=0.85,
+                capsize=3,
+                markersize=5,
+                label=curve["label"],
+            )
+        for row, style in ((FLOOR_CHANCE, "--"), (FLOOR_MAJORITY, ":")):
+            floor = floors.get(f"{panel} final", {}).get(row, {}).get("ours")
+            if floor is not None:
+                ax.axhline(floor, color="grey", linestyle=style, label=FLOOR_LABELS[row])
+        info = panel_info[panel]
+        ax.set_title(
+            f"{task}, {panel} ({_set_words(info['shots'])} shots), "
+            f"n={_set_words(info['n'])} questions"
+        )
+        ax.set_xlabel("instruction-tuning step")
+        ax.set_ylabel(f"{task}: {_set_words(info['metric'])} (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(_suptitle(title, run, scale) + "\nerror bars: ±1 standard error")
+    fig.tight_layout()
+    moved = max(abs(v) for v in shift.values()) if shift else 0.0
+    note = (
+        f"In the figure, the curves are shifted by up to {moved:.3g} steps along x so that equal "
+        "curves do not hide one another; the table has the true steps."
+        if moved
+        else ""
+    )
+    return {"fig": fig, "note": note}
 
 
 def figure6(
@@ -1396,27 +1502,15 @@ def figure6(
         "task-category distribution of the synthesized pairs "
         f"({_clauses(_n_phrase(n_pairs, 'pairs per corpus'), f'categories by {judged}')})",
     )
-    plt = _pyplot()
-    categories = list(dict.fromkeys(c for d in dists.values() for c in d))
-    fig, axes = plt.subplots(
-        1,
-        len(dists),
-        figsize=(3.6 * len(dists), 0.28 * len(categories) + 1.2),
-        squeeze=False,
-        sharey=True,
-    )
-    for ax, (row, dist) in zip(axes[0], dists.items(), strict=True):
-        ax.barh(range(len(categories)), [dist.get(c, 0.0) for c in categories], color="C0")
-        ax.set_yticks(range(len(categories)), categories)
-        ax.invert_yaxis()
-        ax.set_title(row)
-        ax.set_xlabel("% of pairs")
-        ax.grid(axis="x", alpha=0.3)
-    fig.suptitle(_suptitle(title, run, scale))
-    fig.tight_layout()
+    ns = {CORPUS_ROW.get(c, c): n for c, n in zip(quality_jsons, n_pairs, strict=True)}
+    fig, empty = _plot_figure6(dists, ns, title, run, scale)
     _save_figure(fig, out_png, out_pdf)
-    plt.close(fig)
-
+    _pyplot().close(fig)
+    dropped = (
+        f"Categories with no pair in any corpus, not plotted: {', '.join(empty)}."
+        if empty
+        else "Every category has pairs in some corpus (none left out of the figure)."
+    )
     _write_csv(out_csv, records)
     _figure_markdown(
         out_md,
@@ -1426,5 +1520,172 @@ def figure6(
         records,
         (out_png, out_pdf),
         "Corpus",
+        extra=[dropped, "Error bars: ±1 binomial standard error of the share, over n pairs."],
     )
     return records
+
+
+def _plot_figure6(dists: dict[str, dict[str, float]], ns: dict[str, int | None], title, run, scale):
+    """Figure 6's panels (one per corpus, one shared x scale, n in each title): bars of the
+    categories some corpus has, with binomial standard errors. Returns (fig, empty categories)."""
+    plt = _pyplot()
+    every = list(dict.fromkeys(c for d in dists.values() for c in d))
+    categories = [c for c in every if any(d.get(c, 0.0) > 0 for d in dists.values())]
+    empty = [c for c in every if c not in categories]
+    top = max((d.get(c, 0.0) for d in dists.values() for c in categories), default=0.0)
+    fig, axes = plt.subplots(
+        1,
+        len(dists),
+        figsize=(3.6 * len(dists), 0.3 * max(len(categories), 1) + 1.4),
+        squeeze=False,
+        sharey=True,
+        sharex=True,
+    )
+    for ax, (row, dist) in zip(axes[0], dists.items(), strict=True):
+        n = ns.get(row)
+        values = [dist.get(c, 0.0) for c in categories]
+        errs = [math.sqrt(v * (100 - v) / n) if n else 0.0 for v in values]
+        ax.barh(range(len(categories)), values, xerr=errs, color="C0", capsize=2)
+        ax.set_yticks(range(len(categories)), categories)
+        ax.set_title(f"{row} (n={n if n is not None else '?'} pairs)")
+        ax.set_xlabel("% of pairs")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].invert_yaxis()  # shared y: once
+    axes[0][0].set_xlim(0, min(100.0, top * 1.15 + 1) if top else 100.0)
+    fig.suptitle(_suptitle(title, run, scale))
+    fig.tight_layout()
+    return fig, empty
+
+
+# ----------------------------------------------------------------------------- HTML pages
+# Snakemake's report (`snakemake --report`, rules/reports.smk) shows HTML and images in the
+# browser but offers Markdown only as a download: each table's Markdown becomes one standalone
+# HTML page (its figure, if any, embedded), which the report shows under its category.
+
+PAGE_STYLE = (
+    "body{font-family:sans-serif;font-size:14px;margin:1em;color:#222}"
+    "table{border-collapse:collapse;margin:1em 0}"
+    "th,td{border:1px solid #bbb;padding:3px 6px;text-align:right;vertical-align:top}"
+    "th{background:#eee}td:first-child,th:first-child{text-align:left}"
+    "img{max-width:100%}code{background:#f4f4f4;padding:0 2px}"
+)
+_IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)\s]+\.(?:png|jpe?g|svg))\)")
+_IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+_IMAGE_TYPES[".svg"] = "image/svg+xml"
+
+
+def markdown_page(md_path: str | os.PathLike, out_html: str | os.PathLike) -> None:
+    """One report Markdown file as a standalone HTML page: tables, notes and its images, which
+    are embedded (data URIs) so that the page needs no file beside it. A missing image is an
+    error naming it."""
+    import base64
+    import html
+
+    from markdown_it import MarkdownIt
+
+    md_path = Path(md_path)
+    if not md_path.is_file():
+        raise FileNotFoundError(f"{md_path}: report Markdown missing")
+    text = md_path.read_text(encoding="utf-8")
+
+    def embed(m: re.Match) -> str:
+        image = md_path.parent / m.group(2)
+        if not image.is_file():
+            raise FileNotFoundError(f"{image}: image of {md_path} missing")
+        data = base64.b64encode(image.read_bytes()).decode("ascii")
+        mime = _IMAGE_TYPES[image.suffix.lower()]
+        return f"![{m.group(1)}](data:{mime};base64,{data})"
+
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(_IMAGE.sub(embed, text))
+    first = next((ln for ln in text.splitlines() if ln.startswith("# ")), f"# {md_path.stem}")
+    title = html.escape(first[2:].strip())
+    page = (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{title}</title>\n<style>{PAGE_STYLE}</style>\n</head>\n<body>\n"
+        f"{body}</body>\n</html>\n"
+    )
+    write_text(out_html, page)
+
+
+def config_page(config: dict, configfiles: Sequence[str], out_html: str | os.PathLike) -> None:
+    """The run's configuration as the workflow saw it (config.yaml with the presets and
+    --config overlays applied), as one HTML page, and the files it came from."""
+    import html
+
+    import yaml
+
+    text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True, width=100)
+    files = "".join(f"<li><code>{html.escape(str(f))}</code></li>" for f in configfiles)
+    page = (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>Configuration of run {html.escape(str(config.get('run', '?')))}</title>\n"
+        f"<style>{PAGE_STYLE}</style>\n</head>\n<body>\n"
+        f"<h1>Configuration of run <code>{html.escape(str(config.get('run', '?')))}</code></h1>\n"
+        "<p>Config files: the workflow's config.yaml, extended by the files given with "
+        f"--configfile and by --config values:</p>\n<ul>{files}</ul>\n"
+        f"<p>The resulting configuration:</p>\n<pre>{html.escape(text)}</pre>\n</body>\n</html>\n"
+    )
+    write_text(out_html, page)
+
+
+# ----------------------------------------------------------------------------- scorecard summary
+
+
+def claims_summary(claims_json: str | os.PathLike) -> str:
+    """The scorecard in a few lines (the end of `make demo`): how many claims held, were
+    refuted, inconclusive or not evaluated, then one line per claim."""
+    path = Path(claims_json)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: claims scorecard missing (run the workflow first)")
+    data = read_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("claims"), list):
+        raise DataError(f"{path}: expected a JSON object with a 'claims' list")
+    claims = data["claims"]
+    counts: dict[str, int] = {}
+    for i, claim in enumerate(claims):
+        for key in ("id", "verdict"):
+            if key not in claim:
+                raise DataError(f"{path}: claims[{i}]: missing key {key!r}")
+        counts[claim["verdict"]] = counts.get(claim["verdict"], 0) + 1
+    order = ["held", "refuted", "inconclusive", "not evaluated"]
+    order += sorted(v for v in counts if v not in order)
+    seeds = data.get("seeds")
+    where = f"run {data.get('run', '?')}, {data.get('scale', '?')} scale" + (
+        f", world seeds {', '.join(map(str, seeds))}" if seeds else ""
+    )
+    lines = [
+        f"Claims scorecard ({where}): "
+        + ", ".join(f"{counts.get(v, 0)} {v}" for v in order)
+        + f" of {len(claims)}"
+    ]
+    width = max((len(c["verdict"]) for c in claims), default=0)
+    for claim in claims:
+        lines.append(f"  {claim['verdict']:<{width}}  {claim['id']}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m instruct_pt.reports summary CLAIMS_JSON`` | ``page MD HTML``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m instruct_pt.reports", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    summary = sub.add_parser("summary", help="print the claims scorecard's summary")
+    summary.add_argument("claims_json")
+    page = sub.add_parser("page", help="one report Markdown file as a standalone HTML page")
+    page.add_argument("md")
+    page.add_argument("html")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "summary":
+            print(claims_summary(args.claims_json))
+        else:
+            markdown_page(args.md, args.html)
+    except (FileNotFoundError, DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

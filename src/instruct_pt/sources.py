@@ -14,8 +14,11 @@
 
 ``fields`` maps our field to the source's field (dotted paths reach into nested dicts, e.g.
 ``meta.pile_set_name``). ``filter`` keeps rows whose dotted field equals a value (or is one of a
-list of values). Rows that are filtered out, lack a required field, or have an empty or non-text
-one are dropped and counted by reason in the stats (numbers in text fields become strings).
+list of values). Rows that are filtered out, lack a required field, or have an empty, non-text or
+unencodable (lone surrogate) one are dropped and counted by reason in the stats (numbers in text
+fields become strings). Raw texts follow the input rules of :mod:`instruct_pt.inputs` (protocol
+markers escaped, counted as ``escaped_markers``); the ``instruct-pt-synthesize`` CLI reads its
+input through the same code (:func:`prepare_local_texts`).
 
 Records are written as they are read, so memory does not grow with the corpus (8 bytes per record
 to find repeated ids; a second pass over the output renames them, only if there are any). A data
@@ -42,10 +45,12 @@ from instruct_pt.common import (
     DataError,
     atomic_writer,
     iter_jsonl,
+    iter_jsonl_offsets,
     stable_hash,
     write_json,
     write_jsonl,
 )
+from instruct_pt.inputs import encodable, escape_markers
 
 log = logging.getLogger(__name__)
 
@@ -245,6 +250,9 @@ def _convert(
         if not value.strip():
             dropped[f"empty_{key}"] += 1
             return None
+        if not encodable(value):
+            dropped[f"invalid_unicode_{key}"] += 1
+            return None
 
     def opt_str(key: str, default: str) -> str:
         value = values[key]
@@ -345,12 +353,16 @@ def _local_rows(name: str, spec: dict) -> Iterable[dict]:
         raise DataError(
             f"{path}: unsupported file type {suffix!r} (datasets.{name}.path: .jsonl, .json, .parquet, .csv)"
         )
+    if suffix in (".json", ".csv"):
+        _check_utf8(path, name)
     import datasets
 
     kwargs: dict[str, Any] = {}
     if suffix == ".csv":  # read every column as text: pandas would turn "4" into 4 and "" into NaN
-        with open(path, encoding="utf-8", newline="") as f:
+        with open(path, encoding="utf-8-sig", newline="") as f:
             header = next(csv.reader(f), [])
+        if not header:
+            raise DataError(f"{path}: empty CSV file, no header (datasets.{name}.path)")
         kwargs["features"] = datasets.Features({col: datasets.Value("string") for col in header})
     try:
         return datasets.load_dataset(
@@ -366,6 +378,21 @@ def _local_rows(name: str, spec: dict) -> Iterable[dict]:
         ) from e
 
 
+def _check_utf8(path: str, name: str) -> None:
+    """Fail at the first line of a text file that is not UTF-8 (the ``datasets`` readers would
+    name neither file nor line)."""
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(
+                    f"{path}:{lineno}: not UTF-8 (byte 0x{raw[e.start]:02x} at column "
+                    f"{len(raw[: e.start].decode('utf-8', 'replace')) + 1}); convert the file to "
+                    f"UTF-8 (datasets.{name}.path)"
+                ) from None
+
+
 MIN_KEPT_FRACTION = 0.5  # [ours] default of datasets.<name>.min_kept_fraction (see _check_kept)
 
 
@@ -376,6 +403,8 @@ class _Tally:
         self.read = 0
         self.kept = 0
         self.dropped: Counter = Counter()
+        self.escaped = 0  # raw texts whose protocol markers were escaped
+        self.rows = array.array("Q")  # source row number (1-based) of each kept record
 
     def eligible(self) -> int:
         """Rows read that the configured filter selected (what the kept share is measured on)."""
@@ -406,9 +435,13 @@ def _converted(name: str, rows: Iterable[dict], spec: dict, origin: str, tally: 
         rec = _convert(name, row, fields, spec, origin, tally.dropped)
         if rec is None:
             continue
+        if name in RAW:
+            rec["text"], n_markers = escape_markers(rec["text"])
+            tally.escaped += n_markers > 0
         source_id = next((_get(row, c) for c in fields["id"] if _get(row, c) is not _MISSING), None)
         raw_id = str(source_id) if source_id not in (None, "") else f"{name}-{tally.kept:07d}"
         tally.kept += 1
+        tally.rows.append(tally.read)
         yield raw_id, rec
         if max_docs is not None and tally.kept >= max_docs:
             return
@@ -429,6 +462,13 @@ def _check_kept(name: str, spec: dict, origin: str, tally: _Tally) -> None:
         )
     dropped = dict(sorted((k, v) for k, v in tally.dropped.items() if v))
     counts = f"read {tally.read} rows, kept {tally.kept}, dropped {dropped or 'none'}"
+    filt = spec.get("filter")
+    if tally.kept == 0 and tally.read and tally.dropped["filtered_out"] == tally.read:
+        raise DataError(
+            f"datasets.{name}: no records from {origin}: datasets.{name}.filter {filt!r} matches "
+            f"none of its {tally.read} rows ({counts}). A filter written for a hub source "
+            "(e.g. meta.pile_set_name) rarely fits a local file: remove it or fix the field."
+        )
     if tally.kept == 0:
         raise DataError(
             f"datasets.{name}: no records from {origin} ({counts}). Check the source and its "
@@ -447,9 +487,11 @@ def _check_kept(name: str, spec: dict, origin: str, tally: _Tally) -> None:
 _ID_PREFIX = '{"id": '  # every output line starts with its id (write order of the record keys)
 
 
-def _rename_duplicates(tmp_path: str, out_path: str, hashes: array.array) -> int:
+def _rename_duplicates(
+    tmp_path: str, out_path: str, hashes: array.array
+) -> tuple[int, list[tuple[int, str, str]]]:
     """Rewrite ``tmp_path`` to ``out_path`` giving repeated ids the suffix -1, -2, ...; returns
-    the number renamed.
+    the number renamed and (output line index, id, new id) of the first few renamed.
 
     A record keeps its id unless an earlier record already has it as its final id; then it
     gets the first free ``{id}-{k}``. An id x is taken before line i iff an earlier record was
@@ -480,6 +522,7 @@ def _rename_duplicates(tmp_path: str, out_path: str, hashes: array.array) -> int
 
     decoder = json.JSONDecoder()
     n_renamed = 0
+    examples: list[tuple[int, str, str]] = []
     path, out, tmp2 = atomic_writer(out_path)
     try:
         with out, open(tmp_path, encoding="utf-8") as f:
@@ -493,6 +536,8 @@ def _rename_duplicates(tmp_path: str, out_path: str, hashes: array.array) -> int
                     rec_id = f"{raw_id}-{k}"
                     renamed_ids.add(rec_id)
                     n_renamed += 1
+                    if len(examples) < _RENAME_EXAMPLES:
+                        examples.append((i, raw_id, rec_id))
                     line = _ID_PREFIX + json.dumps(rec_id, ensure_ascii=False) + line[end:]
                 if stable_hash(raw_id) in repeated:
                     seen_repeated.add(raw_id)
@@ -502,7 +547,22 @@ def _rename_duplicates(tmp_path: str, out_path: str, hashes: array.array) -> int
         if os.path.exists(tmp2):
             os.unlink(tmp2)
         raise
-    return n_renamed
+    return n_renamed, examples
+
+
+_RENAME_EXAMPLES = 3  # renamed ids named, with their source row, in the log
+
+
+def _row_location(spec: dict, row: int) -> str:
+    """Where source row ``row`` (1-based, as counted by ``_Tally.read``) is: ``file:line`` for a
+    local JSONL file (blank lines are skipped when reading, so the line is looked up), else the
+    row number."""
+    path = spec.get("path")
+    if spec.get("source") == "local" and path and Path(path).suffix.lower() == ".jsonl":
+        for k, (lineno, _, _) in enumerate(iter_jsonl_offsets(path), 1):
+            if k == row:
+                return f"{path}:{lineno}"
+    return f"row {row} of {path or spec.get('id')}"
 
 
 def _write_streaming(
@@ -529,7 +589,18 @@ def _write_streaming(
         if not _has_repeat(hashes):
             os.replace(tmp, path)
             return 0
-        return _rename_duplicates(tmp, out_path, hashes)
+        renamed, examples = _rename_duplicates(tmp, out_path, hashes)
+        for i, old, new in examples:
+            log.warning(
+                "datasets.%s: id %r at %s repeats an earlier id; renamed to %r",
+                name,
+                old,
+                _row_location(spec, tally.rows[i]),
+                new,
+            )
+        if renamed > len(examples):
+            log.warning("datasets.%s: %d repeated ids renamed in all", name, renamed)
+        return renamed
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -547,8 +618,9 @@ def prepare_dataset(
 ) -> dict:
     """Write data set ``name`` from ``spec``'s source to ``out_path`` (JSONL); return its stats.
 
-    Stats ``{"dataset", "source", "records", "dropped": {reason: n}, "read", "renamed_ids"}`` are
-    also written to ``out_path + ".stats.json"``. ``seed`` (optional) overrides the world seed.
+    Stats ``{"dataset", "source", "records", "dropped": {reason: n}, "read", "renamed_ids"}``
+    (raw texts also ``"escaped_markers"``: texts whose protocol markers were escaped) are also
+    written to ``out_path + ".stats.json"``. ``seed`` (optional) overrides the world seed.
     """
     if name not in DATASETS:
         raise DataError(f"datasets.{name}: unknown data set (known: {', '.join(DATASETS)})")
@@ -559,6 +631,10 @@ def prepare_dataset(
         origin = "world"
         records = world.generate_dataset(name, world_cfg, seed)
         tally.read = tally.kept = len(records)
+        if name in RAW:
+            for rec in records:
+                rec["text"], n_markers = escape_markers(rec["text"])
+                tally.escaped += n_markers > 0
         _check_kept(name, spec, origin, tally)
         for i, rec in enumerate(records):
             validate_record(name, rec, f"{out_path}:{i + 1}")
@@ -578,8 +654,42 @@ def prepare_dataset(
         "read": n_read,
         "renamed_ids": renamed,
     }
+    if name in RAW:
+        stats["escaped_markers"] = tally.escaped  # texts whose protocol markers were escaped
     write_json(out_path + ".stats.json", stats)
     log.info(
         "%s: %d records from %s, dropped %s", name, tally.kept, origin, stats["dropped"] or "none"
     )
     return stats
+
+
+def prepare_local_texts(
+    path: str,
+    out_path: str,
+    text_field: str = "text",
+    min_kept_fraction: float = MIN_KEPT_FRACTION,
+) -> dict:
+    """The ``instruct-pt-synthesize`` CLI's first step: the user's file read as the workflow reads
+    a local ``raw_general`` source (same drops, counts, escaping, id rules and failures), written
+    to ``out_path`` with its stats beside it. Returns the stats."""
+    spec = {
+        "source": "local",
+        "path": path,
+        "fields": {"text": text_field},
+        "min_kept_fraction": min_kept_fraction,
+    }
+    try:
+        return prepare_dataset("raw_general", spec, None, out_path)
+    except DataError as e:  # name the CLI's options, not the workflow's config keys
+        msg = str(e)
+        for key, option in _CLI_OPTIONS:
+            msg = msg.replace(key, option)
+        raise DataError(msg) from None
+
+
+_CLI_OPTIONS = (
+    ("datasets.raw_general.path", "--input"),
+    ("datasets.raw_general.fields", "--text-field"),
+    ("datasets.raw_general.min_kept_fraction", "--min-kept-fraction"),
+    ("datasets.raw_general", "--input"),
+)

@@ -21,6 +21,7 @@ import math
 import os
 import random
 import shutil
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -33,12 +34,16 @@ from .common import (
     atomic_writer,
     dir_identity,
     iter_jsonl,
+    iter_jsonl_offsets,
     read_json,
     sha256_file,
     stable_hash,
     write_json,
     write_jsonl,
 )
+from .dirlock import LOCK_NAME, FolderLock
+from .inputs import escape_markers, unprepared
+from .progress import eta_seconds, progress_line, quiet_progress_bars
 from .protocol import EOS, build_prompt, format_example, parse_pairs
 
 log = logging.getLogger(__name__)
@@ -78,11 +83,18 @@ def split_corpus(
         )
 
     hashes = array.array("Q")
-    for lineno, rec in enumerate(iter_jsonl(raw_path, required=("id", "text")), 1):
+    for lineno, _, rec in iter_jsonl_offsets(raw_path, required=("id", "text")):
         if not isinstance(rec["text"], str):
             raise DataError(f"{raw_path}:{lineno}: 'text' must be a string")
+        problem = unprepared(rec["text"])
+        if problem:
+            raise DataError(
+                f"{raw_path}:{lineno}: {problem}; raw corpora come from prepare_dataset"
+            )
         hashes.append(stable_hash(rec["id"]))
     n = len(hashes)
+    if not n:
+        raise DataError(f"{raw_path}: no texts to split (an empty raw corpus)")
     if n:
         ordered = np.sort(np.frombuffer(hashes, dtype=np.uint64))
         clash = np.flatnonzero(ordered[1:] == ordered[:-1])
@@ -131,12 +143,12 @@ def split_corpus(
 def _raise_duplicate_id(raw_path: str, clashing_hash: int) -> None:
     """Find the two records behind a repeated id hash (only on error) and name them."""
     first: dict[str, int] = {}
-    for lineno, rec in enumerate(iter_jsonl(raw_path), 1):
+    for lineno, _, rec in iter_jsonl_offsets(raw_path):
         if stable_hash(rec["id"]) != clashing_hash:
             continue
         if rec["id"] in first:
             raise DataError(
-                f"{raw_path}:{lineno}: duplicate id {rec['id']!r} (first at record {first[rec['id']]})"
+                f"{raw_path}:{lineno}: duplicate id {rec['id']!r} (first at line {first[rec['id']]})"
             )
         first[rec["id"]] = lineno
     raise DataError(f"{raw_path}: two ids share a 64-bit hash ({sorted(first)}); rename one")
@@ -231,7 +243,8 @@ class TransformersEngine:
         order = sorted(range(len(ids)), key=lambda i: (-len(ids[i]), i))
         out: list[str] = [""] * len(prompts)
         batches = range(0, len(order), self.batch_size)
-        for start in tqdm(batches, desc="generate", unit="batch", disable=len(batches) < 2):
+        bar_off = len(batches) < 2 or not sys.stderr.isatty()  # no bars in log files
+        for start in tqdm(batches, desc="generate", unit="batch", disable=bar_off):
             idx = order[start : start + self.batch_size]
             width = max(len(ids[i]) for i in idx)
             input_ids = torch.full((len(idx), width), self.pad_id, dtype=torch.long)
@@ -310,7 +323,7 @@ class VLLMEngine:
         params = self._vllm.SamplingParams(temperature=0, max_tokens=max_new_tokens, stop=[EOS])
         ids = [self.tokenizer.encode(p, add_special_tokens=False) for p in prompts]
         inputs = [{"prompt_token_ids": x} for x in _left_cut(self, ids, limit)]
-        outputs = self.llm.generate(inputs, params, use_tqdm=True)
+        outputs = self.llm.generate(inputs, params, use_tqdm=sys.stderr.isatty())
         texts = []
         for o in outputs:
             self.tokens_generated += len(o.outputs[0].token_ids)
@@ -475,17 +488,27 @@ def _fit_prompts(
 
 
 class _Checkpoint:
-    """Generations stored batch by batch (atomic files) under a directory tied to one job."""
+    """Generations stored batch by batch (atomic files) under a directory tied to one job, which
+    holds the directory's lock (`instruct_pt.dirlock`) until `close`."""
 
     def __init__(self, directory: str, fingerprint: dict) -> None:
         self.dir = Path(directory)
+        self.lock = FolderLock(self.dir, "synthesis")  # a second job on it fails here
         meta_path = self.dir / "meta.json"
         if meta_path.exists() and read_json(meta_path) != fingerprint:
             log.warning("checkpoint %s belongs to another job; starting afresh", self.dir)
-            shutil.rmtree(self.dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
+            for entry in self.dir.iterdir():  # all but the lock file this job holds
+                if entry.name == LOCK_NAME:
+                    continue
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
         if not meta_path.exists():
             write_json(meta_path, fingerprint)
+
+    def close(self) -> None:
+        self.lock.release()
 
     def _path(self, rnd: int, batch: int) -> Path:
         return self.dir / f"round{rnd}_batch{batch:06d}.jsonl"
@@ -531,15 +554,23 @@ def synthesize_shard(
     The reference code does neither: its vLLM call fails on an over-long prompt. An ``engine``
     without a ``tokenizer`` attribute (test fakes) skips this step.
 
+    A text holding a protocol marker (``</s>``, ``<QUE>``, ...) is escaped
+    (:func:`instruct_pt.inputs.escape_markers`) before it is prompted, and the record keeps the
+    escaped text (stats ``escaped_marker_texts``); texts read through ``prepare_dataset``, the
+    workflow's and the CLI's, arrive escaped already.
+
     ``engine`` (tests, or callers that reuse a loaded model) replaces the one ``engine_cfg`` would
     build. Greedy decoding uses no randomness; ``seed`` seeds torch and vLLM all the same.
     """
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     records = list(iter_jsonl(shard_path, required=("id", "text")))
+    escaped_marker_texts = 0
     for lineno, rec in enumerate(records, 1):
         if not isinstance(rec["text"], str):
             raise DataError(f"{shard_path}:{lineno}: 'text' must be a string")
+        rec["text"], n_markers = escape_markers(rec["text"])  # a no-op after prepare_dataset
+        escaped_marker_texts += n_markers > 0
     n = len(records)
     chunk = math.ceil(n / rounds) if n else 0
     budget = max_model_len - max_new_tokens
@@ -558,6 +589,7 @@ def synthesize_shard(
         "prompt_fitting": "tokens",
     }
     ckpt = _Checkpoint(checkpoint_dir, fingerprint)
+    quiet_progress_bars()  # the progress lines below, not bars, in the job's log
     where = collection_positions(n, rounds)
     if engine is None:  # the engine is built only if a batch is missing; its tokenizer is this one
         from transformers import AutoTokenizer
@@ -615,6 +647,11 @@ def synthesize_shard(
             ckpt.save(rnd, b, out)
             generations += out
             generated += len(batch)
+            elapsed = time.perf_counter() - started
+            done = rnd * chunk + start + len(batch)
+            rate = f"{generated / elapsed if elapsed > 0 else 0.0:.2f} texts/s"
+            eta = eta_seconds(generated, n - done, elapsed)
+            log.info("%s", progress_line("synthesis", "texts", done, n, rate, eta))
 
         for i, (pos, gen) in enumerate(zip(positions, generations, strict=True)):
             pairs, dropped = parse_pairs(gen)
@@ -642,6 +679,7 @@ def synthesize_shard(
         )
 
     write_jsonl(out_path, results)
+    ckpt.close()
     elapsed = time.perf_counter() - started
     drop_total: Counter = Counter()
     for r in results:
@@ -658,6 +696,7 @@ def synthesize_shard(
         "unchained_by_estimate": unchained_by_estimate,
         "unchained_by_tokens": unchained_by_tokens,
         "truncated_texts": sum(1 for r in results if r["truncated"]),
+        "escaped_marker_texts": escaped_marker_texts,
         "left_truncated_prompts": getattr(engine, "left_truncated_prompts", 0) - cut_before,
         "resumed_texts": resumed,
         "generated_texts": generated,

@@ -223,6 +223,16 @@ def synthesizer_generations(
 # ----------------------------------------------------------------------------- scoring
 
 
+def _stderr(scores: list[float]) -> float | None:
+    """Standard error (x100, points) of a mean of per-item scores in [0, 1]; None under 2 items."""
+    n = len(scores)
+    if n < 2:
+        return None
+    mean = sum(scores) / n
+    var = sum((x - mean) ** 2 for x in scores) / (n - 1)
+    return 100 * (var / n) ** 0.5
+
+
 def _score(name: str, plan: list[dict], records: list[dict]) -> list[dict]:
     """The settings rows of one model: per (split, shots) cell, in plan order."""
     cells: dict[tuple[str, int], dict] = {}
@@ -247,9 +257,11 @@ def _score(name: str, plan: list[dict], records: list[dict]) -> list[dict]:
                 "split": split,
                 "shots": n_shots,
                 "response_accuracy": 100 * sum(c["acc"]) / len(c["acc"]),
+                "response_accuracy_stderr": _stderr(c["acc"]),
                 "pair_quality": 100 * sum(c["quality"]) / len(c["quality"])
                 if c["quality"]
                 else 0.0,
+                "pair_quality_stderr": _stderr(c["quality"]),
                 "parse_rate": 100 * c["parsed"] / c["n"],
                 "n_pairs": len(c["quality"]),
                 "n": c["n"],

@@ -85,6 +85,8 @@ PATTERNS: tuple[tuple[re.Pattern, str, str], ...] = tuple(
         (r"analysis/contamination", "contamination", "evaluation"),
         (r"reports/(?P<name>[^/]+)", "report_{name}", "reports"),
         (r"seeds_report", "seeds_report", "reports"),
+        (r"timing_seeds", "report_timing_seeds", "reports"),
+        (r"plan", "plan", "reports"),
     )
 )
 CSV_FIELDS = ("run", "stage", "rule", "job", "wall_s", "cpu_s", "max_rss_mib")

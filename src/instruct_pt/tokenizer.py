@@ -156,7 +156,7 @@ def prepare_tokenizer(spec: dict, corpus_paths: list[str], out_dir: str, seed: i
     if tok.pad_token_id is None:  # Mistral / Llama ship without one; padding uses EOS (masked out)
         tok.pad_token = tok.eos_token
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    tok.save_pretrained(out_dir)
+    save_tokenizer(tok, out_dir)
     stats = {
         "source": source,
         "vocab_size": len(tok),
@@ -172,6 +172,27 @@ def prepare_tokenizer(spec: dict, corpus_paths: list[str], out_dir: str, seed: i
     write_json(Path(out_dir) / "tokenizer_stats.json", stats)
     log.info("tokenizer (%s): vocab %d -> %s", source, stats["vocab_size"], out_dir)
     return stats
+
+
+# from_pretrained records how the tokenizer was loaded in its init kwargs and save_pretrained
+# writes them to tokenizer_config.json: `local_files_only` follows HF_HUB_OFFLINE, `is_local`
+# whether it came from a folder or the hub. Both are set again at every load; saved, they only
+# make the same tokenizer's files differ by environment.
+LOADER_KEYS = ("local_files_only", "is_local")
+
+
+def save_tokenizer(tok, out_dir: str | os.PathLike) -> None:
+    """tok.save_pretrained(out_dir) without the loader's state (LOADER_KEYS): the same tokenizer
+    gives the same bytes whatever the environment it was loaded in."""
+    kwargs = getattr(tok, "init_kwargs", None)
+    if isinstance(kwargs, dict):
+        saved = {k: kwargs.pop(k) for k in LOADER_KEYS if k in kwargs}
+        try:
+            tok.save_pretrained(out_dir)
+        finally:
+            kwargs.update(saved)
+    else:
+        tok.save_pretrained(out_dir)
 
 
 def load_tokenizer(tokenizer_dir: str):

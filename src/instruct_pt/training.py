@@ -37,10 +37,11 @@ import math
 import os
 import random
 import shutil
+import sys
 import time
 import warnings
 from collections import Counter, defaultdict
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -58,6 +59,7 @@ from instruct_pt.common import (
     stable_hash,
     write_json,
 )
+from instruct_pt.dirlock import FolderLock, FolderLocked, holder_id, pid_alive
 from instruct_pt.modeling import (
     EXPORT_DTYPES,
     build_model,
@@ -67,6 +69,7 @@ from instruct_pt.modeling import (
     load_model,
     save_model,
 )
+from instruct_pt.progress import eta_seconds, progress_line, quiet_progress_bars
 from instruct_pt.protocol import format_context, format_example
 
 log = logging.getLogger(__name__)
@@ -74,6 +77,10 @@ log = logging.getLogger(__name__)
 IGNORE = -100
 CKPT_PREFIX = "step"
 CKPT_FORMAT = "dcp-1"  # state.json "format": checkpoints of another layout are not resumed
+# Keys of a run's summary that describe this attempt, not the trained model (a resumed run has
+# other values than an uninterrupted one): returned, and written to train_run.json beside the
+# model, but kept out of train_summary.json so that it is the same file however the run went.
+RUN_KEYS = ("resumed_from_step", "tokens_this_run", "tokens_per_s", "wall_time_s")
 
 # Keys of `train` that change the result; the others (logging, checkpoint cadence) do not, so a
 # run may be resumed after changing them.
@@ -525,15 +532,31 @@ def _rng_file(path: Path, rank: int) -> Path:
     return path / f"rng-rank{rank:05d}.pt"
 
 
-def _rank0_pid(d: _Dist) -> int:
-    """Rank 0's process id, on every rank (names the temporary folder they all write into)."""
+def _rank0_holder(d: _Dist) -> tuple[str, int]:
+    """Rank 0's (host, pid), on every rank (names the temporary folder they all write into)."""
     if d.world == 1:
-        return os.getpid()
+        return holder_id()
     import torch.distributed as dist
 
-    box = [os.getpid()]
+    box = [holder_id()]
     dist.broadcast_object_list(box, src=0)
-    return int(box[0])
+    host, pid = box[0]
+    return str(host), int(pid)
+
+
+def _tmp_name(step: int, host: str, pid: int) -> str:
+    return f".tmp-{CKPT_PREFIX}{step:08d}-{host}-{pid}"
+
+
+def _tmp_owner(name: str) -> tuple[str, int] | None:
+    """(host, pid) from a `_tmp_name`; None for another layout (older names: no host)."""
+    head = f".tmp-{CKPT_PREFIX}"
+    rest = name[len(head) :] if name.startswith(head) else ""
+    step, _, owner = rest.partition("-")
+    host, _, pid = owner.rpartition("-")
+    if len(step) != 8 or not step.isdigit() or not host or not pid.isdigit():
+        return None
+    return host, int(pid)
 
 
 def _save_checkpoint(
@@ -543,14 +566,14 @@ def _save_checkpoint(
 
     torch.distributed.checkpoint (DCP): every rank writes its own shards of the model and
     optimizer (no rank ever holds the full state) and its RNG states, into a temporary folder
-    named after rank 0's pid; after a barrier rank 0 adds state.json and renames the folder into
+    named after rank 0's host and pid; after a barrier rank 0 adds state.json and renames the folder into
     place. A folder named step{N} is therefore complete. One process writes the same way.
     """
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import get_state_dict
 
     final = checkpoint_dir / f"{CKPT_PREFIX}{step:08d}"
-    tmp = checkpoint_dir / f".tmp-{CKPT_PREFIX}{step:08d}-{_rank0_pid(d)}"
+    tmp = checkpoint_dir / _tmp_name(step, *_rank0_holder(d))
     if d.main:
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -595,25 +618,68 @@ def _load_checkpoint(path: Path, model, optimizer, d: _Dist, seed: int, step: in
 
 
 def _clear_temporaries(checkpoint_dir: Path) -> None:
-    """Remove the temporary folders of checkpoints that a killed run left half-written."""
+    """Remove the temporary folders of checkpoints that killed runs left half-written.
+
+    Called with the folder's lock held, so no other job writes here; still, a temporary of a
+    live process of this host (a writer from before folders were locked) is left alone: only
+    those of dead processes, of other hosts (their holder released the lock, so it is gone) and
+    of the older unnamed layout are removed."""
+    here, me = holder_id()
     for tmp in checkpoint_dir.glob(f".tmp-{CKPT_PREFIX}*"):
+        owner = _tmp_owner(tmp.name)
+        if owner is not None and owner[0] == here and owner[1] != me and pid_alive(owner[1]):
+            log.warning("%s: left alone, its writer (pid %d) is still running", tmp, owner[1])
+            continue
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _metrics_log(checkpoint_dir: Path, upto_step: int) -> None:
-    """Keep only metrics.jsonl lines of steps <= upto_step (a resumed run rewrites the rest)."""
-    path = checkpoint_dir / "metrics.jsonl"
-    if not path.exists():
-        return
-    kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+@contextmanager
+def _checkpoint_lock(checkpoint_dir: str, d: _Dist, what: str = "training"):
+    """Hold checkpoint_dir's lock (`instruct_pt.dirlock`) for the body. Rank 0 takes it for the
+    whole job: every rank of this job goes on, and on every rank of a second job on the same
+    folder FolderLocked is raised, naming the holder."""
+    lock, error = None, None
+    if d.main:
         try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:  # a line cut short by a kill
+            lock = FolderLock(checkpoint_dir, what)
+        except FolderLocked as e:
+            error = str(e)
+        except OSError as e:  # every rank must learn of it, not wait in the broadcast
+            error = f"{checkpoint_dir}: cannot lock the checkpoint folder ({e})"
+    if d.world > 1:
+        import torch.distributed as dist
+
+        box = [error]
+        dist.broadcast_object_list(box, src=0)
+        error = box[0]
+    if error is not None:
+        raise FolderLocked(error)
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+METRICS_LOG = "metrics.jsonl"  # per log step: loss, lr, grad_norm, tokens (the same on resume)
+TIMING_LOG = "timing.jsonl"  # per log step: tokens_per_s, mfu, elapsed_s (this machine's speed)
+
+
+def _metrics_log(checkpoint_dir: Path, upto_step: int) -> None:
+    """Keep only log lines of steps <= upto_step (a resumed run rewrites the rest)."""
+    for name in (METRICS_LOG, TIMING_LOG):
+        path = checkpoint_dir / name
+        if not path.exists():
             continue
-        if rec.get("step", 0) <= upto_step:
-            kept.append(line)
-    path.write_text("".join(x + "\n" for x in kept), encoding="utf-8")
+        kept = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:  # a line cut short by a kill
+                continue
+            if rec.get("step", 0) <= upto_step:
+                kept.append(line)
+        path.write_text("".join(x + "\n" for x in kept), encoding="utf-8")
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -664,6 +730,7 @@ def _run(
     rank0_loads: on several processes, model_fn() returns the real model on rank 0 only and a
     meta-device one elsewhere (`_model_loader`); rank 0's weights are broadcast into the shards,
     so a single host copy of the full model exists, not one per GPU."""
+    quiet_progress_bars()  # progress goes to the log as lines (below), not as bars
     ckpt_dir = Path(checkpoint_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     total = cfg.total_steps(source.n, source.seq_len)
@@ -701,7 +768,10 @@ def _run(
             del full
     optimizer = _optimizer(model, cfg)
 
+    plan = _Plan(source.n, cfg.batch_size, seed)
     step, wall_before, last_loss = 0, 0.0, None
+    window: list[float] = []  # losses of the steps since the last log line
+    tokens_trained = 0  # real tokens of all steps so far (every rank's)
     if d.main:
         _clear_temporaries(ckpt_dir)
     _barrier(d)
@@ -727,13 +797,18 @@ def _run(
         last = existing[-1]
         _load_checkpoint(last, model, optimizer, d, seed, state["step"])
         step, wall_before, last_loss = state["step"], state["wall_time_s"], state["last_loss"]
+        window = [float(x) for x in state.get("log_window", [])]
+        tokens_trained = state.get("tokens_trained")
+        if tokens_trained is None:  # a checkpoint from before it was kept: count the steps done
+            tokens_trained = sum(source.tokens(plan.rows(s)) for s in range(step))
         log.info("resumed from %s (step %d of %d)", last, step, total)
         if d.main:
             _metrics_log(ckpt_dir, step)
     else:
         torch.manual_seed(seed)  # dropout stream; weights were seeded by model_fn
-        if d.main and (ckpt_dir / "metrics.jsonl").exists():
-            (ckpt_dir / "metrics.jsonl").unlink()
+        if d.main:
+            for name in (METRICS_LOG, TIMING_LOG):
+                (ckpt_dir / name).unlink(missing_ok=True)
     start_step = step
 
     train_model = torch.compile(model) if cfg.compile else model
@@ -742,21 +817,23 @@ def _run(
         if cfg.precision == "bf16"
         else nullcontext()
     )
-    plan = _Plan(source.n, cfg.batch_size, seed)
     seq_len = source.seq_len
     fpt = flops_per_token(lm.config, seq_len)
     peak = cfg.peak_flops * d.world if cfg.peak_flops else None
     tracker = _wandb_start(cfg, run_config, d)
-    metrics_f = open(ckpt_dir / "metrics.jsonl", "a", encoding="utf-8") if d.main else None  # noqa: SIM115
+    metrics_f = open(ckpt_dir / METRICS_LOG, "a", encoding="utf-8") if d.main else None  # noqa: SIM115
+    timing_f = open(ckpt_dir / TIMING_LOG, "a", encoding="utf-8") if d.main else None  # noqa: SIM115
     if on_step is not None and step == 0:
         on_step(0, model)
 
-    from tqdm import tqdm
+    # A bar only on a terminal; log files get the progress lines below instead.
+    bar = None
+    if d.main and sys.stderr.isatty():
+        from tqdm import tqdm
 
-    bar = tqdm(total=total, initial=step, desc=kind, unit="step", disable=not d.main)
+        bar = tqdm(total=total, initial=step, desc=kind, unit="step")
     t_start = t_log = time.perf_counter()
     tokens_run = tokens_log = 0
-    losses: list[float] = []
     model.train()
     while step < total:
         rows = plan.rows(step)[d.rank * local_bs : (d.rank + 1) * local_bs]
@@ -785,20 +862,28 @@ def _run(
         optimizer.zero_grad(set_to_none=True)
         step += 1
         last_loss = _all_sum(loss_sum, d) / n_targets
-        losses.append(last_loss)
+        window.append(last_loss)
         n_tok = int(_all_sum(float(sum(source.tokens(m) for m in micro)), d))
         tokens_run += n_tok
         tokens_log += n_tok
-        bar.update(1)
+        tokens_trained += n_tok
+        if bar is not None:
+            bar.update(1)
 
         if step % cfg.log_every == 0 or step == total:
             now = time.perf_counter()
             tps = tokens_log / max(now - t_log, 1e-9)
+            # metrics.jsonl: what the run computed (a resumed run writes the same lines);
+            # timing.jsonl: how fast this machine did it.
             rec = {
                 "step": step,
-                "loss": sum(losses) / len(losses),
+                "loss": sum(window) / len(window),
                 "lr": lr,
                 "grad_norm": float(grad_norm),
+                "tokens": tokens_trained,
+            }
+            timing = {
+                "step": step,
                 "tokens_per_s": tps,
                 **({"mfu": fpt * tps / peak} if peak else {}),
                 "elapsed_s": wall_before + now - t_start,
@@ -806,10 +891,16 @@ def _run(
             if d.main:
                 metrics_f.write(json.dumps(rec) + "\n")
                 metrics_f.flush()
-                bar.set_postfix(loss=f"{rec['loss']:.3f}", tok_s=f"{tps:.0f}")
+                timing_f.write(json.dumps(timing) + "\n")
+                timing_f.flush()
+                if bar is not None:
+                    bar.set_postfix(loss=f"{rec['loss']:.3f}", tok_s=f"{tps:.0f}")
+                log.info(
+                    "%s", _progress(kind, start_step, step, total, rec["loss"], tps, now - t_start)
+                )
                 if tracker is not None:
-                    tracker.log(rec, step=step)
-            losses, tokens_log, t_log = [], 0, now
+                    tracker.log({**rec, **timing}, step=step)
+            window, tokens_log, t_log = [], 0, now
         if on_step is not None:
             on_step(step, model)
         if step % cfg.checkpoint_every == 0 or step == total:
@@ -819,13 +910,17 @@ def _run(
                 "fingerprint": fingerprint,
                 "data": plan.position(step),
                 "last_loss": last_loss,
+                "log_window": window,  # so that a resumed run logs the same mean loss
+                "tokens_trained": tokens_trained,
                 "wall_time_s": wall_before + time.perf_counter() - t_start,
             }
             _save_checkpoint(ckpt_dir, step, model, optimizer, state, cfg.keep_checkpoints, d)
-    bar.close()
+    if bar is not None:
+        bar.close()
     wall = time.perf_counter() - t_start
-    if metrics_f is not None:
-        metrics_f.close()
+    for f in (metrics_f, timing_f):
+        if f is not None:
+            f.close()
     if tracker is not None:
         tracker.finish()
     summary = {
@@ -833,6 +928,7 @@ def _run(
         "steps": total,
         "resumed_from_step": start_step,
         "tokens": total * cfg.batch_size * seq_len if isinstance(source, PackedSource) else None,
+        "tokens_trained": tokens_trained,
         "tokens_this_run": tokens_run,
         "rows": source.n,
         "epochs": total * cfg.batch_size / source.n,
@@ -845,6 +941,13 @@ def _run(
         "fsdp_mixed_precision": _mp_summary(model, cfg.precision) if d.world > 1 else None,
     }
     return model, summary
+
+
+def _progress(kind: str, start_step: int, step: int, total: int, loss, tps, elapsed) -> str:
+    """The log's progress line: step/total, loss, tokens/s, ETA at this run's pace."""
+    rate = f"loss {loss:.4f} {tps:,.0f} tok/s"
+    eta = eta_seconds(step - start_step, total - step, elapsed)
+    return progress_line(kind, "step", step, total, rate, eta)
 
 
 def _mp_summary(model, precision: str) -> dict:
@@ -883,8 +986,8 @@ def _export(
     summary: dict | None,
     dtype: str = "float32",
 ) -> None:
-    """Gather the full weights and (rank 0) write a model folder (+ train_summary.json) whose
-    tensors are `dtype` (train.export_dtype).
+    """Gather the full weights and (rank 0) write a model folder (+ train_summary.json, the
+    summary without its RUN_KEYS) whose tensors are `dtype` (train.export_dtype).
 
     Gathered tensors no longer share storage, so tied copies (lm_head = embeddings) are dropped
     here exactly as save_pretrained drops them for an unsharded model: same bytes either way.
@@ -896,7 +999,8 @@ def _export(
     for key in getattr(model.lm, "all_tied_weights_keys", None) or {}:
         msd.pop(key, None)
     if d.main:
-        save_model(model.lm, tokenizer_dir, out_dir, extra=summary, state_dict=msd, dtype=dtype)
+        extra = None if summary is None else summary_file(summary)
+        save_model(model.lm, tokenizer_dir, out_dir, extra=extra, state_dict=msd, dtype=dtype)
     _barrier(d)
 
 
@@ -946,20 +1050,21 @@ def pretrain(
             )
         return m
 
-    model, summary = _run(
-        kind="pretrain" if arch is not None else "continual_pretrain",
-        model_fn=lambda: check_vocab(model_fn()),
-        source=source,
-        cfg=cfg,
-        checkpoint_dir=checkpoint_dir,
-        seed=seed,
-        d=d,
-        run_config=run_config,
-        rank0_loads=init_from is not None,
-    )
-    _export(model, d, tokenizer_dir, out_dir, summary, cfg.export_dtype)
-    if d.main:
-        _copy_metrics(checkpoint_dir, out_dir)
+    with _checkpoint_lock(checkpoint_dir, d):
+        model, summary = _run(
+            kind="pretrain" if arch is not None else "continual_pretrain",
+            model_fn=lambda: check_vocab(model_fn()),
+            source=source,
+            cfg=cfg,
+            checkpoint_dir=checkpoint_dir,
+            seed=seed,
+            d=d,
+            run_config=run_config,
+            rank0_loads=init_from is not None,
+        )
+        _export(model, d, tokenizer_dir, out_dir, summary, cfg.export_dtype)
+        if d.main:
+            _copy_metrics(checkpoint_dir, out_dir, summary)
     return summary
 
 
@@ -967,20 +1072,31 @@ def _tune_and_export(
     stage, base_model_dir, out_dir, tok, rows, data_stats, seq_len, cfg, train, checkpoint_dir,
     seed, d,
 ) -> dict:  # fmt: skip
-    """Tune on rows, save the final model to out_dir and copy the metrics beside it."""
-    model, summary = _tune(
-        stage, base_model_dir, tok, rows, data_stats, seq_len, cfg, train, checkpoint_dir, seed, d
-    )
-    _export(model, d, base_model_dir, out_dir, summary, cfg.export_dtype)
-    if d.main:
-        _copy_metrics(checkpoint_dir, out_dir)
+    """Tune on rows, save the final model to out_dir and copy the metrics beside it (with the
+    checkpoint folder locked)."""
+    with _checkpoint_lock(checkpoint_dir, d):
+        model, summary = _tune(
+            stage, base_model_dir, tok, rows, data_stats, seq_len, cfg, train, checkpoint_dir,
+            seed, d,
+        )  # fmt: skip
+        _export(model, d, base_model_dir, out_dir, summary, cfg.export_dtype)
+        if d.main:
+            _copy_metrics(checkpoint_dir, out_dir, summary)
     return summary
 
 
-def _copy_metrics(checkpoint_dir: str, out_dir: str) -> None:
-    src = Path(checkpoint_dir) / "metrics.jsonl"
-    if src.exists():
-        shutil.copyfile(src, Path(out_dir) / "metrics.jsonl")
+def summary_file(summary: dict) -> dict:
+    """train_summary.json's content: the summary less the facts of this attempt (RUN_KEYS)."""
+    return {k: v for k, v in summary.items() if k not in RUN_KEYS}
+
+
+def _copy_metrics(checkpoint_dir: str, out_dir: str, summary: dict) -> None:
+    """Beside the model: the logs (metrics.jsonl, timing.jsonl) and train_run.json (RUN_KEYS)."""
+    for name in (METRICS_LOG, TIMING_LOG):
+        src = Path(checkpoint_dir) / name
+        if src.exists():
+            shutil.copyfile(src, Path(out_dir) / name)
+    write_json(Path(out_dir) / "train_run.json", {k: summary.get(k) for k in RUN_KEYS})
 
 
 def _encode_with_loss_span(
@@ -1224,24 +1340,25 @@ def instruction_tune(
         if step in wanted:
             _export(model, d, base_model_dir, str(exports / f"step{step}"), None, cfg.export_dtype)
 
-    _, summary = _tune(
-        "instruction_tune", base_model_dir, tok, rows, data_stats, seq_len,
-        cfg, train, checkpoint_dir, seed, d, on_step=on_step,
-    )  # fmt: skip
-    summary["saved_steps"] = wanted
-    if d.main:
-        out = Path(out_dir)
-        for step in wanted:
-            if not (exports / f"step{step}").is_dir():
-                raise DataError(
-                    f"{exports}/step{step}: missing export (checkpoint dir tampered with?)"
-                )
-            if (out / f"step{step}").exists():
-                shutil.rmtree(out / f"step{step}")
-            shutil.copytree(exports / f"step{step}", out / f"step{step}")
-        write_json(out / "train_summary.json", summary)
-        _copy_metrics(checkpoint_dir, out_dir)
-    _barrier(d)
+    with _checkpoint_lock(checkpoint_dir, d):
+        _, summary = _tune(
+            "instruction_tune", base_model_dir, tok, rows, data_stats, seq_len,
+            cfg, train, checkpoint_dir, seed, d, on_step=on_step,
+        )  # fmt: skip
+        summary["saved_steps"] = wanted
+        if d.main:
+            out = Path(out_dir)
+            for step in wanted:
+                if not (exports / f"step{step}").is_dir():
+                    raise DataError(
+                        f"{exports}/step{step}: missing export (checkpoint dir tampered with?)"
+                    )
+                if (out / f"step{step}").exists():
+                    shutil.rmtree(out / f"step{step}")
+                shutil.copytree(exports / f"step{step}", out / f"step{step}")
+            write_json(out / "train_summary.json", summary_file(summary))
+            _copy_metrics(checkpoint_dir, out_dir, summary)
+        _barrier(d)
     return summary
 
 

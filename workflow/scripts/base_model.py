@@ -1,8 +1,10 @@
 """Rule base_model: fetch hub weights (paper scale) or pre-train a stand-in (miniature)."""
 
 from instruct_pt.common import set_torch_threads, setup_logging
+from instruct_pt.jobs import finish_checkpoints, keep_finished_checkpoints, start_heartbeat
 
 setup_logging(snakemake.log[0])
+start_heartbeat(snakemake.log[0])
 set_torch_threads(snakemake.threads)
 
 from instruct_pt.base_models import prepare_base_model  # noqa: E402
@@ -16,4 +18,8 @@ prepare_base_model(
     checkpoint_dir=snakemake.params.checkpoint_dir,
     seed=snakemake.params.seed,
     threads=snakemake.threads,
+)
+# Only now, with every output written: a job killed before this line resumes from them.
+finish_checkpoints(
+    snakemake.params.checkpoint_dir, snakemake.output, keep_finished_checkpoints(snakemake.config)
 )

@@ -1,9 +1,11 @@
 """Rule finetune_synthesizer: few-shot sequences, loss only on instruction-response pairs."""
 
 from instruct_pt.common import setup_logging
+from instruct_pt.jobs import finish_checkpoints, keep_finished_checkpoints, start_heartbeat
 from instruct_pt.launch import launch
 
 setup_logging(snakemake.log[0])
+start_heartbeat(snakemake.log[0])
 launch(
     "finetune_synthesizer",
     dict(
@@ -18,4 +20,8 @@ launch(
         threads=snakemake.threads,
     ),
     nproc=snakemake.resources.gpu,
+)
+# Only now, with every output written: a job killed before this line resumes from them.
+finish_checkpoints(
+    snakemake.params.checkpoint_dir, snakemake.output, keep_finished_checkpoints(snakemake.config)
 )
