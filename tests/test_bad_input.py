@@ -2,7 +2,8 @@
 
 The cases run once per module; each cell of the outcome table is checked against what it must be
 (an error naming the file and line or the option, or a count in the stats), and the table is
-rendered to docs/bad-input.md. The file must match what the run produced; to regenerate it:
+rendered to docs/bad-input.md and, in short, to the README (between its bad-input markers). Both
+must match what the run produced; to regenerate them:
 
     BAD_INPUT_UPDATE=1 PYTHONPATH=$PWD/src .venv/bin/pytest -q tests/test_bad_input.py
 """
@@ -15,6 +16,7 @@ import io
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -455,12 +457,51 @@ def test_outcome_is_an_error_naming_the_place_or_a_count(case, outcomes):
             assert got.detail["wrote"] == [], got.detail
 
 
+README = DOC.parents[1] / "README.md"
+README_MARKERS = ("<!-- bad-input:begin -->", "<!-- bad-input:end -->")
+
+
+def _short(got: Outcome) -> str:
+    """A README cell: the outcome's kind and what it names or counts (the full text: the doc)."""
+    if got.kind == "error":
+        where = "file and line" if re.search(r"\.(jsonl|csv):\d+", got.text) else "file"
+        if "--" in got.text and ".jsonl:" not in got.text:
+            where = "option"
+        return f"error naming the {where}"
+    if got.kind == "counted":
+        return "counted: " + ", ".join(f"`{k}`" for k in sorted(got.detail["counts"]))
+    if got.kind == "kept":
+        return "kept whole" + (" (cut in synthesis, counted)" if "cuts" in got.text else "")
+    return got.kind
+
+
+def render_readme(outcomes: dict) -> str:
+    """The README's compact table: every bad-input class x entry point, the outcome's kind."""
+    lines = [
+        "| Bad input | " + " | ".join(ENTRY_POINTS.values()) + " |",
+        "|---|" + "---|" * len(ENTRY_POINTS),
+    ]
+    lines += [
+        f"| {c.name} | " + " | ".join(_short(outcomes[(c.name, ep)]) for ep in ENTRY_POINTS) + " |"
+        for c in CASES
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def test_table_is_up_to_date(outcomes):
     text = render(outcomes)
     assert "silently" not in text
+    begin, end = README_MARKERS
+    readme = README.read_text(encoding="utf-8")
+    head, rest = readme.split(begin + "\n")
+    _, tail = rest.split(end)
+    table = render_readme(outcomes)
+    assert "silently" not in table and "CRASH" not in table
     if os.environ.get("BAD_INPUT_UPDATE"):
         DOC.write_text(text, encoding="utf-8")
+        README.write_text(head + begin + "\n" + table + end + tail, encoding="utf-8")
     assert DOC.read_text(encoding="utf-8") == text, "docs/bad-input.md is stale: see the docstring"
+    assert rest.split(end)[0] == table, "README.md's bad-input table is stale: see the docstring"
 
 
 def test_cli_output_holds_no_marker_and_the_drops_match_the_workflow(tmp_path, tiny_lm):
