@@ -32,13 +32,18 @@ demo: $(VENV)/.installed
 
 # One HTML file of a finished run (`make report RUN=tiny`; PRESET defaults to presets/$(RUN).yaml):
 # every table, figure, the claims scorecard, the config files and the time per stage. Builds only
-# the report's pages from existing results (code changes alone trigger no rerun), then prints the
-# scorecard's summary and the report's path.
+# the report's pages from existing results (code changes alone trigger no rerun; only the report
+# rules may run, so nothing is ever trained), then prints the scorecard's summary and the
+# report's path. A run without its results fails, Snakemake naming the missing files.
 RUN ?= tiny
 PRESET ?= presets/$(RUN).yaml
 REPORT_FLAGS = --cores $(CORES) --configfile $(PRESET) --config run=$(RUN) --rerun-triggers mtime
 report: $(VENV)/.installed
-	$(SNAKEMAKE) report_pages $(REPORT_FLAGS)
+	@test -f $(PRESET) || { echo "make report: no config file $(PRESET) (PRESET=... names the run's)" >&2; exit 1; }
+	@$(SNAKEMAKE) report_pages $(REPORT_FLAGS) --allowed-rules $(REPORT_RULES) || { echo; \
+		echo "make report: no report of run '$(RUN)' (error above). \"Missing input files\": results the"; \
+		echo "report needs are not there; it trains nothing. Build the run first: make demo (tiny), or"; \
+		echo "$(SNAKEMAKE) --cores $(CORES) --configfile $(PRESET) --config run=$(RUN)"; exit 1; } >&2
 	$(SNAKEMAKE) $(REPORT_FLAGS) --report paper_figures/$(RUN)/report.html
 	@echo
 	@$(PY) -m instruct_pt.reports summary paper_figures/$(RUN)/claims.json

@@ -335,6 +335,35 @@ def test_evaluate_end_to_end(tmp_path, fake_world, tiny_model):
         assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes()
 
 
+def test_evaluation_job_log_has_no_progress_bars(tmp_path, fake_world, tiny_model):
+    """As the evaluate rule runs it (stderr and logging into the job's log file): none of
+    lm-eval's, transformers' or datasets' bars (carriage returns) in the log."""
+    import contextlib
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    suite_dir = tmp_path / "suite"
+    E.build_suite("general", SPEC, str(suite_dir), {})
+    log_path = tmp_path / "evaluate.log"
+    root = logging.getLogger()
+    level = root.level
+    with open(log_path, "a", encoding="utf-8") as f, contextlib.redirect_stderr(f):
+        handler = logging.StreamHandler(f)
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        try:
+            E.evaluate(tiny_model, str(suite_dir), str(tmp_path / "out"), "tiny", "general",
+                       batch_size=4, limit=4)  # fmt: skip
+        finally:
+            root.removeHandler(handler)
+            root.setLevel(level)
+            hf_logging.enable_progress_bar()
+    text = log_path.read_bytes().decode("utf-8")  # read_text would turn "\r" into "\n"
+    assert "lm-eval on tiny" in text  # the job did log
+    assert "\r" not in text
+
+
 @pytest.mark.parametrize("weighted", [True, False])
 def test_group_items_are_its_leaves_documents(tmp_path, fake_world, tiny_model, weighted):
     """A group (MMLU-like) weighted by size is the mean over all its leaves' documents; one not

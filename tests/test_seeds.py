@@ -312,6 +312,69 @@ def test_figures_have_error_bars_and_the_chance_line(tmp_path, runs, monkeypatch
         assert f"![Figure {name[-1]}" in (out / f"{name}.md").read_text()
 
 
+def _figure_runs(root: Path) -> dict[str, list[str]]:
+    """Per-seed Figure 4 / 6 CSVs: two equal curves (results with metric, shots and n), and
+    category shares with one category at 0 everywhere and n differing between seeds."""
+    tables: dict[str, list[str]] = {"figure4": [], "figure6": []}
+    for i, seed in enumerate(SEEDS):
+        r = f"figs-s{seed}"
+        truth = (np.random.default_rng(seed).permutation(50) + 0.5) / 50
+        f4 = []
+        for label in ("Vanilla PT", "Instruct PT"):  # the same values: one must not hide the other
+            for step in (20, 40):
+                c = (truth < 0.4 + step / 1000).astype(float)
+                src = _result(root, r, f"it-{label[0]}-{step}", "knowledge", c)
+                res = json.loads(src.read_text())
+                write_json(src, {**res, "metric": "acc_norm", "num_fewshot": 3})
+                f4.append(_rec("figure4", label, f"zero-shot step {step}", 100 * c.mean(), [src]))
+        f4.append(_rec("figure4", FLOOR_CHANCE, "zero-shot final", 25.0))
+        f6 = []
+        for corpus, shares in (("General", (70.0, 30.0, 0.0)), ("Finance", (10.0, 90.0, 0.0))):
+            for cat, share in zip(("fact lookup", "sentiment", "other"), shares, strict=True):
+                rec = _rec("figure6", corpus, cat, share + (i if share else 0.0))
+                f6.append({**rec, "n": str(20 + 2 * (i == 2)), "note": "% of pairs"})
+        for name, records in (("figure4", f4), ("figure6", f6)):
+            path = root / "paper_figures" / r / f"{name}.csv"
+            reports._write_csv(path, records)
+            tables[name].append(str(path))
+    return tables
+
+
+def test_seed_figures_name_metric_shots_n_and_share_the_single_run_fixes(tmp_path, monkeypatch):
+    figures = {}
+    save = reports._save_figure
+
+    def keep(fig, png, pdf):
+        figures[Path(png).name] = fig
+        save(fig, png, pdf)
+
+    monkeypatch.setattr(reports, "_save_figure", keep)
+    out = tmp_path / "agg"
+    seeds_report(_figure_runs(tmp_path), SEEDS, out, run="figs-seeds", scale="miniature", n_boot=50)
+    (ax,) = figures["figure4.png"].axes
+    assert "acc_norm" in ax.get_ylabel() and "knowledge" in ax.get_ylabel()
+    assert "(3 shots)" in ax.get_title() and "n=50 questions" in ax.get_title()
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert len(bars) == 2 and all(c.has_yerr for c in bars)
+    xs = [tuple(c.lines[0].get_xdata()) for c in bars]
+    assert xs[0] != xs[1]  # equal curves drawn apart
+    assert bars[0].lines[0].get_marker() != bars[1].lines[0].get_marker()
+    chance = [ln for ln in ax.get_lines() if ln.get_label() == "chance"]
+    assert len(chance) == 1 and chance[0].get_ydata()[0] == pytest.approx(25.0)
+    assert "shifted by up to" in (out / "figure4.md").read_text()
+
+    a, b = figures["figure6.png"].axes
+    assert a.get_xlim() == b.get_xlim()
+    assert [t.get_text() for t in a.get_yticklabels()] == ["fact lookup", "sentiment"]
+    assert "n=20/22 pairs" in a.get_title() and a.get_xlabel() == "% of pairs"
+    (bar6,) = [c for c in b.containers if isinstance(c, BarContainer)]
+    assert [p.get_width() for p in bar6.patches] == pytest.approx([11.0, 91.0])  # the means
+    assert a.get_xlim()[1] >= 91.0 + max(
+        seg[:, 0].max() - 91.0 for seg in bar6.errorbar.lines[2][0].get_segments()
+    )
+    assert "not plotted: other." in (out / "figure6.md").read_text()
+
+
 def test_world_seed_overlays_are_checked(tmp_path):
     good = tmp_path / "a.yaml"
     good.write_text("run: x-s7\nworld: { seed: 7 }\n")

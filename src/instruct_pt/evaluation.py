@@ -28,6 +28,7 @@ lends it the model it runs (see that module).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import inspect
@@ -36,7 +37,8 @@ import logging
 import math
 import os
 import shutil
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -546,6 +548,9 @@ def evaluate(
     from lm_eval.api.registry import get_model
 
     from instruct_pt.lm_tasks import scoring_model
+    from instruct_pt.progress import quiet_progress_bars
+
+    quiet_progress_bars()  # no model-loading or dataset bars in the job's log
 
     sdir = Path(suite_dir).resolve()
     meta = read_json(sdir / "suite.json")
@@ -594,7 +599,7 @@ def evaluate(
     lm = get_model("hf").create_from_arg_obj(
         model_args, {"batch_size": batch_size, "max_batch_size": None, "device": device}
     )
-    with scoring_model(lm):
+    with scoring_model(lm), harness_bars_off():
         res = lm_eval.simple_evaluate(
             model=lm,
             tasks=objects,
@@ -642,6 +647,42 @@ def evaluate(
         records.append(rec)
         log.info("%s %s: %s = %.2f (n=%d)", model_name, task, metric, rec["value"], rec["n"])
     return records
+
+
+@contextlib.contextmanager
+def harness_bars_off() -> Iterator[list[str]]:
+    """lm-eval's tqdm bars off while the harness runs, when stderr is not a terminal (a job's
+    log file, where each bar is one line of carriage returns).
+
+    lm-eval has no global switch: its models take ``disable_tqdm``, which ``simple_evaluate``
+    never passes, and the request-building and bootstrap loops take none. So every loaded
+    ``lm_eval`` module's ``tqdm`` is swapped for one that is always disabled, and put back after.
+    Yields the patched modules' names. On a terminal nothing changes."""
+    if sys.stderr.isatty():
+        yield []
+        return
+    import tqdm as tqdm_pkg
+    import tqdm.auto
+
+    bars = (tqdm_pkg.tqdm, tqdm.auto.tqdm)
+
+    def off(*args: Any, **kwargs: Any) -> Any:
+        kwargs["disable"] = True
+        return tqdm_pkg.tqdm(*args, **kwargs)
+
+    saved = {
+        mod: mod.tqdm
+        for name, mod in list(sys.modules.items())
+        if name.split(".")[0] == "lm_eval"
+        and any(getattr(mod, "tqdm", None) is bar for bar in bars)
+    }
+    for mod in saved:
+        mod.tqdm = off
+    try:
+        yield sorted(mod.__name__ for mod in saved)
+    finally:
+        for mod, bar in saved.items():
+            mod.tqdm = bar
 
 
 def hf_placement(device: str = "auto", gpus: int | None = None) -> tuple[dict[str, Any], str]:

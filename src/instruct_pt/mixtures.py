@@ -31,10 +31,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from instruct_pt.common import DataError, sha256_file, stable_hash, write_json, write_jsonl
 from instruct_pt.packing import count_tokens, ordered_map, worker_pool
+from instruct_pt.progress import iter_progress
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +104,8 @@ class _Component:
             results = (_scan_chunk(chunk, tok) for chunk in chunks)
         else:
             results = ordered_map(pool, _scan_chunk_in_worker, chunks, window)
-        for starts, n_tokens, n_empty in tqdm(
-            results, desc=f"mixture scan {self.name}", unit="chunk"
+        for starts, n_tokens, n_empty in iter_progress(
+            results, f"mixture scan {self.name}", "documents", weight=lambda r: len(r[1]) + r[2]
         ):
             offsets.extend(starts)
             counts.extend(n + specials for n in n_tokens)
@@ -285,7 +285,7 @@ def build_mixture(
     handles = [open(c.path, "rb") for c in comps]  # noqa: SIM115 - closed in finally
 
     def records():
-        for j in tqdm(order, desc=f"mixture {name}", unit="doc"):
+        for j in iter_progress(order, f"mixture {name}", "documents", total=len(order)):
             ci, di, k = int(comp_idx[j]), int(doc_idx[j]), int(copy_idx[j])
             c = comps[ci]
             rec = c.read(handles[ci], di)

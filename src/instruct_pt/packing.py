@@ -21,9 +21,9 @@ from itertools import chain, islice
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from instruct_pt.common import DataError, read_json, write_json
+from instruct_pt.progress import iter_progress
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +158,8 @@ def pack(
         encoded_chunks = (encode_texts(tok, texts) for _, texts in chunks)
     try:
         with open(tmp_bin, "wb") as f:
-            for ids_list in tqdm(
-                encoded_chunks, desc=f"pack {Path(texts_path).name}", unit="chunk"
+            for ids_list in iter_progress(
+                encoded_chunks, f"pack {Path(texts_path).name}", "texts", weight=len
             ):
                 docs = []
                 for ids in ids_list:

@@ -1405,26 +1405,77 @@ def _set_words(values: set, unit: str = "") -> str:
 
 
 def _plot_figure4(points, panel_info, floors, curves, settings, task, title, run, scale) -> dict:
-    """Figure 4's panels: one line per curve with standard-error bars, each curve shifted a
-    little along x (and drawn with its own marker and line style) so that equal curves stay
-    visible; the floors as grey lines. Returns {"fig", "note"} (the note says the shift)."""
+    """Figure 4's panels from one run's results: standard errors as error bars."""
+    panels = {}
+    for panel in settings:
+        info = panel_info[panel]
+        panels[panel] = {
+            "points": {
+                c["label"]: [
+                    (x, y, se or 0.0, se or 0.0) for x, y, se in points[(c["label"], panel)]
+                ]
+                for c in curves
+            },
+            "floors": {
+                row: floors.get(f"{panel} final", {}).get(row, {}).get("ours")
+                for row in (FLOOR_CHANCE, FLOOR_MAJORITY)
+            },
+            "title": step_panel_title(task, panel, info["shots"], info["n"]),
+            "ylabel": step_panel_ylabel(task, info["metric"]),
+        }
+    return plot_step_panels(
+        panels, curves, _suptitle(title, run, scale) + "\nerror bars: ±1 standard error"
+    )
+
+
+def step_panel_title(task: str, panel: str, shots: set, n: set) -> str:
+    """A Figure 4 panel's title: task, setting, shots and n ('mmlu, zero-shot (0 shots), n=80
+    questions')."""
+    return f"{task}, {panel} ({_set_words(shots)} shots), n={_set_words(n)} questions"
+
+
+def step_panel_ylabel(task: str, metrics: set) -> str:
+    """A Figure 4 panel's y axis: the task and its metric ('mmlu: acc_norm (%)')."""
+    return f"{task}: {_set_words(metrics)} (%)"
+
+
+def plot_step_panels(panels: dict[str, dict], curves: Sequence[dict], suptitle: str) -> dict:
+    """Figure 4's drawing, for one run and for the aggregate over world seeds: one panel per
+    setting, one line per curve with its error bars, each curve shifted a little along x (and
+    drawn with its own marker and line style) so that equal curves stay visible; the floors as
+    grey lines (chance dashed, majority dotted).
+
+    ``panels``: ``{panel: {"points": {curve label: [(x, y, err_low, err_high)]}, "floors":
+    {FLOOR_CHANCE/FLOOR_MAJORITY: value or None}, "title", "ylabel"}}``; ``curves``: ``[{"label",
+    "variant"}]`` in drawing order (the variant picks the colour). A curve without points in a
+    panel is not drawn there. Returns {"fig", "note"} (the note says the shift, if any)."""
     plt = _pyplot()
     variants = sorted({c["variant"] for c in curves})
     colors = {v: f"C{i}" for i, v in enumerate(variants)}
     markers, styles = "osD^v", ("-", "--", "-.", ":")
-    steps = sorted({x for line in points.values() for x, _, _ in line})
+    steps = sorted(
+        {p[0] for pan in panels.values() for line in pan["points"].values() for p in line}
+    )
     span = (steps[-1] - steps[0]) if len(steps) > 1 else 1
     k = len(curves)
     shift = {c["label"]: 0.012 * span * (i - (k - 1) / 2) for i, c in enumerate(curves)}
-    fig, axes = plt.subplots(1, len(settings), figsize=(4.4 * len(settings), 3.4), squeeze=False)
-    for ax, panel in zip(axes[0], settings, strict=True):
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.4), squeeze=False)
+    for ax, pan in zip(axes[0], panels.values(), strict=True):
         for i, curve in enumerate(curves):
-            xs, ys, ses = zip(*points[(curve["label"], panel)], strict=True)
-            errs = [0.0 if se is None else se for se in ses]
+            line = pan["points"].get(curve["label"]) or []
+            if not line:
+                continue
+            xs, ys, lows, highs = zip(*line, strict=True)
+            if not (any(lows) or any(highs)):
+                yerr = None
+            elif lows == highs:
+                yerr = list(lows)
+            else:
+                yerr = [list(lows), list(highs)]
             ax.errorbar(
                 [x + shift[curve["label"]] for x in xs],
                 ys,
-                yerr=errs if any(errs) else None,
+                yerr=yerr,
                 marker=markers[i % len(markers)],
                 linestyle=styles[i % len(styles)],
                 color=colors[curve["variant"]],
@@ -1434,19 +1485,15 @@ def _plot_figure4(points, panel_info, floors, curves, settings, task, title, run
                 label=curve["label"],
             )
         for row, style in ((FLOOR_CHANCE, "--"), (FLOOR_MAJORITY, ":")):
-            floor = floors.get(f"{panel} final", {}).get(row, {}).get("ours")
+            floor = pan["floors"].get(row)
             if floor is not None:
                 ax.axhline(floor, color="grey", linestyle=style, label=FLOOR_LABELS[row])
-        info = panel_info[panel]
-        ax.set_title(
-            f"{task}, {panel} ({_set_words(info['shots'])} shots), "
-            f"n={_set_words(info['n'])} questions"
-        )
+        ax.set_title(pan["title"])
         ax.set_xlabel("instruction-tuning step")
-        ax.set_ylabel(f"{task}: {_set_words(info['metric'])} (%)")
+        ax.set_ylabel(pan["ylabel"])
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(_suptitle(title, run, scale) + "\nerror bars: ±1 standard error")
+    fig.suptitle(suptitle)
     fig.tight_layout()
     moved = max(abs(v) for v in shift.values()) if shift else 0.0
     note = (
@@ -1526,33 +1573,57 @@ def figure6(
 
 
 def _plot_figure6(dists: dict[str, dict[str, float]], ns: dict[str, int | None], title, run, scale):
-    """Figure 6's panels (one per corpus, one shared x scale, n in each title): bars of the
-    categories some corpus has, with binomial standard errors. Returns (fig, empty categories)."""
+    """Figure 6's panels from one run: binomial standard errors of the shares."""
+    bars = {
+        row: {
+            c: (v, err, err)
+            for c, v in dist.items()
+            for err in [math.sqrt(v * (100 - v) / ns[row]) if ns.get(row) else 0.0]
+        }
+        for row, dist in dists.items()
+    }
+    words = {row: "?" if ns.get(row) is None else str(ns[row]) for row in dists}
+    return plot_category_panels(bars, words, _suptitle(title, run, scale))
+
+
+def plot_category_panels(
+    bars: dict[str, dict[str, tuple[float, float, float]]], ns: dict[str, str], suptitle: str
+):
+    """Figure 6's drawing, for one run and for the aggregate over world seeds: one panel per
+    corpus (one shared x scale, n in each title), bars of the categories that some corpus has
+    (a category at 0 in every corpus is left out) with their error bars.
+
+    ``bars``: ``{corpus: {category: (% of pairs, err_low, err_high)}}``; ``ns``: ``{corpus: n
+    as words}``. Returns (fig, the categories left out)."""
     plt = _pyplot()
-    every = list(dict.fromkeys(c for d in dists.values() for c in d))
-    categories = [c for c in every if any(d.get(c, 0.0) > 0 for d in dists.values())]
+    every = list(dict.fromkeys(c for d in bars.values() for c in d))
+    categories = [c for c in every if any(d.get(c, (0.0,))[0] > 0 for d in bars.values())]
     empty = [c for c in every if c not in categories]
-    top = max((d.get(c, 0.0) for d in dists.values() for c in categories), default=0.0)
+    cells = [d.get(c, (0.0, 0.0, 0.0)) for d in bars.values() for c in categories]
+    top = max((v for v, _, _ in cells), default=0.0)
+    reach = max((v + hi for v, _, hi in cells), default=0.0)
     fig, axes = plt.subplots(
         1,
-        len(dists),
-        figsize=(3.6 * len(dists), 0.3 * max(len(categories), 1) + 1.4),
+        len(bars),
+        figsize=(3.6 * len(bars), 0.3 * max(len(categories), 1) + 1.4),
         squeeze=False,
         sharey=True,
         sharex=True,
     )
-    for ax, (row, dist) in zip(axes[0], dists.items(), strict=True):
-        n = ns.get(row)
-        values = [dist.get(c, 0.0) for c in categories]
-        errs = [math.sqrt(v * (100 - v) / n) if n else 0.0 for v in values]
+    for ax, (row, dist) in zip(axes[0], bars.items(), strict=True):
+        cell = [dist.get(c, (0.0, 0.0, 0.0)) for c in categories]
+        values, lows, highs = ([x[k] for x in cell] for k in range(3))
+        errs = lows if lows == highs else [lows, highs]
         ax.barh(range(len(categories)), values, xerr=errs, color="C0", capsize=2)
         ax.set_yticks(range(len(categories)), categories)
-        ax.set_title(f"{row} (n={n if n is not None else '?'} pairs)")
+        ax.set_title(f"{row} (n={ns.get(row, '?')} pairs)")
         ax.set_xlabel("% of pairs")
         ax.grid(axis="x", alpha=0.3)
     axes[0][0].invert_yaxis()  # shared y: once
-    axes[0][0].set_xlim(0, min(100.0, top * 1.15 + 1) if top else 100.0)
-    fig.suptitle(_suptitle(title, run, scale))
+    # Room for the largest bar and its error bar (the bar's end + 15% + 1 point, as before).
+    right = max(top * 1.15 + 1, reach + 1) if top else 100.0
+    axes[0][0].set_xlim(0, min(100.0, right))
+    fig.suptitle(suptitle)
     fig.tight_layout()
     return fig, empty
 

@@ -25,9 +25,8 @@ import random
 import re
 from collections import Counter
 
-from tqdm import tqdm
-
 from .common import DataError, iter_jsonl, stable_hash, write_jsonl
+from .progress import iter_progress
 from .protocol import MARKERS, format_mc_question, format_pairs
 
 log = logging.getLogger(__name__)
@@ -200,7 +199,7 @@ def rule_based_shard(shard_path: str, out_path: str, seed: int) -> dict:
     out = []
     rules: Counter = Counter()
     for lineno, rec in enumerate(
-        tqdm(iter_jsonl(shard_path, required=("id", "text")), desc="rule-based", unit="text"), 1
+        iter_progress(iter_jsonl(shard_path, required=("id", "text")), "rule-based", "texts"), 1
     ):
         if not isinstance(rec["text"], str):
             raise DataError(f"{shard_path}:{lineno}: 'text' must be a string")

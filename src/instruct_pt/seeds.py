@@ -9,8 +9,12 @@ per seed, with ``world.seed`` set from an overlay config ``results/{run}-s{seed}
   over the seeds. A cell with per-document items in every seed gets the seed-then-document
   bootstrap interval (:func:`instruct_pt.stats.cell_interval`); any other cell a Student-t
   interval over the seeds' values. The Markdown shows ``mean [low, high]``.
-- Figure 4 with error bars (the intervals) and the task's floors (chance: dashed), Figure 6
-  with error bars;
+- Figure 4 and Figure 6 drawn by the single run's code
+  (:func:`instruct_pt.reports.plot_step_panels`,
+  :func:`instruct_pt.reports.plot_category_panels`) with the intervals as error bars: Figure 4
+  naming task, metric, shots and n (from the seeds' result files) with the task's floors
+  (chance: dashed) and equal curves shifted apart; Figure 6 on one x scale with n per panel and
+  the categories at 0 in every corpus left out (named in the notes);
 - the claims scorecard over the seeds (:func:`instruct_pt.claims.score_claims` with one CSV per
   seed): each effect is the mean over the seeds of left - right, with its per-seed effects.
 
@@ -20,9 +24,11 @@ reason in the Markdown notes and the log.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
+import textwrap
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -206,17 +212,75 @@ def _interval_of(rec: Record) -> tuple[float, float, float] | None:
     return float(rec["ours"]), float(rec["ci_low"]), float(rec["ci_high"])
 
 
-def _yerr(points: list[tuple[float, float, float]]) -> np.ndarray:
-    """matplotlib's asymmetric error bars (never negative: a percentile interval may exclude
-    the mean)."""
-    return np.array(
-        [[max(0.0, m - lo) for m, lo, _ in points], [max(0.0, hi - m) for m, _, hi in points]]
-    )
+def _errs(iv: tuple[float, float, float]) -> tuple[float, float, float]:
+    """(mean, err below, err above) for matplotlib's error bars (never negative: a percentile
+    interval may exclude the mean)."""
+    m, lo, hi = iv
+    return m, max(0.0, m - lo), max(0.0, hi - m)
 
 
-def plot_figure4(records: list[Record], title: str, out_png, out_pdf) -> None:
-    """Aggregated Figure 4: one panel per setting, each curve's mean with its interval as
-    error bars, the task's floors as horizontal lines (chance dashed, majority dotted)."""
+_NOTE = re.compile(r"^(?P<metric>[^,;]+), task (?P<task>[^,;]+)")
+
+
+def figure4_info(csvs: Sequence[str | os.PathLike]) -> dict[str, dict[str, set]]:
+    """What each Figure 4 panel shows, over the seeds' runs: ``{panel: {"task", "metric",
+    "shots", "n": set of values}}``, read from the result JSONs the per-seed CSVs name (their
+    ``sources``, relative to the CSV's folder). Where a result is not at hand: task and metric
+    from the cell's note, n from the CSV (shots stay unknown: '?')."""
+    info: dict[str, dict[str, set]] = {}
+    unread = 0
+    for path in csvs:
+        for r in read_report_csv(path):
+            m = _STEP.match(r["column"])
+            if not m:
+                continue
+            d = info.setdefault(m["panel"], {k: set() for k in ("task", "metric", "shots", "n")})
+            results = []
+            for src in filter(None, r["sources"].split(";")):
+                try:
+                    text = (Path(path).parent / src).read_text(encoding="utf-8")
+                    results.append(json.loads(text))
+                except (OSError, ValueError):
+                    unread += 1
+            for res in results:
+                d["task"].add(res.get("task"))
+                d["metric"].add(res.get("metric"))
+                d["shots"].add(res.get("num_fewshot"))
+                d["n"].add(res.get("n"))
+            note = _NOTE.match(r["note"])
+            if not results and note:
+                d["task"].add(note["task"])
+                d["metric"].add(note["metric"])
+            if not results and r["n"]:
+                d["n"].add(int(float(r["n"])))
+    if unread:
+        log.warning("figure4: %d result file(s) named in the seeds' CSVs not readable", unread)
+    return info
+
+
+def row_ns(csvs: Sequence[str | os.PathLike]) -> dict[str, set]:
+    """Each row's n over the seeds' CSVs (a set: the seeds may differ)."""
+    ns: dict[str, set] = {}
+    for path in csvs:
+        for r in read_report_csv(path):
+            ns.setdefault(r["row"], set())
+            if r["n"]:
+                ns[r["row"]].add(int(float(r["n"])))
+    return ns
+
+
+def plot_figure4(
+    records: list[Record],
+    title: str,
+    out_png,
+    out_pdf,
+    info: dict[str, dict[str, set]] | None = None,
+) -> str:
+    """Aggregated Figure 4, drawn as the single run's
+    (:func:`instruct_pt.reports.plot_step_panels`):
+    one panel per setting naming task, metric, shots and n (``info``, :func:`figure4_info`),
+    each curve's mean with its interval as error bars, the task's floors as lines (chance
+    dashed, majority dotted), equal curves shifted apart. Returns the shift's note ('' if none)."""
     cells = {(r["row"], r["column"]): r for r in records}
     panels: dict[str, list[int]] = {}
     for r in records:
@@ -227,80 +291,62 @@ def plot_figure4(records: list[Record], title: str, out_png, out_pdf) -> None:
                 panels[m["panel"]].append(int(m["step"]))
     if not panels:
         raise DataError("figure4: no '{panel} step {k}' columns to plot")
-    curves = [r for r in dict.fromkeys(r["row"] for r in records) if r not in FLOOR_LABELS]
-    plt = reports._pyplot()
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False)
-    for ax, (panel, steps) in zip(axes[0], panels.items(), strict=True):
-        for i, curve in enumerate(curves):
-            pts = [
-                (step, _interval_of(cells[(curve, f"{panel} step {step}")]))
-                for step in sorted(steps)
-                if (curve, f"{panel} step {step}") in cells
-            ]
-            pts = [(s, iv) for s, iv in pts if iv is not None]
-            if not pts:
-                continue
-            ax.errorbar(
-                [s for s, _ in pts],
-                [iv[0] for _, iv in pts],
-                yerr=_yerr([iv for _, iv in pts]),
-                marker="o",
-                capsize=3,
-                color=f"C{i}",
-                label=curve,
-            )
-        for row, style in ((FLOOR_CHANCE, "--"), (FLOOR_MAJORITY, ":")):
+    labels = [r for r in dict.fromkeys(r["row"] for r in records) if r not in FLOOR_LABELS]
+    curves = [{"label": c, "variant": c} for c in labels]
+    info = info or {}
+    drawn = {}
+    for panel, steps in panels.items():
+        pts: dict[str, list] = {}
+        for curve in labels:
+            for step in sorted(steps):
+                rec = cells.get((curve, f"{panel} step {step}"))
+                iv = _interval_of(rec) if rec is not None else None
+                if iv is not None:
+                    pts.setdefault(curve, []).append((step, *_errs(iv)))
+        floors = {}
+        for row in (FLOOR_CHANCE, FLOOR_MAJORITY):
             floor = cells.get((row, f"{panel} final"))
-            if floor is not None and floor["ours"]:
-                ax.axhline(
-                    float(floor["ours"]), color="grey", linestyle=style, label=FLOOR_LABELS[row]
-                )
-        ax.set_title(panel)
-        ax.set_xlabel("instruction-tuning step")
-        ax.set_ylabel("score (mean over seeds)")
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    reports._save_figure(fig, out_png, out_pdf)
-    plt.close(fig)
+            floors[row] = float(floor["ours"]) if floor is not None and floor["ours"] else None
+        d = info.get(panel, {})
+        task = reports._set_words(d.get("task", set())) if d.get("task") else "score"
+        drawn[panel] = {
+            "points": pts,
+            "floors": floors,
+            "title": reports.step_panel_title(
+                task, panel, d.get("shots", set()), d.get("n", set())
+            ),
+            "ylabel": reports.step_panel_ylabel(task, d.get("metric", set())) + ", mean over seeds",
+        }
+    out = reports.plot_step_panels(drawn, curves, textwrap.fill(title, 45 * len(drawn)))
+    reports._save_figure(out["fig"], out_png, out_pdf)
+    reports._pyplot().close(out["fig"])
+    return out["note"]
 
 
-def plot_figure6(records: list[Record], title: str, out_png, out_pdf) -> None:
-    """Aggregated Figure 6: each corpus's category shares (mean over seeds) with error bars.
-    No chance line: the figure holds no task scores."""
-    corpora = list(dict.fromkeys(r["row"] for r in records))
-    categories = list(dict.fromkeys(r["column"] for r in records))
-    cells = {(r["row"], r["column"]): r for r in records}
-    plt = reports._pyplot()
-    fig, axes = plt.subplots(
-        1,
-        len(corpora),
-        figsize=(3.6 * len(corpora), 0.28 * len(categories) + 1.2),
-        squeeze=False,
-        sharey=True,
-    )
-    for ax, corpus in zip(axes[0], corpora, strict=True):
-        ivs = [
-            _interval_of(cells[(corpus, c)]) if (corpus, c) in cells else None for c in categories
-        ]
-        pts = [iv or (0.0, 0.0, 0.0) for iv in ivs]
-        ax.barh(
-            range(len(categories)),
-            [m for m, _, _ in pts],
-            xerr=_yerr(pts),
-            capsize=2,
-            color="C0",
-        )
-        ax.set_yticks(range(len(categories)), categories)
-        ax.invert_yaxis()
-        ax.set_title(corpus)
-        ax.set_xlabel("% of pairs (mean over seeds)")
-        ax.grid(axis="x", alpha=0.3)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+def plot_figure6(
+    records: list[Record],
+    title: str,
+    out_png,
+    out_pdf,
+    ns: dict[str, set] | None = None,
+) -> str:
+    """Aggregated Figure 6, drawn as the single run's
+    (:func:`instruct_pt.reports.plot_category_panels`): each corpus's category shares (mean over
+    seeds) with their intervals as error bars, one shared x scale, n in each panel's title
+    (``ns``: :func:`row_ns`), categories at 0 in every corpus left out. No chance line: the
+    figure holds no task scores. Returns the note naming the categories left out."""
+    bars: dict[str, dict[str, tuple[float, float, float]]] = {}
+    for r in records:
+        iv = _interval_of(r)
+        bars.setdefault(r["row"], {})[r["column"]] = _errs(iv) if iv else (0.0, 0.0, 0.0)
+    ns = ns or {}
+    words = {row: reports._set_words(ns.get(row, set())) for row in bars}
+    fig, empty = reports.plot_category_panels(bars, words, textwrap.fill(title, 40 * len(bars)))
     reports._save_figure(fig, out_png, out_pdf)
-    plt.close(fig)
+    reports._pyplot().close(fig)
+    if empty:
+        return f"Categories at 0% in every corpus, not plotted: {', '.join(empty)}."
+    return "Every category has pairs in some corpus (none left out of the figure)."
 
 
 def seeds_report(
@@ -334,8 +380,12 @@ def seeds_report(
         if name in ("figure4", "figure6"):
             png, pdf = out / f"{name}.png", out / f"{name}.pdf"
             what = f"{title}, {pct} intervals as error bars"
-            (plot_figure4 if name == "figure4" else plot_figure6)(records, what, png, pdf)
+            if name == "figure4":
+                note = plot_figure4(records, what, png, pdf, figure4_info(csvs))
+            else:
+                note = plot_figure6(records, what, png, pdf, row_ns(csvs))
             extra = [f"Figure: ![{title}]({png.name}) (PDF: {pdf.name})", *extra]
+            extra += [note] if note else []
         reports._write_csv(out / f"{name}.csv", records, SEEDS_FIELDS)
         reports._write_markdown(
             out / f"{name}.md",

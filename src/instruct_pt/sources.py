@@ -38,8 +38,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from instruct_pt import world
 from instruct_pt.common import (
     DataError,
@@ -51,6 +49,7 @@ from instruct_pt.common import (
     write_jsonl,
 )
 from instruct_pt.inputs import encodable, escape_markers
+from instruct_pt.progress import iter_progress
 
 log = logging.getLogger(__name__)
 
@@ -424,7 +423,7 @@ def _converted(name: str, rows: Iterable[dict], spec: dict, origin: str, tally: 
     max_docs = spec.get("max_docs")
     if max_docs is not None and max_docs <= 0:
         return
-    for row in tqdm(rows, desc=f"prepare {name}", unit="rec", mininterval=5):
+    for row in iter_progress(rows, f"prepare {name}", "rec"):
         tally.read += 1
         if not isinstance(row, dict):
             tally.dropped["not_an_object"] += 1

@@ -355,6 +355,7 @@ def load_engine(
     engine then runs on the CPU when it is 0; vLLM splits the model over them by tensor
     parallelism unless ``engine_cfg`` sets ``tensor_parallel_size``.
     """
+    quiet_progress_bars()  # no "Loading weights" bar in a job's log file
     cfg = {"engine": "transformers", **engine_cfg, "model_dir": model_dir}
     cfg.setdefault("max_model_len", max_model_len)
     if cfg["engine"] == "vllm":

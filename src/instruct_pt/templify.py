@@ -47,10 +47,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm import tqdm
 
 from .common import DataError, atomic_writer, iter_jsonl, iter_jsonl_offsets, write_json
 from .packing import ordered_map
+from .progress import Progress
 from .protocol import UNANSWERABLE_OPTIONS, accepted_pairs
 
 log = logging.getLogger(__name__)
@@ -473,7 +473,7 @@ def _cook_all(
             cooked = ordered_map(pool, _cook_batch, batches, 2 * num_workers)
         else:
             cooked = map(_cook_batch, batches)
-        with f, tqdm(total=n_chains, desc="templify", unit="chain") as bar:
+        with f, Progress("templify", "chains", n_chains) as bar:
             for records, part in cooked:
                 for rec in records:
                     f.write(json.dumps(rec, ensure_ascii=False) + "\n")

@@ -16,9 +16,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from tqdm import tqdm
-
 from instruct_pt.common import DataError, iter_jsonl, sha256_file, write_json
+from instruct_pt.progress import iter_progress
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +62,8 @@ def iter_corpus_texts(corpus_paths: list[str]) -> Iterator[str]:
         with open(path, encoding="utf-8") as f:
             n_lines = sum(1 for line in f if line.strip())
         records = iter_jsonl(path)
-        for i, rec in enumerate(
-            tqdm(records, total=n_lines, desc=f"tokenizer corpus {Path(path).name}")
-        ):
+        desc = f"tokenizer corpus {Path(path).name}"
+        for i, rec in enumerate(iter_progress(records, desc, "records", total=n_lines)):
             yield from _record_texts(rec, f"{path}:{i + 1}")
 
 
