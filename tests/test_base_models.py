@@ -66,7 +66,7 @@ def test_stand_in_is_pretrained_with_its_arch(tmp_path, monkeypatch):
 
     def fake_pretrain(packed, out, tok, train, ckpt, seed, arch=None, threads=None):
         seen.update(packed=packed, arch=arch, seed=seed)
-        return {"steps": 3}
+        return {"steps": 3, **dict.fromkeys(training.RUN_KEYS, 2)}
 
     from instruct_pt import training
 
@@ -78,7 +78,10 @@ def test_stand_in_is_pretrained_with_its_arch(tmp_path, monkeypatch):
         checkpoint_dir="c", seed=5,
     )  # fmt: skip
     assert seen == {"packed": "p", "arch": {"family": "llama"}, "seed": 5}
-    assert summary == {"source": "pretrain", "steps": 3}
+    assert summary == {"source": "pretrain", "steps": 3, **dict.fromkeys(training.RUN_KEYS, 2)}
+    # base_model.json holds no facts of the attempt (a resumed run writes the same bytes)
+    record = json.loads((out / "base_model.json").read_text())
+    assert record["summary"] == {"source": "pretrain", "steps": 3}
     with pytest.raises(DataError, match="needs packed data"):
         base_models.prepare_base_model(spec, str(tmp_path / "o3"))
 

@@ -104,9 +104,31 @@ def test_plugin_offers_squeue_for_clusters_without_accounting():
     from snakemake_executor_plugin_slurm import ExecutorSettings
 
     fields = {f.name for f in dataclasses.fields(ExecutorSettings)}
-    assert {"status_command", "no_account"} <= fields
+    assert "status_command" in fields
     text = (ROOT / "profiles" / "slurm" / "config.yaml").read_text()
-    assert "# slurm-status-command: squeue" in text and "# slurm-no-account: true" in text
+    assert "# slurm-status-command: squeue" in text
+    # no account: slurm_account null (2.8.0 ignores slurm-no-account; make check-slurm runs it)
+    assert PROFILE["default-resources"]["slurm_account"] is None
+    assert "slurm-no-account: true" not in text
+    ci = yaml.safe_load((ROOT / "profiles" / "slurm-ci" / "config.yaml").read_text())
+    assert ci["slurm-status-command"] == "squeue"
+    assert not {"set-resources", "default-resources"} & set(ci), "would replace slurm's tables"
+
+
+def test_ci_cluster_keeps_finished_jobs_long_enough_for_squeue():
+    """.ci/slurm-up.sh's cluster: no accounting, and squeue still lists a finished job when the
+    executor next looks (below 3 x the first-check delay the plugin goes back to sacct)."""
+    conf = dict(re.findall(r"^(\w+)=(\S+)", (ROOT / ".ci" / "slurm-up.sh").read_text(), re.M))
+    assert conf["AccountingStorageType"] == "accounting_storage/none"
+    ci = yaml.safe_load((ROOT / "profiles" / "slurm-ci" / "config.yaml").read_text())
+    assert int(conf["MinJobAge"]) >= max(300, 3 * ci["slurm-init-seconds-before-status-checks"])
+    # every partition profiles/slurm names exists there
+    parts = set(
+        re.findall(r"^PartitionName=(\w+)", (ROOT / ".ci" / "slurm-up.sh").read_text(), re.M)
+    )
+    named = {PROFILE["default-resources"]["slurm_partition"]}
+    named |= {r["slurm_partition"] for r in PROFILE["set-resources"].values()}
+    assert named <= parts, named - parts
 
 
 # ----------------------------------------------------------------------------- where jobs run

@@ -99,5 +99,9 @@ def prepare_base_model(
         }
     else:
         raise DataError(f"unknown base model source '{source}' (config key base_models.*.source)")
-    write_json(Path(out_dir) / "base_model.json", {"spec": spec, "summary": summary})
+    # the same bytes however the training went: this attempt's numbers (training.RUN_KEYS:
+    # resumed step, tokens/s, wall time) are in train_run.json beside it
+    attempt = ("resumed_from_step", "tokens_this_run", "tokens_per_s", "wall_time_s")
+    record = {k: v for k, v in summary.items() if k not in attempt}
+    write_json(Path(out_dir) / "base_model.json", {"spec": spec, "summary": record})
     return summary
