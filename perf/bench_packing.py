@@ -18,8 +18,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 import common  # noqa: E402
 
-from instruct_pt.packing import pack  # noqa: E402
-from instruct_pt.tokenizer import load_tokenizer  # noqa: E402
+from instruct_pt.data.packing import pack  # noqa: E402
+from instruct_pt.data.tokenizer import load_tokenizer  # noqa: E402
 
 
 def best_of(n: int, fn) -> float:

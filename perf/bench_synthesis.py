@@ -18,9 +18,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 import common  # noqa: E402
 
-from instruct_pt.modeling import build_model, save_model  # noqa: E402
-from instruct_pt.protocol import build_prompt  # noqa: E402
-from instruct_pt.synthesis import TransformersEngine  # noqa: E402
+from instruct_pt.synthesis.engines import TransformersEngine  # noqa: E402
+from instruct_pt.synthesis.protocol import build_prompt  # noqa: E402
+from instruct_pt.training.modeling import build_model, save_model  # noqa: E402
 from instruct_pt.world import generate_dataset  # noqa: E402
 
 ARCH = {  # the tiny preset's synthesizer base

@@ -17,9 +17,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 import common  # noqa: E402
 
-from instruct_pt.modeling import build_model  # noqa: E402
-from instruct_pt.packing import PackedDataset  # noqa: E402
-from instruct_pt.training import pretrain  # noqa: E402
+from instruct_pt.data.packing import PackedDataset  # noqa: E402
+from instruct_pt.training.modeling import build_model  # noqa: E402
+from instruct_pt.training.stages import pretrain  # noqa: E402
 
 ARCH = {  # the tiny preset's 500M stand-in
     "family": "mistral", "hidden_size": 128, "num_layers": 4, "num_heads": 4, "num_kv_heads": 4,

@@ -7,8 +7,8 @@ import platform
 from pathlib import Path
 
 from instruct_pt.common import write_jsonl
-from instruct_pt.packing import pack
-from instruct_pt.tokenizer import prepare_tokenizer
+from instruct_pt.data.packing import pack
+from instruct_pt.data.tokenizer import prepare_tokenizer
 from instruct_pt.world import generate_dataset
 
 

@@ -2,18 +2,18 @@
 
 Sections (each runs the package's own entry point; random weights, synthetic tokens, no download):
 
-- train_500m, train_1.3b: `instruct_pt.training.pretrain` on a packed folder (instruct_pt.packing)
+- train_500m, train_1.3b: `instruct_pt.training.stages.pretrain` on a packed folder (instruct_pt.data.packing)
   of synthetic text, with config.yaml's arch, micro-batch (64) and sequence length (2048), bf16
   autocast, for a few steps. Reports steady-state tokens/s (the metrics log's windows after the
   first), MFU against the assumed peak, and peak GPU memory beside the plan's estimate
   (`instruct_pt.plan.estimate_training_memory`, null while that function is absent). A try that
   runs out of memory is recorded and retried with gradient checkpointing, then with half the
   micro-batch; the report says what ran.
-- synthesis: `instruct_pt.synthesis.synthesize_shard` with the transformers engine
+- synthesis: `instruct_pt.synthesis.multi_round.synthesize_shard` with the transformers engine
   (config.yaml's engine options) on a Mistral-7B-shaped model (bf16, random weights), M-round
   prompts of texts of the paper's mean length, 400 new tokens; generated tokens/s and the
   projected GPU-days per 1B raw tokens beside the paper's ~1 A100-day (vLLM).
-- evaluation: `instruct_pt.evaluation.evaluate` (lm-eval) on a Llama3-8B-shaped model (bf16,
+- evaluation: `instruct_pt.evaluation.runner.evaluate` (lm-eval) on a Llama3-8B-shaped model (bf16,
   random weights) over the world's finance suite (multiple choice and generation), a few
   hundred questions.
 
@@ -281,7 +281,7 @@ def synthetic_corpus(path: Path, p: Profile) -> Path:
 
 
 def make_tokenizer(work: Path, corpus: Path, p: Profile) -> Path:
-    from instruct_pt.tokenizer import load_tokenizer, prepare_tokenizer
+    from instruct_pt.data.tokenizer import load_tokenizer, prepare_tokenizer
 
     out = work / "tokenizer"
     prepare_tokenizer(
@@ -298,8 +298,8 @@ def build_random_model(arch: dict, vocab: int, tok_dir: Path, out: Path, p: Prof
     tokenizer (vocab padded to `vocab` past the tokenizer's). Returns its parameter count."""
     from transformers import AutoModelForCausalLM
 
-    from instruct_pt.modeling import count_parameters, make_config
-    from instruct_pt.tokenizer import load_tokenizer
+    from instruct_pt.data.tokenizer import load_tokenizer
+    from instruct_pt.training.modeling import count_parameters, make_config
 
     tok = load_tokenizer(str(tok_dir))
     if vocab < len(tok):
@@ -357,8 +357,9 @@ def _attempts(micro: int, gc_mode: str, configured: bool = False) -> list[tuple[
 
 
 def train_section(size: str, p: Profile, data: dict, work: Path, gc_mode: str) -> dict:
-    from instruct_pt.modeling import flops_per_token
-    from instruct_pt.training import TrainConfig, check_train, pretrain
+    from instruct_pt.training.modeling import flops_per_token
+    from instruct_pt.training.settings import TrainConfig, check_train
+    from instruct_pt.training.stages import pretrain
 
     arch, seq_len, micro0 = p.train_arch[size], p.seq_len, p.micro_batch[size]
     vocab, steps = p.tokenizer_vocab, p.train_steps[size]
@@ -422,7 +423,7 @@ def train_section(size: str, p: Profile, data: dict, work: Path, gc_mode: str) -
         shutil.rmtree(run_dir, ignore_errors=True)
         real_batch = int(p.train_base[size].get("batch_tokens", 0)) // p.paper_seq_len
         return {
-            "what": f"instruct_pt.training.pretrain, {size} arch from config.yaml, synthetic tokens",
+            "what": f"instruct_pt.training.stages.pretrain, {size} arch from config.yaml, synthetic tokens",
             "arch": {**arch, "vocab_size": vocab},
             "parameters": summary["parameters"],
             "seq_len": seq_len,
@@ -459,9 +460,10 @@ def train_section(size: str, p: Profile, data: dict, work: Path, gc_mode: str) -
 
 
 def synthesis_section(p: Profile, data: dict, work: Path) -> dict:
-    from instruct_pt.protocol import build_prompt
-    from instruct_pt.synthesis import load_engine, synthesize_shard
-    from instruct_pt.tokenizer import load_tokenizer
+    from instruct_pt.data.tokenizer import load_tokenizer
+    from instruct_pt.synthesis.engines import load_engine
+    from instruct_pt.synthesis.multi_round import synthesize_shard
+    from instruct_pt.synthesis.protocol import build_prompt
 
     tok = load_tokenizer(data["tokenizer"])
     texts = []
@@ -503,7 +505,7 @@ def synthesis_section(p: Profile, data: dict, work: Path) -> dict:
     raw_tps = raw_tokens / seconds
     days = 1e9 / raw_tps / 86400
     return {
-        "what": "instruct_pt.synthesis.synthesize_shard, transformers engine, random weights",
+        "what": "instruct_pt.synthesis.multi_round.synthesize_shard, transformers engine, random weights",
         "arch": {**p.synth_arch, "vocab_size": p.synth_vocab},
         "parameters": n_params,
         "dtype": p.engine_options.get("dtype"),
@@ -541,7 +543,8 @@ def synthesis_section(p: Profile, data: dict, work: Path) -> dict:
 
 
 def evaluation_section(p: Profile, data: dict, work: Path) -> dict:
-    from instruct_pt.evaluation import build_suite, evaluate
+    from instruct_pt.evaluation.runner import evaluate
+    from instruct_pt.evaluation.suites import build_suite
 
     model_dir = work / "eval_model"
     n_params = build_random_model(p.eval_arch, p.eval_vocab, Path(data["tokenizer"]), model_dir, p)
@@ -559,7 +562,7 @@ def evaluation_section(p: Profile, data: dict, work: Path) -> dict:
     _free(p)
     n = sum(r["n"] for r in recs)
     return {
-        "what": "instruct_pt.evaluation.evaluate (lm-eval, HF model) on a world suite, random "
+        "what": "instruct_pt.evaluation.runner.evaluate (lm-eval, HF model) on a world suite, random "
         "weights",
         "arch": {**p.eval_arch, "vocab_size": p.eval_vocab},
         "parameters": n_params,
@@ -645,7 +648,7 @@ def main(argv: list[str] | None = None) -> int:
         corpus = synthetic_corpus(work / "corpus.jsonl", p)
         data = {"corpus": str(corpus), "tokenizer": str(make_tokenizer(work, corpus, p))}
         if any(s.startswith("train_") for s in sections):
-            from instruct_pt.packing import pack
+            from instruct_pt.data.packing import pack
 
             packed = work / "packed"
             meta = pack(str(corpus), data["tokenizer"], str(packed), p.seq_len, p.seed)

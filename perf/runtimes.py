@@ -1,6 +1,6 @@
 """Per-stage and per-rule runtimes of a run, from Snakemake's benchmark files (benchmarks/<run>/).
 
-The same numbers as the workflow's paper_figures/<run>/timing.md (instruct_pt.timing), for a run
+The same numbers as the workflow's paper_figures/<run>/timing.md (instruct_pt.reports.timing), for a run
 still in progress or one without that report. Usage:
     python perf/runtimes.py tiny
 """
@@ -11,7 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from instruct_pt import timing
+from instruct_pt.reports import timing
 
 
 def main(run: str) -> None:

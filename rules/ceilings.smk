@@ -2,7 +2,7 @@
 # the compared size fine-tuned on the suite's task-format training split (the world's
 # train_records: the evaluation's query and answer format, never an evaluation query or an
 # evaluated closed-book fact), then scored by rule evaluate as model ceiling-{suite}.
-# config `ceilings: null` (paper scale): no ceiling rows. Helpers: rules/common.smk (ceiling_row).
+# config `ceilings: null` (paper scale): no ceiling rows. Rows: instruct_pt.design (ceiling_row).
 
 
 rule ceiling_data:
@@ -51,4 +51,4 @@ rule ceiling_tune:
         checkpoint_dir="results/{run}/checkpoints/ceiling-{suite}",
         seed=config["seed"],
     script:
-        "../workflow/scripts/ceiling_tune.py"
+        "../workflow/scripts/finetune.py"

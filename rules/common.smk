@@ -1,4 +1,5 @@
-# Validation, wildcard constraints and input/param helpers. No rules live here.
+# Validation, wildcard constraints, resources and paths. No rules live here; the experimental
+# design (which mixtures, models, rows, curves) is instruct_pt.design, called here with `config`.
 import math
 import os
 import re
@@ -14,7 +15,8 @@ os.environ.update(
 )
 
 from instruct_pt import config as cfg  # noqa: E402
-from instruct_pt.prefetch import plan as prefetch_plan  # noqa: E402
+from instruct_pt import design  # noqa: E402
+from instruct_pt.data.prefetch import plan as prefetch_plan  # noqa: E402
 
 # config.yaml, then each --configfile and --config: a data set entry there that names its `source`
 # replaces the entry instead of merging into it (instruct_pt.config.overlay_config).
@@ -62,9 +64,9 @@ wildcard_constraints:
     tokenizer=_alt(config["tokenizers"]),
     base=_alt(config["base_models"]),
     size=_alt(SIZES),
-    domain=_alt(cfg.DOMAINS),
-    corpus=_alt(cfg.CORPORA),
-    augvariant=_alt(cfg.AUGMENTED_VARIANTS),
+    domain=_alt(design.DOMAINS),
+    corpus=_alt(design.CORPORA),
+    augvariant=_alt(design.AUGMENTED_VARIANTS),
     suite=_alt(SUITES),
     setting=_alt(SETTINGS),
     shard=r"\d+",
@@ -171,28 +173,6 @@ def base_model_resource(wc, key):
 # rules/prefetch.smk, once every helper here is defined.
 
 
-def base_models_read():
-    """The base models the paper's targets read: the synthesizer's base (and the released
-    synthesizer when used), the continual pre-training start, the Table 2 / 3 references.
-    (`snakemake released` fetches its models itself, through rule base_model.)"""
-    names = {
-        config["synthesizer"]["base_model"],
-        config["continual_pretrain"]["base_model"],
-    }
-    if config["synthesizer"]["use"] == "released":
-        names.add("released_synthesizer")
-    names |= {
-        row["model"].removeprefix("base-") for row in table2_rows() if not row["ours"]
-    }
-    names |= {
-        m.removeprefix("base-")
-        for row in table3_rows()
-        for m in row["models"].values()
-        if m.startswith("base-")
-    }
-    return names
-
-
 def prefetched(group):
     """The record of a fetch_hub group a job reads, if the config has that group on the hub
     (ancient: fetching it again does not rerun its readers)."""
@@ -276,93 +256,37 @@ def tokenizer_corpora(wildcards):
 
 
 def augmented_shards(wildcards):
-    method, _ = cfg.AUGMENTED_VARIANTS[wildcards.augvariant]
     return expand(
         "results/{run}/synthesis/{corpus}/{method}/shard{shard}.jsonl",
         run=RUN,
         corpus=wildcards.corpus,
-        method=method,
+        method=design.augmented_method(wildcards.augvariant),
         shard=range(N_SHARDS),
     )
 
 
 def synthesis_rounds(wildcards):
-    if wildcards.method == "one_shot":
-        return config["ablations"]["one_shot"]["rounds"]
-    return config["synthesis"]["corpora"][wildcards.corpus]["rounds"]
+    return design.synthesis_rounds(config, wildcards.corpus, wildcards.method)
 
 
 def include_context(wildcards):
-    if wildcards.augvariant == "wo_corpora":
-        return config["ablations"]["wo_corpora"]["include_context"]
-    return True
+    return design.include_context(config, wildcards.augvariant)
+
+
+def source_path(source):
+    """The file of a mixture's source (instruct_pt.design.Source)."""
+    kind, *args = source
+    if kind == "data":
+        return data_path(*args)
+    if kind == "augmented":
+        corpus, variant = args
+        return f"results/{RUN}/synthesis/{corpus}/augmented/{variant}.jsonl"
+    (corpus,) = args  # "rest": the texts synthesis left raw
+    return f"results/{RUN}/synthesis/{corpus}/split/rest.jsonl"
 
 
 def mixture_components(mixture):
-    """The paper's mixtures as data (manifests record what each one holds).
-
-    general-vanilla:  all raw texts                                  (Vanilla PT)
-    general-mix:      all raw texts + fine-tuning collection x4      (Mix PT)
-    general-instruct: 1/5 augmented (M=2) + 4/5 raw + collection x4  (Instruct PT)
-    {domain}-vanilla: raw domain texts + general instructions 1:1 by tokens
-    {domain}-{v}:     augmented domain texts (v = instruct or an ablation) + instructions 1:1
-    """
-    group, variant = mixture.split("-", 1)
-    ft = {
-        "name": "ft_collection",
-        "path": data_path("synth_ft.templified"),
-        "format": "text",
-        "repeat": config["pretrain"]["ft_repeat"],
-    }
-    if config["pretrain"].get("ft_records") is not None:
-        # miniature: the mixtures take the collection's first ft_records records (docs/deviations.md)
-        ft["head"] = config["pretrain"]["ft_records"]
-    if group == "general":
-        if variant == "vanilla":
-            return [{"name": "raw", "path": data_path("raw_general"), "format": "text"}]
-        if variant == "mix":
-            return [
-                {"name": "raw", "path": data_path("raw_general"), "format": "text"},
-                ft,
-            ]
-        return [
-            {
-                "name": "augmented",
-                "path": f"results/{RUN}/synthesis/general/augmented/instruct.jsonl",
-                "format": "text",
-            },
-            {
-                "name": "raw",
-                "path": f"results/{RUN}/synthesis/general/split/rest.jsonl",
-                "format": "text",
-            },
-            ft,
-        ]
-    if variant == "vanilla":
-        corpus = [
-            {"name": "domain", "path": data_path(f"raw_{group}"), "format": "text"}
-        ]
-    else:
-        corpus = [
-            {
-                "name": "domain",
-                "path": f"results/{RUN}/synthesis/{group}/augmented/{variant}.jsonl",
-                "format": "text",
-            },
-            {
-                "name": "domain_raw",
-                "path": f"results/{RUN}/synthesis/{group}/split/rest.jsonl",
-                "format": "text",
-            },
-        ]
-    instructions = {
-        "name": "general_instructions",
-        "path": data_path("general_instructions"),
-        "format": "instruction",
-        "match": [c["name"] for c in corpus],
-        "ratio": config["continual_pretrain"]["instruction_ratio"],
-    }
-    return corpus + [instructions]
+    return design.mixture_components(config, mixture, source_path)
 
 
 def mixture_inputs(wildcards):
@@ -389,70 +313,19 @@ def suite_dir(setting):
 
 
 def table1_rows():
-    labels = {"vanilla": "Vanilla PT", "mix": "Mix PT", "instruct": "Instruct PT"}
-    return [
-        {"label": f"{size.upper()} {labels[v]}", "model": f"scratch-{size}-{v}"}
-        for size, spec in config["pretrain"]["sizes"].items()
-        for v in spec["variants"]
-    ]
+    return design.table1_rows(config)
 
 
 def table2_rows():
-    """Ours (Instruct PT per size) and the reference models. Models trained in this run (ours,
-    and miniature stand-ins of the references) report what was trained (`model_dir`); hub
-    references report the paper's parameter and token counts from config."""
-    rows = []
-    for size, spec in config["pretrain"]["sizes"].items():
-        if "instruct" in spec["variants"]:
-            model = f"scratch-{size}-instruct"
-            rows.append(
-                {
-                    "label": f"Instruct PT {size.upper()}",
-                    "model": model,
-                    "params": None,
-                    "tokens": None,
-                    "model_dir": model_path(model),
-                    "ours": True,
-                }
-            )
-    for ref in config["evaluation"]["table2_references"]:
-        row = {"label": ref["label"], "model": f"base-{ref['model']}", "ours": False}
-        if config["base_models"][ref["model"]]["source"] == "pretrain":
-            row.update(params=None, tokens=None, model_dir=base_dir(ref["model"]))
-        else:
-            row.update(params=ref["params"], tokens=ref["tokens"])
-        rows.append(row)
-    return rows
-
-
-def domain_rows(variants_labels):
-    return [
-        {"label": label, "models": {d: model.format(domain=d) for d in DOMAINS}}
-        for label, model in variants_labels
-    ]
+    return design.table2_rows(config, model_path)
 
 
 def table3_rows():
-    base = config["continual_pretrain"]["base_model"]
-    return domain_rows(
-        [
-            ("Llama3-8B", f"base-{base}"),
-            ("Vanilla PT-8B", "cpt-{domain}-vanilla"),
-            ("Instruct PT-8B", "cpt-{domain}-instruct"),
-            ("Llama3-70B", "base-llama3_70b"),
-        ]
-    )
+    return design.table3_rows(config)
 
 
 def table4_rows():
-    return domain_rows(
-        [
-            ("Instruct PT", "cpt-{domain}-instruct"),
-            ("w/o Corpora", "cpt-{domain}-wo_corpora"),
-            ("Rule-based", "cpt-{domain}-rule_based"),
-            ("1-shot", "cpt-{domain}-one_shot"),
-        ]
-    )
+    return design.table4_rows(config)
 
 
 def rows_eval_dirs(rows):
@@ -464,35 +337,20 @@ def rows_eval_dirs(rows):
 
 
 def figure4_curves():
-    it = config["instruction_tuning"]
-    return [
-        {
-            "label": {
-                "vanilla": "Vanilla PT",
-                "instruct": "Instruct PT",
-                "mix": "Mix PT",
-            }[v],
-            "variant": v,
-            "steps": {
-                s: f"it-{it['size']}-{v}-step{s}" for s in sorted(it["save_steps"])
-            },
-        }
-        for v in it["variants"]
-    ]
+    return design.figure4_curves(config)
 
 
 def figure4_eval_dirs():
-    models = cfg.it_models(config)
+    models = design.it_models(config)
     return eval_dirs(models, "probe_zeroshot") + eval_dirs(models, "probe_fewshot")
 
 
 def probe_task():
-    tasks = config["evaluation"]["settings"]["probe_zeroshot"].get("tasks") or []
-    return tasks[0] if tasks else None
+    return design.probe_task(config)
 
 
-REPORTS = ["table1", "table2", "table3", "table4", "table5", "table6", "table9"]
-FIGURES = ["figure4", "figure6"]
+REPORTS = list(design.REPORTS)
+FIGURES = list(design.FIGURES)
 
 
 def report_files():
@@ -530,29 +388,15 @@ def ablation_target(ablation):
 # ----------------------------------------------------------------------------- ceilings (rules/ceilings.smk)
 
 CEILINGS = config.get("ceilings") or {}
-for _suite in CEILINGS.get("suites") or {}:
-    if _suite not in SUITES:
-        raise cfg.ConfigError(
-            f"config key 'ceilings.suites.{_suite}': not an evaluation suite "
-            f"(evaluation.suites: {', '.join(SUITES)})"
-        )
+CEILING_SUITES = design.ceiling_suites(config)  # checks them against evaluation.suites
 
 
 def ceiling_suites():
-    return list(CEILINGS.get("suites") or {})
+    return CEILING_SUITES
 
 
 def ceiling_row(suites):
-    """The ceiling row of a report over `suites` (Table 1/2: general; 3/4: the domains), or
-    None when the run has no ceiling for them."""
-    specs = {s: CEILINGS["suites"][s] for s in suites if s in ceiling_suites()}
-    if not specs:
-        return None
-    labels = list(dict.fromkeys(spec["label"] for spec in specs.values()))
-    label = "ceiling: " + " / ".join(labels)
-    if suites == ["general"]:
-        return {"label": label, "model": "ceiling-general"}
-    return {"label": label, "models": {s: f"ceiling-{s}" for s in specs}}
+    return design.ceiling_row(config, suites)
 
 
 def ceiling_eval_dirs(suites):

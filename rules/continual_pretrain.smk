@@ -19,7 +19,7 @@ rule continual_pretrain:
     benchmark:
         "benchmarks/{run}/models/cpt-{domain}-{variant}.tsv"
     wildcard_constraints:
-        variant="|".join(cfg.CPT_VARIANTS),
+        variant="|".join(design.CPT_VARIANTS),
     conda:
         "../envs/torch.yaml"
     threads: threads("train")
@@ -33,4 +33,4 @@ rule continual_pretrain:
         checkpoint_dir="results/{run}/checkpoints/cpt-{domain}-{variant}",
         seed=config["seed"],
     script:
-        "../workflow/scripts/continual_pretrain.py"
+        "../workflow/scripts/train_lm.py"

@@ -32,4 +32,4 @@ rule instruction_tune:
         checkpoint_dir="results/{run}/checkpoints/it-{size}-{variant}",
         seed=config["seed"],
     script:
-        "../workflow/scripts/instruction_tune.py"
+        "../workflow/scripts/finetune.py"

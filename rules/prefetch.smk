@@ -4,7 +4,7 @@
 # results/<run>/prefetch/manifest.json; the jobs that read a data set, tokenizer or suite wait for
 # their group's record (ancient: fetching again does not rerun them). Nothing on the hub
 # (miniature scale): an empty manifest.
-PREFETCH = prefetch_plan(config, base_models_read())
+PREFETCH = prefetch_plan(config, design.base_models_read(config))
 
 
 # A base model from the hub is a download: where every one is (paper scale), rule base_model runs

@@ -32,4 +32,4 @@ rule pretrain_from_scratch:
         checkpoint_dir="results/{run}/checkpoints/scratch-{size}-{variant}",
         seed=config["seed"],
     script:
-        "../workflow/scripts/pretrain.py"
+        "../workflow/scripts/train_lm.py"

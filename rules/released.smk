@@ -2,7 +2,7 @@
 # medicine-/finance-Llama3-8B) on the paper's suites, our score beside the paper's number:
 # `snakemake released`. Nothing is trained: rule base_model fetches the hub weights, rule
 # evaluate scores them, and this report puts them beside Tables 1 and 3.
-from instruct_pt import released as rel
+from instruct_pt.reports import released as rel
 
 RELEASED = rel.plan(config)
 

@@ -10,7 +10,7 @@ report: "../workflow/report/workflow.rst"
 
 rule report_table1:
     input:
-        eval_dirs(cfg.scratch_models(config), "general"),
+        eval_dirs(design.scratch_models(config), "general"),
         ceiling_eval_dirs(["general"]),
     output:
         csv="paper_figures/{run}/table1.csv",
@@ -23,7 +23,7 @@ rule report_table1:
     conda:
         "../envs/core.yaml"
     params:
-        table="table1",
+        report="table1",
         kwargs={
             "eval_dir": f"results/{RUN}/eval",
             "rows": table1_rows(),
@@ -31,7 +31,7 @@ rule report_table1:
         },
         scale=lambda wc: config["scale"],
     script:
-        "../workflow/scripts/table.py"
+        "../workflow/scripts/report.py"
 
 
 rule report_table2:
@@ -50,7 +50,7 @@ rule report_table2:
     conda:
         "../envs/core.yaml"
     params:
-        table="table2",
+        report="table2",
         kwargs={
             "eval_dir": f"results/{RUN}/eval",
             "rows": table2_rows(),
@@ -58,7 +58,7 @@ rule report_table2:
         },
         scale=lambda wc: config["scale"],
     script:
-        "../workflow/scripts/table.py"
+        "../workflow/scripts/report.py"
 
 
 rule report_table3:
@@ -76,7 +76,7 @@ rule report_table3:
     conda:
         "../envs/core.yaml"
     params:
-        table="table3",
+        report="table3",
         kwargs={
             "eval_dir": f"results/{RUN}/eval",
             "rows": table3_rows(),
@@ -84,7 +84,7 @@ rule report_table3:
         },
         scale=lambda wc: config["scale"],
     script:
-        "../workflow/scripts/table.py"
+        "../workflow/scripts/report.py"
 
 
 rule report_table4:
@@ -102,7 +102,7 @@ rule report_table4:
     conda:
         "../envs/core.yaml"
     params:
-        table="table4",
+        report="table4",
         kwargs={
             "eval_dir": f"results/{RUN}/eval",
             "rows": table4_rows(),
@@ -110,7 +110,7 @@ rule report_table4:
         },
         scale=lambda wc: config["scale"],
     script:
-        "../workflow/scripts/table.py"
+        "../workflow/scripts/report.py"
 
 
 rule report_table5:
@@ -127,16 +127,16 @@ rule report_table5:
     conda:
         "../envs/core.yaml"
     params:
-        table="table5",
+        report="table5",
         kwargs={"synth_eval_json": f"results/{RUN}/synthesizer/eval.json"},
         scale=lambda wc: config["scale"],
     script:
-        "../workflow/scripts/table.py"
+        "../workflow/scripts/report.py"
 
 
 rule report_table6:
     input:
-        expand("results/{{run}}/analysis/quality/{corpus}.json", corpus=cfg.CORPORA),
+        expand("results/{{run}}/analysis/quality/{corpus}.json", corpus=design.CORPORA),
     output:
         csv="paper_figures/{run}/table6.csv",
         md="paper_figures/{run}/table6.md",
@@ -148,15 +148,15 @@ rule report_table6:
     conda:
         "../envs/core.yaml"
     params:
-        table="table6",
+        report="table6",
         kwargs={
             "quality_jsons": {
-                c: f"results/{RUN}/analysis/quality/{c}.json" for c in cfg.CORPORA
+                c: f"results/{RUN}/analysis/quality/{c}.json" for c in design.CORPORA
             }
         },
         scale=lambda wc: config["scale"],
     script:
-        "../workflow/scripts/table.py"
+        "../workflow/scripts/report.py"
 
 
 rule report_table9:
@@ -173,11 +173,11 @@ rule report_table9:
     conda:
         "../envs/core.yaml"
     params:
-        table="table9",
+        report="table9",
         kwargs={"contamination_json": f"results/{RUN}/analysis/contamination.json"},
         scale=lambda wc: config["scale"],
     script:
-        "../workflow/scripts/table.py"
+        "../workflow/scripts/report.py"
 
 
 rule report_figure4:
@@ -201,18 +201,21 @@ rule report_figure4:
     conda:
         "../envs/core.yaml"
     params:
-        eval_dir=lambda wc: f"results/{RUN}/eval",
-        curves=figure4_curves(),
-        settings={"zero-shot": "probe_zeroshot", "few-shot": "probe_fewshot"},
-        task=probe_task(),
+        report="figure4",
+        kwargs={
+            "eval_dir": f"results/{RUN}/eval",
+            "curves": figure4_curves(),
+            "settings": {"zero-shot": "probe_zeroshot", "few-shot": "probe_fewshot"},
+            "task": probe_task(),
+        },
         scale=lambda wc: config["scale"],
     script:
-        "../workflow/scripts/figure4.py"
+        "../workflow/scripts/report.py"
 
 
 rule report_figure6:
     input:
-        expand("results/{{run}}/analysis/quality/{corpus}.json", corpus=cfg.CORPORA),
+        expand("results/{{run}}/analysis/quality/{corpus}.json", corpus=design.CORPORA),
     output:
         csv="paper_figures/{run}/figure6.csv",
         md="paper_figures/{run}/figure6.md",
@@ -231,12 +234,15 @@ rule report_figure6:
     conda:
         "../envs/core.yaml"
     params:
-        quality_jsons={
-            c: f"results/{RUN}/analysis/quality/{c}.json" for c in cfg.CORPORA
+        report="figure6",
+        kwargs={
+            "quality_jsons": {
+                c: f"results/{RUN}/analysis/quality/{c}.json" for c in design.CORPORA
+            },
         },
         scale=lambda wc: config["scale"],
     script:
-        "../workflow/scripts/figure6.py"
+        "../workflow/scripts/report.py"
 
 
 rule report_claims:

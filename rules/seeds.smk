@@ -2,7 +2,7 @@
 # {run}-s{seed}, built first; this rule only aggregates their report CSVs into
 # paper_figures/{run}-seeds/ (mean [95% CI] tables, figures with error bars, the claims
 # scorecard over the seeds). Seeds: config key `seeds` (default 7, 11, 13).
-from instruct_pt import seeds as seeds_mod  # noqa: E402
+from instruct_pt.reports import seeds as seeds_mod  # noqa: E402
 
 SEEDS = seeds_mod.parse_seeds(config.get("seeds", list(seeds_mod.DEFAULT_SEEDS)))
 SEED_RUNS = [seeds_mod.seed_run(RUN, s) for s in SEEDS]

@@ -51,7 +51,7 @@ rule finetune_synthesizer:
         checkpoint_dir="results/{run}/checkpoints/synthesizer",
         seed=config["seed"],
     script:
-        "../workflow/scripts/finetune_synthesizer.py"
+        "../workflow/scripts/finetune.py"
 
 
 rule synthesizer_generations:

@@ -11,8 +11,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 def build_tiny_lm(tmp_path_factory, max_position_embeddings: int = 256) -> str:
     """A saved model folder as the workflow makes them: the package's byte-level BPE (vocab 300,
     <unk>=0 <s>=1 </s>=2 <pad>=3, BOS prepended) and a random 2-layer Mistral."""
-    from instruct_pt.modeling import build_model, save_model
-    from instruct_pt.tokenizer import train_bpe
+    from instruct_pt.data.tokenizer import train_bpe
+    from instruct_pt.training.modeling import build_model, save_model
 
     texts = [
         "Q: what colour is item 3?\nA: red",

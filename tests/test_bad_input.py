@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from instruct_pt.common import DataError, read_json, read_jsonl
-from instruct_pt.inputs import escape_markers, has_marker
-from instruct_pt.protocol import MARKERS
+from instruct_pt.data.inputs import escape_markers, has_marker
+from instruct_pt.synthesis.protocol import MARKERS
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "bad-input.md"
 ENTRY_POINTS = {
@@ -296,7 +296,7 @@ class _Warnings(logging.Handler):
 
 
 def _run_prepare(case: Case, ext: str, warned: _Warnings) -> Outcome:
-    from instruct_pt.sources import prepare_dataset
+    from instruct_pt.data.sources import prepare_dataset
 
     spec = {"source": "local", "path": f"in.{ext}"}
     if case.filter:
@@ -319,7 +319,7 @@ def _run_prepare(case: Case, ext: str, warned: _Warnings) -> Outcome:
 
 
 def _run_split() -> Outcome:
-    from instruct_pt.synthesis import split_corpus
+    from instruct_pt.synthesis.corpus_split import split_corpus
 
     try:
         stats = split_corpus("in.jsonl", 1.0, 1, 0, ["shard.jsonl"], "rest.jsonl")
@@ -422,7 +422,7 @@ def render(outcomes: dict[tuple[str, str], Outcome]) -> str:
         "output is written, or a count in the stats (`WORK/raw.jsonl.stats.json` and",
         "`WORK/synthesis.stats.json` for the CLI, `results/<run>/data/<name>.jsonl.stats.json`",
         "for the workflow's `prepare_dataset`). The input rules are one module,",
-        "`instruct_pt.inputs`; the CLI reads its input through the workflow's `prepare_dataset`.",
+        "`instruct_pt.data.inputs`; the CLI reads its input through the workflow's `prepare_dataset`.",
         "A CLI error is one line on stderr (exit 1; 2 for a usage error), never a traceback.",
         "",
         "| Bad input | " + " | ".join(ENTRY_POINTS.values()) + " |",
@@ -508,7 +508,7 @@ def test_cli_output_holds_no_marker_and_the_drops_match_the_workflow(tmp_path, t
     """The CLI's output texts hold the escaped markers, never a real one; the CLI drops exactly
     what the workflow's prepare_dataset drops (same file, same counts, same records)."""
     from instruct_pt.cli import synthesize_main
-    from instruct_pt.sources import prepare_dataset
+    from instruct_pt.data.sources import prepare_dataset
 
     rows = [*GOOD, {"id": "m", "text": MARKED}, {"id": "e", "text": " "}, {"text": "no id"}]
     (tmp_path / "in.jsonl").write_bytes(_lines(rows))

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from instruct_pt import base_models
 from instruct_pt.common import DataError
+from instruct_pt.training import base_models
 
 
 @pytest.fixture
@@ -66,11 +66,11 @@ def test_stand_in_is_pretrained_with_its_arch(tmp_path, monkeypatch):
 
     def fake_pretrain(packed, out, tok, train, ckpt, seed, arch=None, threads=None):
         seen.update(packed=packed, arch=arch, seed=seed)
-        return {"steps": 3, **dict.fromkeys(training.RUN_KEYS, 2)}
+        return {"steps": 3, **dict.fromkeys(stages.RUN_KEYS, 2)}
 
-    from instruct_pt import training
+    from instruct_pt.training import stages
 
-    monkeypatch.setattr(training, "pretrain", fake_pretrain)
+    monkeypatch.setattr(stages, "pretrain", fake_pretrain)
     spec = {"source": "pretrain", "arch": {"family": "llama"}, "tokenizer": "llama3"}
     out = tmp_path / "out"
     summary = base_models.prepare_base_model(
@@ -78,7 +78,7 @@ def test_stand_in_is_pretrained_with_its_arch(tmp_path, monkeypatch):
         checkpoint_dir="c", seed=5,
     )  # fmt: skip
     assert seen == {"packed": "p", "arch": {"family": "llama"}, "seed": 5}
-    assert summary == {"source": "pretrain", "steps": 3, **dict.fromkeys(training.RUN_KEYS, 2)}
+    assert summary == {"source": "pretrain", "steps": 3, **dict.fromkeys(stages.RUN_KEYS, 2)}
     # base_model.json holds no facts of the attempt (a resumed run writes the same bytes)
     record = json.loads((out / "base_model.json").read_text())
     assert record["summary"] == {"source": "pretrain", "steps": 3}

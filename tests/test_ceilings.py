@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from instruct_pt import reports
 from instruct_pt.common import DataError, read_jsonl, write_json, write_jsonl
+from instruct_pt.reports.registry import make
 from instruct_pt.world import EVAL_TASKS, build_world, eval_records
-from instruct_pt.world.tasks import CLOSED_BOOK, train_records, write_train_split
+from instruct_pt.world.ceiling import CLOSED_BOOK, train_records, write_train_split
 
 SMALL = {"eval_per_task": 60}  # the default world (120 people, 60 drugs, 60 companies)
 
@@ -120,8 +120,9 @@ def test_answers_are_the_gold_the_query_supports():
 
 
 def test_task_rows_train_only_the_answer(tmp_path):
-    from instruct_pt.tokenizer import load_tokenizer, prepare_tokenizer
-    from instruct_pt.training import IGNORE, task_rows
+    from instruct_pt.data.tokenizer import load_tokenizer, prepare_tokenizer
+    from instruct_pt.training.batches import IGNORE
+    from instruct_pt.training.finetune_data import task_rows
 
     texts = [
         {"id": f"t{i}", "text": f"Question: Where was Ada born?\nAnswer: Paris {i}"}
@@ -185,7 +186,7 @@ CEILING = {"label": "ceiling: 500M Vanilla PT + task-format training (miniature)
 def test_the_ceiling_row_sits_between_the_models_and_the_floors(tmp_path, run):
     out = {"out_csv": tmp_path / "t1.csv", "out_md": tmp_path / "t1.md"}
     rows = [{"label": "500M Vanilla PT", "model": "van"}]
-    records = reports.table1(run, rows, **out, run="mini", scale="miniature", ceiling=CEILING)
+    records = make("table1", run, rows, **out, run="mini", scale="miniature", ceiling=CEILING)
     order = list(dict.fromkeys(r["row"] for r in records))
     assert order == ["500M Vanilla PT", CEILING["label"], "floor: chance", "floor: majority"]
     got = {(r["row"], r["column"]): r for r in records}
@@ -198,18 +199,24 @@ def test_the_ceiling_row_sits_between_the_models_and_the_floors(tmp_path, run):
     assert f"| {CEILING['label']} | 90.0 ± 2.0 | 51.0 ± 2.0 |" in md
     assert "Ceiling: a model of the compared models' size" in md
     # without a ceiling the table is as before
-    plain = reports.table1(run, rows, **out, run="mini", scale="miniature")
+    plain = make("table1", run, rows, **out, run="mini", scale="miniature")
     assert not [r for r in plain if r["row"].startswith("ceiling")]
     with pytest.raises(DataError, match="must start with 'ceiling: '"):
-        reports.table1(
-            run, rows, **out, run="mini", scale="miniature", ceiling={"label": "x", "model": "ceil"}
+        make(
+            "table1",
+            run,
+            rows,
+            **out,
+            run="mini",
+            scale="miniature",
+            ceiling={"label": "x", "model": "ceil"},
         )
 
 
 def test_table2_and_domain_tables_carry_the_ceiling(tmp_path, run):
     out = {"out_csv": tmp_path / "t2.csv", "out_md": tmp_path / "t2.md"}
     rows = [{"label": "Instruct PT 500M", "model": "van", "params": 1, "tokens": 2, "ours": True}]
-    records = reports.table2(run, rows, **out, run="mini", scale="miniature", ceiling=CEILING)
+    records = make("table2", run, rows, **out, run="mini", scale="miniature", ceiling=CEILING)
     cells = [r for r in records if r["row"] == CEILING["label"]]
     assert [(r["column"], r["ours"]) for r in cells] == [("Avg", "70.5")]
     # Table 3: one ceiling row over the domains it exists for
@@ -221,7 +228,7 @@ def test_table2_and_domain_tables_carry_the_ceiling(tmp_path, run):
     ceiling = {"label": "ceiling: Vanilla PT-8B + task-format training", "models": {"finance": "ceiling-finance"}}  # fmt: skip
     rows = [{"label": "Vanilla PT-8B", "models": {"finance": "cpt-finance-vanilla"}}]
     out = {"out_csv": tmp_path / "t3.csv", "out_md": tmp_path / "t3.md"}
-    records = reports.table3(ev, rows, **out, run="mini", scale="miniature", ceiling=ceiling)
+    records = make("table3", ev, rows, **out, run="mini", scale="miniature", ceiling=ceiling)
     got = {(r["row"], r["column"]): r["ours"] for r in records}
     assert got[(ceiling["label"], "fpb_like")] == "95"
     assert got[(ceiling["label"], "Finance avg")] == "95"

@@ -13,9 +13,11 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-from instruct_pt import evaluation as E  # noqa: E402
-from instruct_pt import lm_tasks as LT  # noqa: E402
 from instruct_pt.common import DataError, read_json, read_jsonl, write_jsonl  # noqa: E402
+from instruct_pt.evaluation import hooks as H  # noqa: E402
+from instruct_pt.evaluation import lm_tasks as LT  # noqa: E402
+from instruct_pt.evaluation import runner as R  # noqa: E402
+from instruct_pt.evaluation import suites as S  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -43,14 +45,14 @@ def test_mean_nll_picks_another_option_than_sum_and_acc_norm():
     lls = [r[0] for r in results]
     assert max(range(3), key=lls.__getitem__) == 0
     assert max(range(3), key=lambda i: lls[i] / len(choices[i])) == 1
-    assert [E.mean_nll(ll, n) for ll, _, n in results] == [2.0, 2.0, 1.0]
+    assert [H.mean_nll(ll, n) for ll, _, n in results] == [2.0, 2.0, 1.0]
     for gold in range(3):
         doc = {"choices": choices, "gold": gold}
-        assert E.lm_mc_accuracy(doc, results) == {"accuracy": float(gold == 2)}
-        assert E.lm_mc_micro_f1(doc, results) == {"micro_f1": (gold, 2)}
+        assert H.lm_mc_accuracy(doc, results) == {"accuracy": float(gold == 2)}
+        assert H.lm_mc_micro_f1(doc, results) == {"micro_f1": (gold, 2)}
     # ties go to the first option, like torch.argmin in AdaptLLM's choice_losses
     tie = [(-2.0, False, 1), (-4.0, False, 2), (-9.0, False, 3)]
-    assert E.lm_mc_weighted_f1({"options": choices, "gold_index": 1}, tie)["weighted_f1"] == (1, 0)
+    assert H.lm_mc_weighted_f1({"options": choices, "gold_index": 1}, tie)["weighted_f1"] == (1, 0)
 
 
 # ---------------------------------------------------------------------------- token counts
@@ -110,7 +112,7 @@ def test_domain_task_needs_the_scoring_model(tmp_path):
         "doc_to_text": "query",
         "doc_to_choice": "choices",
         "doc_to_target": "gold",
-        "process_results": E.lm_mc_accuracy,
+        "process_results": H.lm_mc_accuracy,
         "metric_list": [{"metric": "accuracy", "aggregation": "mean", "higher_is_better": True}],
         "metadata": {"version": 1.0, "required_fields": ["query", "choices", "gold"]},
     }
@@ -118,7 +120,7 @@ def test_domain_task_needs_the_scoring_model(tmp_path):
     task.build_all_requests(limit=None, rank=0, world_size=1)
     for inst, ll in zip(task.instances, (-3.0, -4.0), strict=True):
         inst.resps.append((ll, False))
-    with pytest.raises(DataError, match="instruct_pt.evaluation.evaluate"):
+    with pytest.raises(DataError, match="instruct_pt.evaluation.runner.evaluate"):
         task.apply_filters()
 
     class FakeLM:  # counts characters: enough to see the triple reach the hook
@@ -145,7 +147,7 @@ def _fake_hub(monkeypatch, records_by_config: dict[str, list[dict]]):
     import lm_eval.api.task as lm_task
 
     def load_dataset(path, name=None, **kwargs):
-        assert path in E.ADAPTLLM_DATASETS.values(), path
+        assert path in S.ADAPTLLM_DATASETS.values(), path
         return datasets.DatasetDict({"test": datasets.Dataset.from_list(records_by_config[name])})
 
     monkeypatch.setattr(lm_task.datasets, "load_dataset", load_dataset)
@@ -154,7 +156,7 @@ def _fake_hub(monkeypatch, records_by_config: dict[str, list[dict]]):
 def test_adaptllm_missing_field_names_field_dataset_and_config(tmp_path, monkeypatch):
     from lm_eval.tasks import TaskManager
 
-    E.build_suite("finance", {"source": "adaptllm", "tasks": ["headline"]}, str(tmp_path), None)
+    S.build_suite("finance", {"source": "adaptllm", "tasks": ["headline"]}, str(tmp_path), None)
     record = {
         "input": "Headline: gold up. Does it say the price went up?",
         "options": ["Yes", "No"],
@@ -192,8 +194,8 @@ def test_evaluate_adaptllm_suite_offline(tmp_path, monkeypatch, tiny_lm):
     monkeypatch.setattr(LT, "scoring_model", scoring_model)
     monkeypatch.setattr(HFLM, "_model_generate", model_generate)
     suite_dir, out = tmp_path / "suite", tmp_path / "out"
-    E.build_suite("finance", {"source": "adaptllm", "tasks": ["fpb", "ner"]}, str(suite_dir), None)
-    recs = E.evaluate(tiny_lm, str(suite_dir), str(out), "tiny", "finance", batch_size=4)
+    S.build_suite("finance", {"source": "adaptllm", "tasks": ["fpb", "ner"]}, str(suite_dir), None)
+    recs = R.evaluate(tiny_lm, str(suite_dir), str(out), "tiny", "finance", batch_size=4)
     assert [(r["task"], r["metric"], r["n"]) for r in recs] == [
         ("fpb", "weighted_f1", 4),
         ("ner", "entity_f1", 4),
@@ -205,9 +207,9 @@ def test_evaluate_adaptllm_suite_offline(tmp_path, monkeypatch, tiny_lm):
         "ner.docs.jsonl",
         "ner.json",
     ]
-    assert lms and lms[0].max_length == E.ADAPTLLM_MAX_LENGTH
+    assert lms and lms[0].max_length == S.ADAPTLLM_MAX_LENGTH
     # the long NER prompt is left-truncated to 2048 - 100 tokens (lm-eval batches by length)
-    assert max(prompt_lengths) == E.ADAPTLLM_MAX_LENGTH - E.GENERATION_KWARGS["max_gen_toks"]
+    assert max(prompt_lengths) == S.ADAPTLLM_MAX_LENGTH - S.GENERATION_KWARGS["max_gen_toks"]
 
 
 # ---------------------------------------------------------------------------- end to end
@@ -239,8 +241,8 @@ def test_evaluate_world_domain_suite_ranks_by_mean_nll(tmp_path, monkeypatch, ti
         sys.modules, "instruct_pt.world", types.SimpleNamespace(write_eval_suite=_verdict_suite)
     )
     suite_dir = tmp_path / "suite"
-    E.build_suite("biomedicine", {"source": "world"}, str(suite_dir), {})
-    (rec,) = E.evaluate(tiny_lm, str(suite_dir), str(tmp_path / "out"), "tiny", "biomedicine")
+    S.build_suite("biomedicine", {"source": "world"}, str(suite_dir), {})
+    (rec,) = R.evaluate(tiny_lm, str(suite_dir), str(tmp_path / "out"), "tiny", "biomedicine")
     assert rec == read_json(tmp_path / "out" / "verdict.json")
     assert (rec["metric"], rec["n"], rec["num_fewshot"]) == ("accuracy", 9, 0)
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import yaml
 
-from instruct_pt import claims as claims_mod
-from instruct_pt import reports
-from instruct_pt.claims import default_claims_path, load_claims, score_claims, verdict
 from instruct_pt.common import DataError, read_json, write_json, write_jsonl
-from instruct_pt.reports import CSV_FIELDS, MINIATURE_NOTE
+from instruct_pt.reports import scorecard
+from instruct_pt.reports.cells import CSV_FIELDS, MINIATURE_NOTE
+from instruct_pt.reports.claims import default_claims_path, load_claims, score_claims, verdict
+from instruct_pt.reports.registry import make
 
 KNOWN_TABLES = {"table1", "table2", "table3", "table4", "table5", "table6", "figure4"}
 
@@ -314,7 +314,7 @@ def test_missing_docs_file_falls_back_with_its_reason(tmp_path, run_files):
 
 
 def test_cells_written_by_reports_are_bootstrapped(tmp_path):
-    """reports.table1 writes sources relative to the CSV; the scorecard finds the items."""
+    """make("table1") writes sources relative to the CSV; the scorecard finds the items."""
     ev = tmp_path / "results" / "eval"
     rng = np.random.default_rng(1)
     for model, p in (("van", 0.4), ("ins", 0.8)):
@@ -343,8 +343,14 @@ def test_cells_written_by_reports_are_bootstrapped(tmp_path):
         {"label": "500M Instruct PT", "model": "ins"},
     ]
     out_csv = tmp_path / "figures" / "table1.csv"
-    reports.table1(
-        ev, rows, out_csv=out_csv, out_md=tmp_path / "figures" / "t1.md", run="r", scale="miniature"
+    make(
+        "table1",
+        ev,
+        rows,
+        out_csv=out_csv,
+        out_md=tmp_path / "figures" / "t1.md",
+        run="r",
+        scale="miniature",
     )
     claims = {"claims": [CLAIMS["claims"][0]]}
     path = tmp_path / "c.yaml"
@@ -385,7 +391,7 @@ def test_markdown_scorecard(tmp_path, run_files):
     score_claims(tables, claims_path, tmp_path / "c.json", out_md, run="mini", scale="miniature")
     md = out_md.read_text()
     assert "Run: `mini` · scale: miniature" in md and MINIATURE_NOTE in md
-    assert claims_mod.ONE_SEED_NOTE in md
+    assert scorecard.ONE_SEED_NOTE in md
     assert "**Held 2 of 8 claims**: 1 refuted, 1 inconclusive, 4 not evaluated." in md
     assert (
         "| Instruct beats Vanilla (`held`) | [S2] | held | +11.0 [+7.0, +15.5] | 55.0 vs 44.0 "
@@ -463,4 +469,4 @@ def test_packaged_claims_on_the_papers_own_numbers(tmp_path):
     assert paper["domain-biomed-instruct-close-to-70b"] == "held"
     assert paper["ablation-beats-rule-based"] == "held"
     assert paper["synthesizer-beats-base-response-accuracy"] == "unknown"  # Table 5 UNCONFIRMED
-    assert claims_mod.HELD == "held"
+    assert scorecard.HELD == "held"

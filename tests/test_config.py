@@ -69,14 +69,18 @@ def test_presets_overlay_without_touching_the_paper_defaults():
 
 
 def test_train_settings_derive_batch_and_steps():
+    from instruct_pt.training.settings import TrainConfig
+
     c = load()
     t = cfg.train_settings(c, "pretrain", "500m")
     assert t["batch_size"] == 524288 // 2048 and t["lr"] == 3e-4
     assert t["batch_size"] % t["micro_batch_size"] == 0
-    assert cfg.planned_steps(c, "pretrain", "500m") == -(-100_000_000_000 // (256 * 2048))
+    # the steps the training job runs: ceil(tokens / (batch_size x seq_len))
+    assert TrainConfig.from_dict(t).total_steps(0, 2048) == -(-100_000_000_000 // (256 * 2048))
     t = cfg.train_settings(c, "continual_pretrain")
     assert t["lr"] == 1e-5 and t["batch_size"] == 64
-    assert cfg.planned_steps(c, "continual_pretrain") == 3815  # ~4K steps [S]
+    seq_len = c["continual_pretrain"]["seq_len"]
+    assert TrainConfig.from_dict(t).total_steps(0, seq_len) == 3815  # ~4K steps [S]
     assert t["peak_flops"] == 312e12  # MFU is logged at paper scale ...
     assert "peak_flops" not in cfg.train_settings(
         load("tiny"), "pretrain", "500m"
@@ -96,7 +100,7 @@ def test_train_settings_derive_batch_and_steps():
 def test_paper_training_jobs_pass_their_start_up_check(stage, size, gpus, batch, micro):
     """Each paper-scale training job on its GPUs: the per-GPU micro-batch the job runs. (Before
     micro_batch_size was per process, 500M, the synthesizer and instruction tuning aborted.)"""
-    from instruct_pt.training import check_train
+    from instruct_pt.training.settings import check_train
 
     c = load()
     key = {"synthesizer": "synthesizer_train", "instruction_tuning": "instruction_tune"}.get(
@@ -105,18 +109,6 @@ def test_paper_training_jobs_pass_their_start_up_check(stage, size, gpus, batch,
     assert c["compute"]["gpus"][key] == gpus
     run = check_train(cfg.train_settings(c, stage, size), gpus)
     assert (run.batch_size, run.micro_batch_size) == (batch, micro)
-
-
-def test_experiment_lists_match_the_paper():
-    c = load()
-    assert cfg.scratch_models(c) == [
-        "scratch-500m-vanilla",
-        "scratch-500m-mix",
-        "scratch-500m-instruct",
-        "scratch-1.3b-vanilla",
-        "scratch-1.3b-instruct",
-    ]
-    assert len(cfg.cpt_models(c, cfg.CPT_VARIANTS)) == 10
 
 
 def test_deep_merge_matches_snakemake_semantics():

@@ -218,7 +218,7 @@ def test_every_declared_key_is_read_by_the_code():
 
 def test_train_keys_are_the_training_jobs_keys():
     """Every train key passes training.TrainConfig (batch_tokens becomes batch_size)."""
-    from instruct_pt.training import TrainConfig
+    from instruct_pt.training.settings import TrainConfig
 
     declared = set(SCHEMA["definitions"]["train"]["properties"])
     assert declared - {"batch_tokens"} <= set(TrainConfig.__dataclass_fields__)
@@ -376,7 +376,7 @@ def test_the_batch_must_split_over_the_stages_gpus():
 def test_start_up_batch_check_agrees_with_the_jobs_check(batch, micro, world, mult):
     """The start-up check rejects exactly what the training job's own check would reject."""
     from instruct_pt.common import DataError
-    from instruct_pt.training import check_train
+    from instruct_pt.training.settings import check_train
 
     config = load()
     seq_len = config["continual_pretrain"]["seq_len"]
@@ -475,3 +475,34 @@ def test_the_workflow_switches_a_data_set_to_a_local_file(tmp_path):
     preset.write_text("datasets:\n  raw_biomedicine: { source: local, path: pubmed.jsonl }\n")
     result = dry_run(ROOT / "presets/smoke.yaml", preset)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+
+
+def _read_in_section(code: str, section: str, key: str) -> bool:
+    """The code reads `section.key` itself: config["section"]["key"] (or .get), through an alias
+    (`it = config["section"]`, then it["key"]), or through a computed section
+    (config[stage]["key"])."""
+    direct = (
+        rf'\["{section}"\]\["{key}"\]',
+        rf'\["{section}"\]\.get\("{key}"',
+        rf'\.get\("{section}"\) or \{{\}}\)\.get\("{key}"',
+        rf"config\[[a-z_]+\]\[\"{key}\"\]",
+    )
+    if any(re.search(p, code) for p in direct):
+        return True
+    aliases = re.findall(rf'\b(\w+) = (?:\w+\.)?config\["{section}"\]', code)
+    return any(re.search(rf'\b{a}\["{key}"\]|\b{a}\.get\("{key}"', code) for a in aliases)
+
+
+def test_a_key_shared_by_several_sections_is_read_in_each():
+    """The name-based check above passes a key whose name the code reads only in another
+    section (continual_pretrain.variants was declared and set while only pretrain.sizes'
+    variants reached the DAG): such a key must be read under its own section."""
+    code = "\n".join(p.read_text(encoding="utf-8") for p in _code_files())
+    sections: dict[str, list[str]] = {}
+    for section, node in SCHEMA["properties"].items():
+        for key in _resolve(node).get("properties") or {}:
+            sections.setdefault(key, []).append(section)
+    shared = [(s, k) for k, secs in sections.items() if len(secs) > 1 for s in secs]
+    assert len(shared) > 10
+    assert [f"{s}.{k}" for s, k in shared if not _read_in_section(code, s, k)] == []
+    assert not _read_in_section(code, "continual_pretrain", "save_steps")  # the check can fail

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from instruct_pt.common import write_jsonl
-from instruct_pt.engine_check import RecordingEngine, compare, divergence, main
-from instruct_pt.synthesis import TransformersEngine, synthesize_shard
+from instruct_pt.synthesis.engine_check import RecordingEngine, compare, divergence, main
+from instruct_pt.synthesis.engines import TransformersEngine
+from instruct_pt.synthesis.multi_round import synthesize_shard
 
 PROMPT = "<s> <CON> The cat sat on the mat. </CON>\n\n"
 

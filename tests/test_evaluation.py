@@ -17,8 +17,11 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-from instruct_pt import evaluation as E  # noqa: E402
 from instruct_pt.common import DataError, read_json, read_jsonl, write_jsonl  # noqa: E402
+from instruct_pt.evaluation import hooks as H  # noqa: E402
+from instruct_pt.evaluation import runner as R  # noqa: E402
+from instruct_pt.evaluation import suites as S  # noqa: E402
+from instruct_pt.evaluation import task_yaml as TY  # noqa: E402
 
 N_DOCS = 6
 
@@ -99,7 +102,7 @@ def tiny_model(tiny_lm) -> str:
 
 
 def test_build_world_suite(tmp_path, fake_world):
-    meta = E.build_suite("general", SPEC, str(tmp_path / "s"), {})
+    meta = S.build_suite("general", SPEC, str(tmp_path / "s"), {})
     assert meta == read_json(tmp_path / "s" / "suite.json")
     assert list(meta["tasks"]) == ["colour", "relation", "sums"]
     assert meta["tasks"]["sums"] == {
@@ -109,15 +112,15 @@ def test_build_world_suite(tmp_path, fake_world):
         "paper_name": "Sums",
         "output_type": "generate_until",
     }
-    cfg = E._load_yaml_plain((tmp_path / "s" / "ipt_general_relation.yaml").read_text())
+    cfg = TY.load_task_yaml_plain((tmp_path / "s" / "ipt_general_relation.yaml").read_text())
     data = Path(cfg["dataset_kwargs"]["data_files"]["test"])
     assert data.is_absolute() and data == (tmp_path / "s" / "relation.jsonl").resolve()
-    assert cfg["process_results"] == "instruct_pt.evaluation.lm_mc_micro_f1"
-    assert cfg["class"] == "instruct_pt.lm_tasks.DomainTask"  # mean-NLL choice scoring
-    colour = E._load_yaml_plain((tmp_path / "s" / "ipt_general_colour.yaml").read_text())
+    assert cfg["process_results"] == "instruct_pt.evaluation.hooks.lm_mc_micro_f1"
+    assert cfg["class"] == "instruct_pt.evaluation.lm_tasks.DomainTask"  # mean-NLL choice scoring
+    colour = TY.load_task_yaml_plain((tmp_path / "s" / "ipt_general_colour.yaml").read_text())
     assert "class" not in colour and "process_results" not in colour  # lm-eval's acc/acc_norm
     assert "max_length" not in meta
-    gen = E._load_yaml_plain((tmp_path / "s" / "ipt_general_sums.yaml").read_text())
+    gen = TY.load_task_yaml_plain((tmp_path / "s" / "ipt_general_sums.yaml").read_text())
     assert gen["generation_kwargs"] == {"until": ["\n"], "max_gen_toks": 6, "do_sample": False}
 
 
@@ -125,27 +128,27 @@ def test_yaml_hooks_resolve_through_lm_eval(tmp_path, fake_world):
     """lm-eval's own YAML loader imports our `!function` hooks by dotted name."""
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    E.build_suite("general", SPEC, str(tmp_path), {})
+    S.build_suite("general", SPEC, str(tmp_path), {})
     cfg = load_yaml(tmp_path / "ipt_general_relation.yaml", resolve_func=True)
-    assert cfg["process_results"] is E.lm_mc_micro_f1
-    assert cfg["metric_list"][0]["aggregation"] is E.lm_agg_micro_f1
+    assert cfg["process_results"] is H.lm_mc_micro_f1
+    assert cfg["metric_list"][0]["aggregation"] is H.lm_agg_micro_f1
 
 
 def test_task_hash_stable_across_builds_and_tracks_data(tmp_path, fake_world):
     a, b = tmp_path / "a", tmp_path / "b"
-    E.build_suite("general", SPEC, str(a), {})
-    E.build_suite("general", SPEC, str(b), {})
+    S.build_suite("general", SPEC, str(a), {})
+    S.build_suite("general", SPEC, str(b), {})
     name = "ipt_general_colour"
-    ha = E._task_hash(a.resolve(), name, [], local=True)
-    assert ha == E._task_hash(b.resolve(), name, [], local=True)
+    ha = R.task_hash(a.resolve(), name, [], local=True)
+    assert ha == R.task_hash(b.resolve(), name, [], local=True)
     with open(b / "colour.jsonl", "a", encoding="utf-8") as f:
         f.write(json.dumps({"id": "x", "query": "q", "choices": ["a", "b"], "gold": 0}) + "\n")
-    assert E._task_hash(b.resolve(), name, [], local=True) != ha
+    assert R.task_hash(b.resolve(), name, [], local=True) != ha
 
 
 def test_rebuild_removes_stale_task_files(tmp_path, fake_world):
     (tmp_path / "ipt_general_gone.yaml").write_text("task: ipt_general_gone\n")
-    E.build_suite("general", SPEC, str(tmp_path), {})
+    S.build_suite("general", SPEC, str(tmp_path), {})
     assert not (tmp_path / "ipt_general_gone.yaml").exists()
 
 
@@ -164,7 +167,7 @@ def test_world_bad_gold_names_file_and_line(tmp_path, monkeypatch):
         sys.modules, "instruct_pt.world", types.SimpleNamespace(write_eval_suite=bad)
     )
     with pytest.raises(DataError, match=r"t\.jsonl:2: gold 2"):
-        E.build_suite("general", {"source": "world"}, str(tmp_path), {})
+        S.build_suite("general", {"source": "world"}, str(tmp_path), {})
 
 
 def test_world_unknown_metric(tmp_path, monkeypatch):
@@ -176,7 +179,7 @@ def test_world_unknown_metric(tmp_path, monkeypatch):
         sys.modules, "instruct_pt.world", types.SimpleNamespace(write_eval_suite=bad)
     )
     with pytest.raises(DataError, match="bleu"):
-        E.build_suite("general", {"source": "world"}, str(tmp_path), {})
+        S.build_suite("general", {"source": "world"}, str(tmp_path), {})
 
 
 def test_build_lm_eval_suite_writes_only_suite_json(tmp_path):
@@ -197,21 +200,21 @@ def test_build_lm_eval_suite_writes_only_suite_json(tmp_path):
             },
         },
     }
-    meta = E.build_suite("general", spec, str(tmp_path), None)
+    meta = S.build_suite("general", spec, str(tmp_path), None)
     assert meta["tasks"]["mmlu"]["num_fewshot"] == 5
     assert meta["tasks"]["arc_e"]["output_type"] == "multiple_choice"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["suite.json"]
     del spec["tasks"]["mmlu"]["paper_name"]
     with pytest.raises(DataError, match="mmlu.*paper_name"):
-        E.build_suite("general", spec, str(tmp_path), None)
+        S.build_suite("general", spec, str(tmp_path), None)
 
 
 def test_build_adaptllm_suite(tmp_path):
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    from instruct_pt import lm_tasks as LT
+    from instruct_pt.evaluation import lm_tasks as LT
 
-    meta = E.build_suite("finance", {"source": "adaptllm"}, str(tmp_path), None)
+    meta = S.build_suite("finance", {"source": "adaptllm"}, str(tmp_path), None)
     assert sorted(meta["tasks"]) == ["convfinqa", "fiqa_sa", "fpb", "headline", "ner"]
     assert meta["tasks"]["headline"]["metric"] == "mean_weighted_f1"
     cfg = load_yaml(tmp_path / "ipt_finance_convfinqa.yaml", resolve_func=True)
@@ -220,22 +223,22 @@ def test_build_adaptllm_suite(tmp_path):
         "ConvFinQA",
         "test",
     )
-    assert cfg["process_results"] is E.lm_gen_numeric_em_adaptllm
-    assert cfg["doc_to_target"] is E.lm_answer
+    assert cfg["process_results"] is H.lm_gen_numeric_em_adaptllm
+    assert cfg["doc_to_target"] is H.lm_answer
     ner = load_yaml(tmp_path / "ipt_finance_ner.yaml", resolve_func=True)
-    assert ner["metric_list"][0]["aggregation"] is E.lm_agg_entity_f1_doc
+    assert ner["metric_list"][0]["aggregation"] is H.lm_agg_entity_f1_doc
     headline = load_yaml(tmp_path / "ipt_finance_headline.yaml", resolve_func=True)
     assert headline["class"] is ner["class"] is LT.DomainTask
     assert headline["metadata"]["required_fields"] == ["input", "options", "gold_index", "class_id"]
     assert ner["metadata"]["required_fields"] == ["input", "label"]
     assert meta["max_length"] == 2048  # generation prompts: the last 2048 - 100 tokens
     with pytest.raises(DataError, match="unknown AdaptLLM"):
-        E.build_suite("biomedicine", {"source": "adaptllm", "tasks": ["fpb"]}, str(tmp_path), None)
+        S.build_suite("biomedicine", {"source": "adaptllm", "tasks": ["fpb"]}, str(tmp_path), None)
 
 
 def test_unknown_source(tmp_path):
     with pytest.raises(DataError, match="source"):
-        E.build_suite("general", {"source": "nope"}, str(tmp_path), None)
+        S.build_suite("general", {"source": "nope"}, str(tmp_path), None)
 
 
 # ---------------------------------------------------------------------------- hooks
@@ -246,40 +249,40 @@ def test_choice_hooks_predict_by_mean_token_nll():
     # (loglikelihood, is_greedy, n_tokens): summed ll favours "a" (-2 > -4); mean NLL per token
     # "bbbb" (4 / 4 = 1 < 2 / 1)
     results = [(-2.0, False, 1), (-4.0, False, 4)]
-    assert E.lm_mc_micro_f1(doc, results) == {"micro_f1": (1, 1)}
-    assert E.lm_mc_mean_weighted_f1(doc, results) == {"mean_weighted_f1": ("3", 1, 1)}
-    assert E.lm_mc_accuracy(doc, results) == {"accuracy": 1.0}
+    assert H.lm_mc_micro_f1(doc, results) == {"micro_f1": (1, 1)}
+    assert H.lm_mc_mean_weighted_f1(doc, results) == {"mean_weighted_f1": ("3", 1, 1)}
+    assert H.lm_mc_accuracy(doc, results) == {"accuracy": 1.0}
     adapt = {"options": ["a", "bbbb"], "gold_index": 0, "class_id": 2}
-    assert E.lm_mc_weighted_f1(adapt, results) == {"weighted_f1": (0, 1)}
-    assert E.lm_mc_mean_weighted_f1(adapt, results) == {"mean_weighted_f1": ("2", 0, 1)}
+    assert H.lm_mc_weighted_f1(adapt, results) == {"weighted_f1": (0, 1)}
+    assert H.lm_mc_mean_weighted_f1(adapt, results) == {"mean_weighted_f1": ("2", 0, 1)}
     world = {"id": "headline_like-up-00007", "choices": ["a", "bbbb"], "gold": 0}
-    assert E.lm_mc_mean_weighted_f1(world, results) == {"mean_weighted_f1": ("up", 0, 1)}
+    assert H.lm_mc_mean_weighted_f1(world, results) == {"mean_weighted_f1": ("up", 0, 1)}
     with pytest.raises(DataError, match="sub-question"):
-        E.lm_mc_mean_weighted_f1({"id": "x1", "choices": ["a", "bbbb"], "gold": 0}, results)
+        H.lm_mc_mean_weighted_f1({"id": "x1", "choices": ["a", "bbbb"], "gold": 0}, results)
     with pytest.raises(DataError, match="n_tokens"):  # lm-eval's bare pairs: no token counts
-        E.lm_mc_accuracy(doc, [(-2.0, False), (-4.0, False)])
+        H.lm_mc_accuracy(doc, [(-2.0, False), (-4.0, False)])
 
 
 def test_generation_hooks_and_aggregations():
-    assert E.lm_answer({"label": ["42", "x"]}) == "42"
-    assert E.lm_gen_numeric_em({"answer": "12"}, ["12.004 dollars"]) == {"numeric_em": 1.0}
-    assert E.lm_gen_numeric_em_adaptllm({"label": "0.5"}, ["50%"]) == {"numeric_em": 1.0}
-    item = E.lm_gen_entity_f1({"answer": "Acme (org), Bob (per)"}, ["acme (ORG)"])["entity_f1"]
-    assert E.lm_agg_entity_f1([item]) == pytest.approx(2 / 3)  # TP 1, FN 1
-    assert E.lm_agg_micro_f1([(0, 0), (1, 0)]) == 0.5
-    assert E.lm_agg_mean_weighted_f1([(0, 1, 1), (1, 0, 0)]) == 1.0
+    assert H.lm_answer({"label": ["42", "x"]}) == "42"
+    assert H.lm_gen_numeric_em({"answer": "12"}, ["12.004 dollars"]) == {"numeric_em": 1.0}
+    assert H.lm_gen_numeric_em_adaptllm({"label": "0.5"}, ["50%"]) == {"numeric_em": 1.0}
+    item = H.lm_gen_entity_f1({"answer": "Acme (org), Bob (per)"}, ["acme (ORG)"])["entity_f1"]
+    assert H.lm_agg_entity_f1([item]) == pytest.approx(2 / 3)  # TP 1, FN 1
+    assert H.lm_agg_micro_f1([(0, 0), (1, 0)]) == 0.5
+    assert H.lm_agg_mean_weighted_f1([(0, 1, 1), (1, 0, 0)]) == 1.0
 
 
 def test_aggregate_items_reads_json_items_back():
-    gold = E.lm_gen_entity_f1({"answer": "Acme (org), Bob (per)"}, ["acme (ORG)"])["entity_f1"]
+    gold = H.lm_gen_entity_f1({"answer": "Acme (org), Bob (per)"}, ["acme (ORG)"])["entity_f1"]
     as_json = json.loads(json.dumps([gold, ([], [])]))  # entity lists come back as lists
-    assert E.aggregate_items("lm_agg_entity_f1", as_json) == pytest.approx(2 / 3)
-    assert E.aggregate_items("lm_agg_entity_f1_doc", as_json) == pytest.approx((2 / 3 + 1) / 2)
-    assert E.aggregate_items("mean", [1.0, 0.0, 0.0, 1.0]) == 0.5
+    assert H.aggregate_items("lm_agg_entity_f1", as_json) == pytest.approx(2 / 3)
+    assert H.aggregate_items("lm_agg_entity_f1_doc", as_json) == pytest.approx((2 / 3 + 1) / 2)
+    assert H.aggregate_items("mean", [1.0, 0.0, 0.0, 1.0]) == 0.5
     with pytest.raises(DataError, match="unknown aggregation 'median'"):
-        E.aggregate_items("median", [1.0])
+        H.aggregate_items("median", [1.0])
     with pytest.raises(DataError, match="of no items"):
-        E.aggregate_items("mean", [])
+        H.aggregate_items("mean", [])
 
 
 # ---------------------------------------------------------------------------- evaluate
@@ -287,8 +290,8 @@ def test_aggregate_items_reads_json_items_back():
 
 def test_evaluate_end_to_end(tmp_path, fake_world, tiny_model):
     suite_dir = tmp_path / "suite"
-    E.build_suite("general", SPEC, str(suite_dir), {})
-    recs = E.evaluate(
+    S.build_suite("general", SPEC, str(suite_dir), {})
+    recs = R.evaluate(
         tiny_model, str(suite_dir), str(tmp_path / "out"), "tiny", "general", batch_size=4, limit=4
     )
     assert [r["task"] for r in recs] == ["colour", "relation", "sums"]
@@ -298,7 +301,7 @@ def test_evaluate_end_to_end(tmp_path, fake_world, tiny_model):
         assert rec["n"] == 4 and rec["num_fewshot"] == 1
         assert rec["model"] == "tiny" and rec["suite"] == "general"
         assert rec["harness"].startswith("lm-eval 0.4.13")
-        assert rec["task_hash"] == E._task_hash(
+        assert rec["task_hash"] == R.task_hash(
             suite_dir.resolve(), f"ipt_general_{rec['task']}", [], True
         )
     by_task = {r["task"]: r for r in recs}
@@ -309,7 +312,7 @@ def test_evaluate_end_to_end(tmp_path, fake_world, tiny_model):
         lines = read_jsonl(tmp_path / "out" / f"{rec['task']}.docs.jsonl")
         assert [line["doc"] for line in lines] == list(range(4))
         items = [line["item"] for line in lines]
-        assert 100 * E.aggregate_items(rec["aggregation"], items) == pytest.approx(rec["value"])
+        assert 100 * H.aggregate_items(rec["aggregation"], items) == pytest.approx(rec["value"])
     relation = read_jsonl(tmp_path / "out" / "relation.docs.jsonl")
     assert [line["item"][0] for line in relation] == [0, 1, 0, 1]  # (gold, prediction) pairs
     assert by_task["relation"]["stderr"] is None  # corpus-level F1 has no closed-form stderr
@@ -318,7 +321,7 @@ def test_evaluate_end_to_end(tmp_path, fake_world, tiny_model):
     # Restrict to one task with a shot override; twice, to check the bytes are reproducible.
     outs = [tmp_path / "zero1", tmp_path / "zero2"]
     for out in outs:
-        only = E.evaluate(
+        only = R.evaluate(
             tiny_model,
             str(suite_dir),
             str(out),
@@ -344,7 +347,7 @@ def test_evaluation_job_log_has_no_progress_bars(tmp_path, fake_world, tiny_mode
     from transformers.utils import logging as hf_logging
 
     suite_dir = tmp_path / "suite"
-    E.build_suite("general", SPEC, str(suite_dir), {})
+    S.build_suite("general", SPEC, str(suite_dir), {})
     log_path = tmp_path / "evaluate.log"
     root = logging.getLogger()
     level = root.level
@@ -353,7 +356,7 @@ def test_evaluation_job_log_has_no_progress_bars(tmp_path, fake_world, tiny_mode
         root.addHandler(handler)
         root.setLevel(logging.INFO)
         try:
-            E.evaluate(tiny_model, str(suite_dir), str(tmp_path / "out"), "tiny", "general",
+            R.evaluate(tiny_model, str(suite_dir), str(tmp_path / "out"), "tiny", "general",
                        batch_size=4, limit=4)  # fmt: skip
         finally:
             root.removeHandler(handler)
@@ -369,7 +372,7 @@ def test_group_items_are_its_leaves_documents(tmp_path, fake_world, tiny_model, 
     """A group (MMLU-like) weighted by size is the mean over all its leaves' documents; one not
     weighted by size is not recomputable from the pooled items (aggregation null)."""
     suite_dir = tmp_path / "suite"
-    E.build_suite("general", SPEC, str(suite_dir), {})
+    S.build_suite("general", SPEC, str(suite_dir), {})
     colour = (suite_dir / "ipt_general_colour.yaml").read_text()
     (suite_dir / "ipt_general_colour2.yaml").write_text(
         colour.replace("task: ipt_general_colour", "task: ipt_general_colour2")
@@ -382,7 +385,7 @@ def test_group_items_are_its_leaves_documents(tmp_path, fake_world, tiny_model, 
     meta = read_json(suite_dir / "suite.json")
     meta["tasks"] = {"grp": {**meta["tasks"]["colour"], "lm_eval_task": "ipt_general_grp"}}
     (suite_dir / "suite.json").write_text(json.dumps(meta))
-    (rec,) = E.evaluate(tiny_model, str(suite_dir), str(tmp_path / "o"), "m", "general", limit=3)
+    (rec,) = R.evaluate(tiny_model, str(suite_dir), str(tmp_path / "o"), "m", "general", limit=3)
     lines = read_jsonl(tmp_path / "o" / "grp.docs.jsonl")
     assert [line["doc"] for line in lines] == [
         f"ipt_general_colour{k}/{i}" for k in ("", "2") for i in range(3)
@@ -391,30 +394,30 @@ def test_group_items_are_its_leaves_documents(tmp_path, fake_world, tiny_model, 
     if weighted:
         assert rec["aggregation"] == "mean"
         items = [line["item"] for line in lines]
-        assert 100 * E.aggregate_items("mean", items) == pytest.approx(rec["value"])
+        assert 100 * H.aggregate_items("mean", items) == pytest.approx(rec["value"])
     else:
         assert rec["aggregation"] is None
 
 
 def test_evaluate_rejects_unknown_task_and_wrong_suite(tmp_path, fake_world):
-    E.build_suite("general", SPEC, str(tmp_path), {})
+    S.build_suite("general", SPEC, str(tmp_path), {})
     with pytest.raises(DataError, match="nope"):
-        E.evaluate("unused", str(tmp_path), str(tmp_path / "o"), "m", "general", tasks=["nope"])
+        R.evaluate("unused", str(tmp_path), str(tmp_path / "o"), "m", "general", tasks=["nope"])
     with pytest.raises(DataError, match="finance"):
-        E.evaluate("unused", str(tmp_path), str(tmp_path / "o"), "m", "finance")
+        R.evaluate("unused", str(tmp_path), str(tmp_path / "o"), "m", "finance")
 
 
 def test_read_metric_picks_filter_and_nulls_missing_stderr():
     res = {"alias": "x", "acc,none": 0.5, "acc_stderr,none": "N/A", "numeric_em,strict": 0.25}
-    assert E._read_metric(res, "acc", "t") == (0.5, None)
-    assert E._read_metric({"acc,none": 0.5, "acc_stderr,none": float("nan")}, "acc", "t") == (
+    assert R.read_metric(res, "acc", "t") == (0.5, None)
+    assert R.read_metric({"acc,none": 0.5, "acc_stderr,none": float("nan")}, "acc", "t") == (
         0.5,
         None,
     )
-    assert E._read_metric({"f1,x": 0.1, "f1_stderr,x": 0.02}, "f1", "t") == (0.1, 0.02)
-    assert E._read_metric(res, "numeric_em", "t") == (0.25, None)
+    assert R.read_metric({"f1,x": 0.1, "f1_stderr,x": 0.02}, "f1", "t") == (0.1, 0.02)
+    assert R.read_metric(res, "numeric_em", "t") == (0.25, None)
     with pytest.raises(DataError, match="acc_norm"):
-        E._read_metric(res, "acc_norm", "t")
+        R.read_metric(res, "acc_norm", "t")
 
 
 def test_task_hash_of_builtin_tasks_ignores_shots_and_install_paths(tmp_path):
@@ -427,9 +430,9 @@ def test_task_hash_of_builtin_tasks_ignores_shots_and_install_paths(tmp_path):
         }
         return types.SimpleNamespace(task_name=name, dump_config=lambda: dict(cfg))
 
-    a = E._task_hash(tmp_path, "g", [leaf("g_2", 0, "/a"), leaf("g_1", 0, "/a")], local=False)
-    b = E._task_hash(tmp_path, "g", [leaf("g_1", 5, "/b"), leaf("g_2", 5, "/b")], local=False)
-    c = E._task_hash(
+    a = R.task_hash(tmp_path, "g", [leaf("g_2", 0, "/a"), leaf("g_1", 0, "/a")], local=False)
+    b = R.task_hash(tmp_path, "g", [leaf("g_1", 5, "/b"), leaf("g_2", 5, "/b")], local=False)
+    c = R.task_hash(
         tmp_path, "g", [leaf("g_1", 0, "/a"), leaf("g_2", 0, "/a", "Q: {{q}}")], local=False
     )
     assert a == b != c
@@ -472,18 +475,18 @@ def test_resolve_device(cuda, caplog):
 
 def test_hf_placement(cuda, caplog):
     cuda(4)
-    assert E.hf_placement("auto", None) == ({}, "cuda")
-    assert E.hf_placement("auto", 1) == ({}, "cuda")
-    assert E.hf_placement("auto", 0) == ({}, "cpu")
-    assert E.hf_placement("auto", 4) == ({"parallelize": True}, "cuda")
+    assert R.hf_placement("auto", None) == ({}, "cuda")
+    assert R.hf_placement("auto", 1) == ({}, "cuda")
+    assert R.hf_placement("auto", 0) == ({}, "cpu")
+    assert R.hf_placement("auto", 4) == ({"parallelize": True}, "cuda")
     with caplog.at_level("WARNING"):
-        assert E.hf_placement("auto", 2) == ({"parallelize": True}, "cuda")
+        assert R.hf_placement("auto", 2) == ({"parallelize": True}, "cuda")
     assert "4 GPUs are visible, the job got 2" in caplog.text
     cuda(2)
     with pytest.raises(RuntimeError, match="got 4 GPUs but 2 are visible"):
-        E.hf_placement("auto", 4)
+        R.hf_placement("auto", 4)
     cuda(0)
-    assert E.hf_placement("auto", 4) == ({}, "cpu")
+    assert R.hf_placement("auto", 4) == ({}, "cpu")
 
 
 class _Built(Exception):
@@ -516,9 +519,9 @@ def test_evaluate_hands_placement_to_hflm(
 
     monkeypatch.setattr(hflm, "__init__", fake_init)
     cuda(visible)
-    E.build_suite("general", SPEC, str(tmp_path / "s"), {})
+    S.build_suite("general", SPEC, str(tmp_path / "s"), {})
     with pytest.raises(_Built):
-        E.evaluate(tiny_model, str(tmp_path / "s"), str(tmp_path / "o"), "m", "general", gpus=gpus)
+        R.evaluate(tiny_model, str(tmp_path / "s"), str(tmp_path / "o"), "m", "general", gpus=gpus)
     placement = {k: seen[k] for k in ("device", "parallelize") if k in seen}
     assert placement == expected
     assert seen["pretrained"] == tiny_model and seen["add_bos_token"] is True

@@ -12,8 +12,8 @@ import pytest
 
 from instruct_pt import config as cfg
 from instruct_pt.common import DataError, read_json, write_jsonl
-from instruct_pt.mixtures import build_mixture
-from instruct_pt.tokenizer import prepare_tokenizer
+from instruct_pt.data.mixtures import build_mixture
+from instruct_pt.data.tokenizer import prepare_tokenizer
 from instruct_pt.world import build_world, generate_dataset
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,8 +10,8 @@ import pytest
 
 from instruct_pt import world as W
 from instruct_pt.common import DataError
+from instruct_pt.world.ceiling import train_records
 from instruct_pt.world.corpora import RESTATEMENTS
-from instruct_pt.world.tasks import train_records
 
 SMALL = {
     "n_people": 24,

@@ -160,7 +160,7 @@ def _oom_pretrain(calls: list, failures: int):
 def test_out_of_memory_is_recorded_and_retried(
     tmp_path, monkeypatch, configured, failures, expected
 ):
-    import instruct_pt.training as T
+    import instruct_pt.training.stages as T
 
     calls: list = []
     monkeypatch.setattr(T, "pretrain", _oom_pretrain(calls, failures))
@@ -177,7 +177,7 @@ def test_out_of_memory_is_recorded_and_retried(
 
 
 def test_other_errors_are_not_retried(tmp_path, monkeypatch):
-    import instruct_pt.training as T
+    import instruct_pt.training.stages as T
 
     def broken(*a, **k):
         raise ValueError("train: bad setting")

@@ -11,10 +11,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from snakemake.iocontainers import InputFiles, Params
 
 from instruct_pt import config as cfg
-from instruct_pt import jobs
 from instruct_pt.common import DataError
+from instruct_pt.training import jobs
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = sorted((ROOT / "rules").glob("*.smk"))
@@ -149,9 +150,10 @@ def _fake_snakemake(tmp_path, keep=False):
     out = tmp_path / "results" / "run" / "models" / "scratch-500m-vanilla"
     return SimpleNamespace(
         log=[str(tmp_path / "logs" / "job.log")],
-        input=SimpleNamespace(packed="p", tokenizer="t"),
+        rule="pretrain_from_scratch",
+        input=InputFiles(fromdict={"packed": "p", "tokenizer": "t"}),
         output=_Namedlist([str(out)]),
-        params=SimpleNamespace(train={}, checkpoint_dir=str(ckpt), seed=1, arch={}),
+        params=Params(fromdict={"train": {}, "checkpoint_dir": str(ckpt), "seed": 1, "arch": {}}),
         resources=SimpleNamespace(gpu=0),
         threads=1,
         config={"compute": {"keep_finished_checkpoints": keep}},
@@ -162,7 +164,7 @@ def _fake_snakemake(tmp_path, keep=False):
 def test_pretrain_script_removes_checkpoints_only_after_success(tmp_path, monkeypatch, outcome):
     """The rule's own script, its training replaced by a stand-in that checkpoints, then either
     writes the model or dies: the checkpoint goes only after the model is written."""
-    import instruct_pt.launch
+    import instruct_pt.training.launch
 
     smk = _fake_snakemake(tmp_path, keep=outcome == "kept")
 
@@ -173,17 +175,113 @@ def test_pretrain_script_removes_checkpoints_only_after_success(tmp_path, monkey
         Path(kwargs["out_dir"]).mkdir(parents=True)
         (Path(kwargs["out_dir"]) / "train_summary.json").write_text("{}\n")
 
-    monkeypatch.setattr(instruct_pt.launch, "launch", fake_launch)
+    monkeypatch.setattr(instruct_pt.training.launch, "launch", fake_launch)
     monkeypatch.setenv(jobs.HEARTBEAT_ENV, "0")
     if outcome == "killed":
         with pytest.raises(KeyboardInterrupt):
-            runpy.run_path(str(SCRIPTS / "pretrain.py"), init_globals={"snakemake": smk})
+            runpy.run_path(str(SCRIPTS / "train_lm.py"), init_globals={"snakemake": smk})
     else:
-        runpy.run_path(str(SCRIPTS / "pretrain.py"), init_globals={"snakemake": smk})
+        runpy.run_path(str(SCRIPTS / "train_lm.py"), init_globals={"snakemake": smk})
     ckpt = Path(smk.params.checkpoint_dir)
     assert ckpt.exists() == (outcome != "success")
     if outcome == "success":
         assert "checkpoints/scratch-500m-vanilla: removed" in Path(smk.log[0]).read_text()
+
+
+def _params_of(block: str) -> list[str]:
+    m = re.search(r"^    params:\n((?:        .*\n|\s*\n)+)", block, re.M)
+    return re.findall(r"^        (\w+)=", m.group(1), re.M) if m else []
+
+
+def test_the_shared_training_scripts_match_their_entry_points():
+    """train_lm.py serves both pre-training rules, finetune.py the three fine-tuning rules (the
+    rule's name is its entry point, its params are the keyword arguments): every rule's params
+    are arguments its entry point takes, so no rule calls a stage with a key it does not know."""
+    import inspect
+
+    from instruct_pt.training import stages
+    from instruct_pt.training.launch import ENTRY_POINTS
+
+    blocks = _rule_blocks()
+    users: dict[str, list[str]] = {}
+    for rule, block in blocks.items():
+        script = _script_of(block)
+        if script is not None and script.name in ("train_lm.py", "finetune.py"):
+            users.setdefault(script.name, []).append(rule)
+    assert sorted(users["train_lm.py"]) == ["continual_pretrain", "pretrain_from_scratch"]
+    assert sorted(users["finetune.py"]) == [
+        "ceiling_tune",
+        "finetune_synthesizer",
+        "instruction_tune",
+    ]
+    for script, rules in users.items():
+        for rule in rules:
+            entry = "pretrain" if script == "train_lm.py" else rule
+            assert entry in ENTRY_POINTS
+            accepted = set(inspect.signature(getattr(stages, entry)).parameters)
+            params = _params_of(blocks[rule])
+            assert {"train", "checkpoint_dir", "seed"} <= set(params), rule
+            assert set(params) <= accepted, f"{rule}: {set(params) - accepted} not taken by {entry}"
+
+
+@pytest.mark.parametrize(
+    ("rule", "params"),
+    [
+        ("finetune_synthesizer", {"max_per_dataset": 7, "seq_len": 64}),
+        ("instruction_tune", {"save_steps": [0, 5], "seq_len": 32}),
+        ("ceiling_tune", {"seq_len": 16}),
+    ],
+)
+def test_finetune_script_calls_the_rules_entry_point_with_its_params(
+    tmp_path, monkeypatch, rule, params
+):
+    import instruct_pt.training.launch
+
+    smk = _fake_snakemake(tmp_path, keep=True)
+    smk.rule = rule
+    smk.input = InputFiles(fromdict={"base": "b", "data": "d.jsonl"})
+    ckpt = str(tmp_path / "checkpoints" / rule)
+    smk.params = Params(fromdict={"train": {"lr": 1}, **params, "checkpoint_dir": ckpt, "seed": 4})
+    calls = []
+
+    def fake_launch(entry, kwargs, nproc):
+        calls.append((entry, kwargs, nproc))
+        Path(kwargs["out_dir"]).mkdir(parents=True)
+
+    monkeypatch.setattr(instruct_pt.training.launch, "launch", fake_launch)
+    monkeypatch.setenv(jobs.HEARTBEAT_ENV, "0")
+    runpy.run_path(str(SCRIPTS / "finetune.py"), init_globals={"snakemake": smk})
+    common = {"train_path": "d.jsonl", "base_model_dir": "b", "out_dir": smk.output[0]}
+    expected = {
+        **common,
+        "threads": 1,
+        "train": {"lr": 1},
+        **params,
+        "checkpoint_dir": ckpt,
+        "seed": 4,
+    }
+    assert calls == [(rule, expected, 0)]
+
+
+def test_train_lm_script_trains_from_scratch_or_from_the_base(tmp_path, monkeypatch):
+    import instruct_pt.training.launch
+
+    calls = []
+    monkeypatch.setattr(
+        instruct_pt.training.launch, "launch", lambda e, kw, nproc: calls.append((e, kw))
+    )
+    monkeypatch.setenv(jobs.HEARTBEAT_ENV, "0")
+    smk = _fake_snakemake(tmp_path, keep=True)
+    runpy.run_path(str(SCRIPTS / "train_lm.py"), init_globals={"snakemake": smk})
+    smk.rule = "continual_pretrain"
+    smk.input = InputFiles(fromdict={"base": "base", "packed": "p", "tokenizer": "t"})
+    ckpt = str(tmp_path / "checkpoints" / "cpt")
+    smk.params = Params(fromdict={"train": {}, "checkpoint_dir": ckpt, "seed": 1})
+    runpy.run_path(str(SCRIPTS / "train_lm.py"), init_globals={"snakemake": smk})
+    (e1, scratch), (e2, cpt) = calls
+    assert e1 == e2 == "pretrain"
+    assert (scratch["arch"], scratch["init_from"]) == ({}, None)
+    assert (cpt["arch"], cpt["init_from"]) == (None, "base")
 
 
 # ------------------------------------------------------------------ heartbeat

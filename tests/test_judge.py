@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -12,10 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from instruct_pt import judge as J
-from instruct_pt import quality, reports
+from instruct_pt.analysis import judge as J
+from instruct_pt.analysis import quality
+from instruct_pt.analysis.judge import JudgeError
+from instruct_pt.analysis.judge_prompt import JUDGE_CATEGORIES, PROMPT_SHA256, parse_judgments
 from instruct_pt.common import read_json, write_jsonl
-from instruct_pt.judge import JUDGE_CATEGORIES, JudgeError, parse_judgments
+from instruct_pt.reports.registry import make
 
 KEY_ENV = "INSTRUCT_PT_TEST_JUDGE_KEY"
 
@@ -43,7 +46,7 @@ Responder = Callable[[dict, int], tuple[int, dict, bytes]]
 
 class ScriptedServer:
     """``POST /v1/chat/completions`` answered by ``responder(body, n)`` (n: request number, from
-    0); every request's path, headers and parsed body are recorded."""
+    0); every request's path, headers (names lower-cased) and parsed body are recorded."""
 
     def __init__(self, responder: Responder) -> None:
         self.responder = responder
@@ -60,7 +63,11 @@ class ScriptedServer:
                 with server.lock:
                     n = len(server.requests)
                     server.requests.append(
-                        {"path": self.path, "headers": dict(self.headers), "body": body}
+                        {
+                            "path": self.path,
+                            "headers": {k.lower(): v for k, v in self.headers.items()},
+                            "body": body,
+                        }
                     )
                 if self.path != "/v1/chat/completions":
                     status, headers, out = 404, {}, b'{"error": "no such route"}'
@@ -141,7 +148,7 @@ def entry(i: int, instruction: str) -> dict:
 
 class ScriptedJudge:
     """Answers from VERDICTS; the text's marker picks a misbehaviour. HTTP-level faults
-    (FLAKY: 429 then 500) happen on a text's first two requests."""
+    (FLAKY: 429 then 500, each asking for a 1 ms wait) happen on a text's first two requests."""
 
     def __init__(self) -> None:
         self.seen: dict[str, int] = {}
@@ -151,9 +158,9 @@ class ScriptedJudge:
         k = self.seen[text] = self.seen.get(text, 0) + 1
         repair = len(body["messages"]) > 2
         if "FLAKY" in text and k == 1:
-            return 429, {"Retry-After": "0"}, b'{"error": {"message": "rate limited"}}'
+            return 429, {"Retry-After-Ms": "1"}, b'{"error": {"message": "rate limited"}}'
         if "FLAKY" in text and k == 2:
-            return 500, {}, b'{"error": {"message": "server error"}}'
+            return 500, {"Retry-After-Ms": "1"}, b'{"error": {"message": "server error"}}'
         if "GARBLED-ALWAYS" in text:
             return completion("I am sorry, I cannot grade these pairs.")
         if "GARBLED-ONCE" in text and not repair:
@@ -197,7 +204,6 @@ def judge_cfg(server: ScriptedServer, **over) -> dict:
         "max_tokens": 512,
         "timeout_s": 10,
         "max_retries": 3,
-        "backoff_s": 0,
         "max_reply_retries": 2,
         "seed": 7,
         "concurrency": 1,
@@ -232,12 +238,14 @@ def test_request_body_and_headers(tmp_path):
         run_quality(tmp_path, server)
     first = server.requests[0]
     assert first["path"] == "/v1/chat/completions"
-    assert first["headers"]["Authorization"] == "Bearer sk-test-123"
-    assert first["headers"]["Content-Type"] == "application/json"
+    assert first["headers"]["authorization"] == "Bearer sk-test-123"
+    assert first["headers"]["content-type"] == "application/json"
     body = first["body"]
     assert body["model"] == "judge-test-model"
     assert body["temperature"] == 0 and body["max_tokens"] == 512 and body["seed"] == 7
     assert "response_format" not in body  # json_mode off
+    # the wire body is exactly request_body's (what the cache key hashes)
+    assert body == J.request_body(J.judge_settings(judge_cfg(server), 0), body["messages"])
     assert [m["role"] for m in body["messages"]] == ["system", "user"]
     user = body["messages"][1]["content"]
     assert "### Text\nPlain text one." in user
@@ -282,9 +290,10 @@ def test_aggregates_retries_and_drops(tmp_path):
     assert (stats["judge_asks"], stats["reply_retries"]) == (13, 7)
     assert len(server.requests) == 15  # + t2's 429 and 500, retried
     assert result["judge"]["model"] == "judge-test-model"
-    assert result["judge"]["prompt_sha256"] == J.PROMPT_SHA256
+    assert result["judge"]["prompt_sha256"] == PROMPT_SHA256
     # reports read it unchanged
-    records = reports.table6(
+    records = make(
+        "table6",
         {"general": tmp_path / "q.json"},
         out_csv=tmp_path / "t6.csv",
         out_md=tmp_path / "t6.md",
@@ -358,7 +367,8 @@ def test_concurrent_requests_give_the_same_output(tmp_path):
 
 
 def test_transport_errors(tmp_path):
-    with ScriptedServer(lambda body, n: (503, {}, b'{"error": "overloaded"}')) as server:
+    overloaded = (503, {"Retry-After-Ms": "1"}, b'{"error": "overloaded"}')
+    with ScriptedServer(lambda body, n: overloaded) as server:
         with pytest.raises(JudgeError, match=r"after 4 attempt\(s\).*HTTP 503"):
             run_quality(tmp_path, server)
     assert len(server.requests) == 4  # max_retries 3
@@ -371,28 +381,46 @@ def test_transport_errors(tmp_path):
     with ScriptedServer(lambda body, n: (200, {}, b'{"object": "nothing"}')) as server:
         with pytest.raises(JudgeError, match="response without choices"):
             run_quality(tmp_path, server, max_retries=1)
-    assert len(server.requests) == 2
+    assert len(server.requests) == 1  # a 200 is not retried: the server is broken, not busy
+    with ScriptedServer(lambda body, n: (200, {}, b"<html>gateway</html>")) as server:
+        with pytest.raises(JudgeError, match="response is not JSON: <html>"):
+            run_quality(tmp_path, server)
     with ScriptedServer(ScriptedJudge()) as server:
         with pytest.raises(JudgeError, match="HTTP 404"):
             run_quality(tmp_path, server, base_url=server.base_url + "/wrong")
 
 
-def test_backoff_doubles_and_honours_retry_after():
-    flaky = iter([(429, {"Retry-After": "5"}, b"{}"), (500, {}, b"{}"), (502, {}, b"{}")])
-    sleeps: list[float] = []
+def test_transient_errors_are_retried_honouring_retry_after():
+    flaky = iter(
+        [
+            (429, {"Retry-After-Ms": "300"}, b"{}"),
+            (500, {"Retry-After-Ms": "1"}, b"{}"),
+            (502, {"Retry-After-Ms": "1"}, b"{}"),
+        ]
+    )
 
     def responder(body, n):
         return next(flaky, None) or completion("ok")
 
     with ScriptedServer(responder) as server:
-        settings_ = J.judge_settings(
-            {"base_url": server.base_url, "api_key_env": None, "backoff_s": 1.0}, seed=0
-        )
-        client = J.ChatClient(settings_, None, sleep=sleeps.append)
+        settings_ = J.judge_settings({"base_url": server.base_url, "api_key_env": None}, seed=0)
+        client = J.ChatClient(settings_, None)
+        start = time.monotonic()
         assert client.complete([{"role": "user", "content": "hi"}]) == ("ok", "stop")
-    assert sleeps == [5.0, 2.0, 4.0]
-    assert dict(client.http_retries) == {"http_429": 1, "http_500": 1, "http_502": 1}
-    assert "Authorization" not in server.requests[0]["headers"]  # api_key_env: null
+    assert time.monotonic() - start >= 0.3  # the server's Retry-After was waited for
+    assert client.retries == 3 and len(server.requests) == 4
+    assert all("authorization" not in r["headers"] for r in server.requests)  # api_key_env: null
+
+
+def test_a_timeout_is_retried_then_fails(tmp_path):
+    def slow(body, n):
+        time.sleep(0.5)
+        return completion("late")
+
+    with ScriptedServer(slow) as server:
+        with pytest.raises(JudgeError, match=r"after 2 attempt\(s\); last: APITimeoutError"):
+            run_quality(tmp_path, server, timeout_s=0.1, max_retries=1)
+    assert len(server.requests) == 2
 
 
 def test_missing_api_key_names_the_variable(tmp_path, monkeypatch):
@@ -534,10 +562,11 @@ PROSE = st.text(alphabet=st.characters(exclude_characters="{}[]"), max_size=40)
 def test_parser_round_trips_and_never_invents(entries, before, after, data):
     n = len(entries)
     numbered = [{"pair": i, **e} for i, e in enumerate(entries, 1)]
+    as_bool = {"yes": True, "Yes": True, True: True, "no": False, "NO": False, False: False}
     truth = {
         i: {
-            "relevant": J._as_bool(e["relevant"]),
-            "accurate": J._as_bool(e["accurate"]),
+            "relevant": as_bool[e["relevant"]],
+            "accurate": as_bool[e["accurate"]],
             "category": e["category"],
         }
         for i, e in enumerate(entries, 1)

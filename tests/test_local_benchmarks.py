@@ -17,10 +17,12 @@ import yaml
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-from instruct_pt import evaluation as E  # noqa: E402
-from instruct_pt import local_benchmarks as L  # noqa: E402
 from instruct_pt.common import DataError, read_json, write_jsonl  # noqa: E402
-from instruct_pt.mirrors import BENCHMARKS  # noqa: E402
+from instruct_pt.data.olmo_benchmarks import BENCHMARKS  # noqa: E402
+from instruct_pt.evaluation import local as L  # noqa: E402
+from instruct_pt.evaluation import runner as R  # noqa: E402
+from instruct_pt.evaluation import suites as S  # noqa: E402
+from instruct_pt.evaluation import task_yaml as TY  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # The general suite as configured (hub tasks; local_data added per test).
@@ -96,7 +98,7 @@ def test_local_yamls_are_lm_evals_tasks_reading_local_files(tmp_path, mirror):
     suite_dir = tmp_path / "suite"
     spec = _spec(mirror)
     spec["tasks"]["siqa"]["metric"] = "acc_norm"  # lm-eval's social_iqa lists acc only
-    meta = E.build_suite("general", spec, str(suite_dir))
+    meta = S.build_suite("general", spec, str(suite_dir))
     assert {t: e["lm_eval_task"] for t, e in meta["tasks"].items()} == {
         t: f"ipt_general_{t}" for t in GENERAL["tasks"]
     }
@@ -134,68 +136,68 @@ def test_local_yamls_are_lm_evals_tasks_reading_local_files(tmp_path, mirror):
         assert _comparable(ours) == _comparable(theirs), path
         checked += 1
     assert checked == 8 + 1 + 4 + MMLU_SUBJECTS  # 8 tasks, MMLU group, 4 subgroups, subjects
-    winogrande = E._load_yaml_plain((suite_dir / "ipt_general_winogrande.yaml").read_text())
+    winogrande = TY.load_task_yaml_plain((suite_dir / "ipt_general_winogrande.yaml").read_text())
     assert winogrande["doc_to_text"] == "lm_eval.tasks.winogrande.preprocess_winogrande.doc_to_text"
 
 
 def test_mapping_keeps_unmapped_tasks_on_the_hub_and_rebuild_cleans_up(tmp_path, mirror):
     suite_dir = tmp_path / "suite"
-    E.build_suite("general", _spec(mirror), str(suite_dir))
+    S.build_suite("general", _spec(mirror), str(suite_dir))
     assert (suite_dir / "ipt_general_mmlu").is_dir()
     spec = {**copy.deepcopy(GENERAL), "local_data": {"arc_easy": str(mirror / "arc_easy")}}
-    meta = E.build_suite("general", spec, str(suite_dir))
+    meta = S.build_suite("general", spec, str(suite_dir))
     assert meta["tasks"]["arc_easy"]["lm_eval_task"] == "ipt_general_arc_easy"
     assert meta["tasks"]["mmlu"]["lm_eval_task"] == "mmlu"
     assert sorted(p.name for p in suite_dir.iterdir()) == [
         "ipt_general_arc_easy.yaml",
         "suite.json",
     ]
-    E.build_suite("general", copy.deepcopy(GENERAL), str(suite_dir))
+    S.build_suite("general", copy.deepcopy(GENERAL), str(suite_dir))
     assert sorted(p.name for p in suite_dir.iterdir()) == ["suite.json"]
 
 
 def test_local_data_errors_name_the_key_or_file(tmp_path, mirror):
     out = str(tmp_path / "suite")
     with pytest.raises(DataError, match=r"spec\['local_data'\] = .*nowhere.*no such folder"):
-        E.build_suite("general", _spec(tmp_path / "nowhere"), out)
+        S.build_suite("general", _spec(tmp_path / "nowhere"), out)
     shutil.rmtree(mirror / "piqa")
     with pytest.raises(DataError, match=r"no folder for task 'piqa'"):
-        E.build_suite("general", _spec(mirror), out)
+        S.build_suite("general", _spec(mirror), out)
     spec = {**copy.deepcopy(GENERAL), "local_data": {"arc": str(mirror / "arc_easy")}}
     with pytest.raises(DataError, match=r"unknown task\(s\) \['arc'\]"):
-        E.build_suite("general", spec, out)
+        S.build_suite("general", spec, out)
     spec["local_data"] = {"arc_easy": str(tmp_path / "gone")}
     with pytest.raises(DataError, match=r"spec\['local_data'\]\['arc_easy'\].*gone"):
-        E.build_suite("general", spec, out)
+        S.build_suite("general", spec, out)
     spec["local_data"] = ["arc_easy"]
     with pytest.raises(DataError, match="a folder or a mapping"):
-        E.build_suite("general", spec, out)
+        S.build_suite("general", spec, out)
 
     spec["local_data"] = {"arc_easy": str(mirror / "arc_easy")}
     (mirror / "arc_easy" / "train.jsonl").unlink()
     with pytest.raises(DataError, match=r"train\.jsonl is missing.*few-shot examples.*'train'"):
-        E.build_suite("general", spec, out)
+        S.build_suite("general", spec, out)
     write_jsonl(mirror / "arc_easy" / "train.jsonl", [{"y": 1}])
     with pytest.raises(DataError, match="different fields"):
-        E.build_suite("general", spec, out)
+        S.build_suite("general", spec, out)
     write_jsonl(mirror / "arc_easy" / "train.jsonl", [{"x": 1}])
     (mirror / "arc_easy" / "test.jsonl").write_text("\n")
     with pytest.raises(DataError, match=r"test\.jsonl holds no records"):
-        E.build_suite("general", spec, out)
+        S.build_suite("general", spec, out)
     write_jsonl(mirror / "arc_easy" / "test.jsonl", [{"x": 1}])
 
     spec["tasks"]["arc_easy"]["metric"] = "f1"
     with pytest.raises(DataError, match=r"reports \['acc', 'acc_norm'\], not 'f1'"):
-        E.build_suite("general", spec, out)
+        S.build_suite("general", spec, out)
     spec["tasks"]["arc_easy"].update(metric="acc", lm_eval_task="no_such_task")
     with pytest.raises(DataError, match="'no_such_task' is unknown"):
-        E.build_suite("general", spec, out)
+        S.build_suite("general", spec, out)
     spec["tasks"]["arc_easy"].update(lm_eval_task="ai2_arc")  # a tag
     with pytest.raises(DataError, match="'ai2_arc' is a tag entry"):
-        E.build_suite("general", spec, out)
+        S.build_suite("general", spec, out)
     spec["tasks"]["arc_easy"].update(lm_eval_task="arc_easy", output_type="generate_until")
     with pytest.raises(DataError, match="arc_easy is multiple_choice"):
-        E.build_suite("general", spec, out)
+        S.build_suite("general", spec, out)
 
 
 # ---------------------------------------------------------------------------- evaluating
@@ -212,8 +214,8 @@ def test_local_arc_easy_evaluates_end_to_end(tmp_path, tiny_lm):
         "tasks": {"arc_easy": copy.deepcopy(GENERAL["tasks"]["arc_easy"])},
         "local_data": {"arc_easy": str(data)},
     }
-    E.build_suite("general", spec, str(tmp_path / "suite"))
-    recs = E.evaluate(
+    S.build_suite("general", spec, str(tmp_path / "suite"))
+    recs = R.evaluate(
         tiny_lm, str(tmp_path / "suite"), str(tmp_path / "out"), "tiny", "general", batch_size=4
     )
     assert len(recs) == 1
@@ -234,14 +236,14 @@ def test_local_arc_easy_evaluates_end_to_end(tmp_path, tiny_lm):
     moved = tmp_path / "moved"
     shutil.copytree(data, moved)
     spec["local_data"] = {"arc_easy": str(moved)}
-    E.build_suite("general", spec, str(tmp_path / "suite2"))
+    S.build_suite("general", spec, str(tmp_path / "suite2"))
     sdir2 = (tmp_path / "suite2").resolve()
-    assert E._task_hash(sdir2, "ipt_general_arc_easy", [], True) == rec["task_hash"]
+    assert R.task_hash(sdir2, "ipt_general_arc_easy", [], True) == rec["task_hash"]
     write_jsonl(moved / "test.jsonl", _arc_rows(4))
-    assert E._task_hash(sdir2, "ipt_general_arc_easy", [], True) != rec["task_hash"]
+    assert R.task_hash(sdir2, "ipt_general_arc_easy", [], True) != rec["task_hash"]
 
     # Few-shot examples come from the local train split (lm-eval's arc few-shot pool).
-    shots = E.evaluate(
+    shots = R.evaluate(
         tiny_lm,
         str(tmp_path / "suite"),
         str(tmp_path / "out2"),
@@ -255,12 +257,12 @@ def test_local_arc_easy_evaluates_end_to_end(tmp_path, tiny_lm):
 
 def test_local_group_hash_covers_member_yamls_and_data(tmp_path, mirror):
     suite_dir = tmp_path / "suite"
-    E.build_suite("general", _spec(mirror), str(suite_dir))
+    S.build_suite("general", _spec(mirror), str(suite_dir))
     sdir = suite_dir.resolve()
-    before = E._task_hash(sdir, "ipt_general_mmlu", [], True)
+    before = R.task_hash(sdir, "ipt_general_mmlu", [], True)
     subject = sorted((mirror / "mmlu").iterdir())[0]
     write_jsonl(subject / "test.jsonl", [{"x": 2}])
-    assert E._task_hash(sdir, "ipt_general_mmlu", [], True) != before
+    assert R.task_hash(sdir, "ipt_general_mmlu", [], True) != before
 
 
 def test_local_mmlu_group_evaluates_end_to_end(tmp_path, tiny_lm, mmlu_subjects):
@@ -276,8 +278,8 @@ def test_local_mmlu_group_evaluates_end_to_end(tmp_path, tiny_lm, mmlu_subjects)
         "tasks": {"mmlu": copy.deepcopy(GENERAL["tasks"]["mmlu"])},
         "local_data": str(tmp_path),
     }
-    E.build_suite("general", spec, str(tmp_path / "suite"))
-    (rec,) = E.evaluate(
+    S.build_suite("general", spec, str(tmp_path / "suite"))
+    (rec,) = R.evaluate(
         tiny_lm, str(tmp_path / "suite"), str(tmp_path / "out"), "tiny", "general", batch_size=8
     )
     assert (rec["task"], rec["metric"], rec["n"]) == ("mmlu", "acc", MMLU_SUBJECTS)

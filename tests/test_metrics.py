@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from instruct_pt import metrics as M
+from instruct_pt.evaluation import metrics as M
+
+# The F1 metrics import scikit-learn on first use (seconds): import it here, so that no
+# hypothesis example pays for it against the deadline.
+importlib.import_module("sklearn.metrics")
 
 labels = st.sampled_from(["a", "b", "c"])
 pairs = st.lists(st.tuples(labels, labels), min_size=1, max_size=30)
@@ -176,3 +181,74 @@ def test_parse_entities_round_trip(ents):
         if e not in expected:
             expected.append(e)
     assert M.parse_entities(text) == expected
+
+
+# ---------------------------------------------------------------------------- sklearn vs counts
+# The F1 variants call scikit-learn; these references count TP/FP/FN by hand, as the module did
+# before, and sum in the same order. Equality is exact: results written before the switch
+# (task JSONs, floors) keep their bytes.
+
+
+def _ref_f1(tp: int, fp: int, fn: int) -> float:
+    denom = 2 * tp + fp + fn
+    return 2 * tp / denom if denom else 0.0
+
+
+def _ref_counts(golds, preds, label) -> tuple[int, int, int]:
+    pairs = list(zip(golds, preds, strict=True))
+    tp = sum(g == p == label for g, p in pairs)
+    fp = sum(p == label != g for g, p in pairs)
+    fn = sum(g == label != p for g, p in pairs)
+    return tp, fp, fn
+
+
+many_labels = st.lists(st.tuples(st.integers(0, 6), st.integers(0, 8)), min_size=1, max_size=40)
+
+
+@given(st.one_of(pairs, many_labels))
+def test_single_label_f1_equals_counts_reference_exactly(ps):
+    golds, preds = zip(*ps, strict=True)
+    right = sum(g == p for g, p in ps)
+    assert M.micro_f1(golds, preds) == _ref_f1(right, len(ps) - right, len(ps) - right)
+    classes = list(dict.fromkeys(golds))  # at most 7 gold classes here (see weighted_f1)
+    weighted = sum(golds.count(c) * _ref_f1(*_ref_counts(golds, preds, c)) for c in classes)
+    assert M.weighted_f1(golds, preds) == weighted / len(golds)
+
+
+entity = st.tuples(st.sampled_from(["acme", "bob", "zed", "x"]), st.sampled_from(["org", "per"]))
+entity_docs = st.lists(
+    st.tuples(st.lists(entity, max_size=3), st.lists(entity, max_size=3)), min_size=1, max_size=20
+)
+
+
+@given(entity_docs)
+def test_entity_f1_equals_counts_reference(docs):
+    golds = [g for g, _ in docs]
+    preds = [p for _, p in docs]
+    counts = [(len(set(g) & set(p)), len(set(p) - set(g)), len(set(g) - set(p))) for g, p in docs]
+    tp, fp, fn = (sum(c[i] for c in counts) for i in range(3))
+    assert M.entity_f1(golds, preds) == _ref_f1(tp, fp, fn)  # integer sums: exact
+    per_doc = [
+        1.0 if not (set(g) or set(p)) else _ref_f1(*c)
+        for (g, p), c in zip(docs, counts, strict=True)
+    ]
+    # mean over documents: numpy sums 8 or more numbers in another order (last bit may differ)
+    doc, mean = M.entity_f1(golds, preds, average="doc"), sum(per_doc) / len(per_doc)
+    if len(docs) < 8:
+        assert doc == mean
+    else:
+        assert math.isclose(doc, mean, rel_tol=1e-12)
+    # the same sets through micro_f1's multi-label path
+    assert M.micro_f1(golds, preds) == _ref_f1(tp, fp, fn)
+
+
+@given(
+    st.lists(st.tuples(st.sets(labels), st.sets(labels)), min_size=1, max_size=20), st.sets(labels)
+)
+def test_micro_f1_labels_equals_counts_reference(items, keep):
+    golds = [sorted(g) for g, _ in items]
+    preds = [sorted(p) for _, p in items]
+    tp = sum(len(g & p & keep) for g, p in items)
+    fp = sum(len((p - g) & keep) for g, p in items)
+    fn = sum(len((g - p) & keep) for g, p in items)
+    assert M.micro_f1(golds, preds, labels=sorted(keep)) == _ref_f1(tp, fp, fn)

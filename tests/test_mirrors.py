@@ -13,8 +13,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-from instruct_pt import mirrors as M  # noqa: E402
 from instruct_pt.common import DataError, read_json, read_jsonl, sha256_file  # noqa: E402
+from instruct_pt.data import mirrors as M  # noqa: E402
 
 N = 12
 

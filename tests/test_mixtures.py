@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from instruct_pt.common import DataError, read_json, read_jsonl, write_jsonl  # noqa: E402
-from instruct_pt.mixtures import build_mixture  # noqa: E402
-from instruct_pt.packing import pack  # noqa: E402
-from instruct_pt.tokenizer import load_tokenizer, prepare_tokenizer  # noqa: E402
+from instruct_pt.data.mixtures import build_mixture  # noqa: E402
+from instruct_pt.data.packing import pack  # noqa: E402
+from instruct_pt.data.tokenizer import load_tokenizer, prepare_tokenizer  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -241,7 +241,7 @@ def test_workers_and_batches_keep_the_bytes_of_the_single_process_version(tmp_pa
     """The sha256 values were computed once with the code before the worker pool existed (and
     recomputed when the world's synth_ft records changed: one reserved person per record, and
     the manifest gained each component's ``head``)."""
-    from instruct_pt import mixtures
+    from instruct_pt.data import mixtures
 
     comps = _world_mixture_inputs(tmp_path)
     pools = []

@@ -9,14 +9,14 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from instruct_pt.common import DataError, read_json, write_jsonl  # noqa: E402
-from instruct_pt.modeling import (  # noqa: E402
+from instruct_pt.data.tokenizer import prepare_tokenizer  # noqa: E402
+from instruct_pt.training.modeling import (  # noqa: E402
     build_model,
     count_parameters,
     flops_per_token,
     load_model,
     save_model,
 )
-from instruct_pt.tokenizer import prepare_tokenizer  # noqa: E402
 
 ARCH = {
     "family": "mistral",

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from instruct_pt.common import DataError, read_json, write_jsonl  # noqa: E402
-from instruct_pt.packing import PackedDataset, pack  # noqa: E402
-from instruct_pt.tokenizer import load_tokenizer, prepare_tokenizer  # noqa: E402
+from instruct_pt.data.packing import PackedDataset, pack  # noqa: E402
+from instruct_pt.data.tokenizer import load_tokenizer, prepare_tokenizer  # noqa: E402
 
 TEXTS = [f"document {i} says " + "word " * (i % 7) + "end." for i in range(50)]
 
@@ -121,7 +121,7 @@ def test_packed_dataset_rejects_a_truncated_file(env, tmp_path):
 def test_ordered_map_keeps_order_and_reads_ahead_only_a_window():
     from multiprocessing.pool import ThreadPool
 
-    from instruct_pt.packing import ordered_map
+    from instruct_pt.data.packing import ordered_map
 
     consumed: list[int] = []
 

@@ -9,7 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from instruct_pt.common import DataError
-from instruct_pt.paper import load_tables, paper_entry, paper_table, paper_value, parse_tables
+from instruct_pt.reports.paper import (
+    load_tables,
+    paper_entry,
+    paper_table,
+    paper_value,
+    parse_tables,
+)
 
 TABLES = load_tables()
 ALL_CELLS = [

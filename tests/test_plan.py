@@ -104,7 +104,7 @@ def test_one_process_and_fp32():
 
 
 def test_estimate_accepts_a_train_config():
-    from instruct_pt.training import check_train
+    from instruct_pt.training.settings import check_train
 
     cfg = check_train(
         {"batch_size": 256, "micro_batch_size": 64, "lr": 3e-4, "tokens": 10**9}, world=8
@@ -130,7 +130,7 @@ def test_vllm_fits_a_7b_not_a_70b_on_one_gpu():
 
 
 def test_training_gpu_hours_500m_by_hand():
-    from instruct_pt.modeling import flops_per_token
+    from instruct_pt.training.modeling import flops_per_token
 
     arch = {**ARCH_500M, "vocab_size": 32000}
     # 6 * (24 * (4*1280^2 + 3*1280*3584) + 32000*1280) + 12*24*1280*2048 = 3,926,261,760

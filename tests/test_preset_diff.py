@@ -1,4 +1,4 @@
-"""The README's list of what each preset changes is the files' (instruct_pt.preset_diff)."""
+"""The README's list of what each preset changes is the files' (instruct_pt.reports.preset_diff)."""
 
 from pathlib import Path
 
@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from instruct_pt import preset_diff
 from instruct_pt.common import DataError
 from instruct_pt.config import deep_merge
+from instruct_pt.reports import preset_diff
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_readme_lists_the_presets_differences_as_they_are():
     readme = (ROOT / "README.md").read_text()
     assert preset_diff.current_block(readme) == preset_diff.table(ROOT), (
-        "README's preset list is stale: python -m instruct_pt.preset_diff --readme README.md"
+        "README's preset list is stale: python -m instruct_pt.reports.preset_diff --readme README.md"
     )
 
 

@@ -14,8 +14,8 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from instruct_pt import prefetch as pf
 from instruct_pt.common import DataError
+from instruct_pt.data import prefetch as pf
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

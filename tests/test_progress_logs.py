@@ -83,7 +83,7 @@ def test_a_terminal_gets_a_bar_and_no_lines(monkeypatch, caplog):
 
 
 def test_tokenizer_corpus_log(job, tmp_path):
-    from instruct_pt.tokenizer import iter_corpus_texts
+    from instruct_pt.data.tokenizer import iter_corpus_texts
 
     path = tmp_path / "corpus.jsonl"
     write_jsonl(path, [{"text": f"text {i}"} for i in range(3)])
@@ -94,9 +94,9 @@ def test_tokenizer_corpus_log(job, tmp_path):
 
 
 def test_mixture_and_packing_logs(job, tmp_path):
-    from instruct_pt.mixtures import build_mixture
-    from instruct_pt.packing import pack
-    from instruct_pt.tokenizer import prepare_tokenizer
+    from instruct_pt.data.mixtures import build_mixture
+    from instruct_pt.data.packing import pack
+    from instruct_pt.data.tokenizer import prepare_tokenizer
 
     raw = [
         {"id": f"r{i}", "text": f"raw text {i} " + "lorem ipsum " * (1 + i % 5)} for i in range(30)
@@ -119,8 +119,8 @@ def test_mixture_and_packing_logs(job, tmp_path):
 
 
 def test_rule_based_and_templify_logs(job, tmp_path):
-    from instruct_pt.rule_based import rule_based_shard
-    from instruct_pt.templify import templify
+    from instruct_pt.synthesis.rule_based import rule_based_shard
+    from instruct_pt.synthesis.templify import templify
 
     shard = tmp_path / "s.jsonl"
     body = "The bridge was closed for repairs, so traffic moved to the old road. " * 3
@@ -139,7 +139,7 @@ def test_harness_bars_are_off_in_a_log_and_put_back_after(job):
     import lm_eval.models.huggingface  # noqa: F401 - its request loops' bars
     from tqdm import tqdm
 
-    from instruct_pt.evaluation import harness_bars_off
+    from instruct_pt.evaluation.runner import harness_bars_off
 
     with job, harness_bars_off() as patched:
         assert {"lm_eval.api.task", "lm_eval.models.huggingface"} <= set(patched)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from instruct_pt.protocol import (
+from instruct_pt.synthesis.protocol import (
     MARKERS,
     UNANSWERABLE_OPTIONS,
     accept_pair,
@@ -20,6 +20,7 @@ from instruct_pt.protocol import (
     format_mc_question,
     format_pairs,
     parse_pairs,
+    question_format,
     split_cot,
     split_mc_question,
 )
@@ -165,6 +166,56 @@ def test_cot_roundtrip(question, reasoning, final):
     r = reasoning[:-1] if reasoning.endswith(".") else reasoning
     expected = (question, r, final) if r and final.strip() else None
     assert split_cot(q, a) == expected
+
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
+_FORMATS = {
+    (False, False): "free",
+    (True, False): "mc",
+    (False, True): "cot",
+    (True, True): "mc_cot",
+}
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    q=_text, options=st.lists(_text, min_size=1, max_size=4), mc=st.booleans(), cot=st.booleans()
+)
+def test_question_format_reads_the_markers_alone(q, options, mc, cot):
+    """Gold pairs without a format are labelled from the question (moved from sources)."""
+    q, options = q.replace("\n", " ").replace(".", ""), [o.replace(".", "") for o in options]
+    question = format_mc_question(q, options) if mc else q
+    if cot:
+        question = format_cot(question, "r", "f")[0]
+    assert question_format(question) == _FORMATS[(mc, cot)]
+
+
+def test_question_format_is_lenient_where_accept_pair_is_strict():
+    # no newline before the trigger, trailing space, an option header without "- ": still read
+    assert question_format("Why? Let's think step by step.  ") == "cot"
+    assert question_format("Pick\nOptions:\nred") == "mc"
+    assert classify_pair("Pick\nOptions:\nred", "red")["format"] == "free"  # no "- " items
+    assert question_format("Let's think step by step. Why?") == "free"
+    assert question_format("Options: a, b") == "free"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    stem=_free_text.filter(lambda s: "Options:" not in s and "step by step" not in s),
+    options=st.lists(_option.filter(lambda s: s.strip()), min_size=1, max_size=4),
+    mc=st.booleans(),
+    cot=st.booleans(),
+    reasoning=_free_text.filter(lambda s: "Therefore" not in s and s.strip(".").strip()),
+)
+def test_question_format_agrees_with_accept_pair_on_accepted_pairs(
+    stem, options, mc, cot, reasoning
+):
+    question, answer = (format_mc_question(stem, options), options[0]) if mc else (stem, "yes")
+    if cot:
+        question, answer = format_cot(question, reasoning, answer)
+    accepted = classify_pair(question, answer)
+    assert accepted is not None and accepted["format"] == _FORMATS[(mc, cot)]
+    assert question_format(question) == accepted["format"]
 
 
 def test_classify_pair_formats():

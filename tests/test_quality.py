@@ -1,17 +1,22 @@
-"""Data quality against the world's ground truth (Table 6, Fig. 6) and n-gram contamination."""
+"""Data quality against the world's ground truth (Table 6, Fig. 6): the grader and the quality JSON."""
 
 from __future__ import annotations
-
-import json
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from instruct_pt import quality
+from instruct_pt.analysis import quality
+from instruct_pt.analysis.grader import (
+    CATEGORIES,
+    categorize,
+    final_answer,
+    grade_pair,
+    strip_question,
+)
+from instruct_pt.analysis.judge import JudgeError
 from instruct_pt.common import DataError, read_json, read_jsonl, write_jsonl
-from instruct_pt.judge import JudgeError
-from instruct_pt.quality import CATEGORIES, categorize, final_answer, judge_pair
+from instruct_pt.synthesis.protocol import format_cot, format_mc_question
 
 ADA = [
     {"subject": "Ada Brook", "relation": "birth_city", "value": "Valdis"},
@@ -57,8 +62,8 @@ ACME = [
         ("Who runs Acme Corp?", "Lena Ortiz", ACME, (True, "")),
     ],
 )
-def test_judge_pair(question, answer, facts, expected):
-    assert judge_pair(question, answer, facts) == expected
+def test_grade_pair(question, answer, facts, expected):
+    assert grade_pair(question, answer, facts) == expected
 
 
 @pytest.mark.parametrize(
@@ -95,6 +100,23 @@ def test_categorize_always_returns_a_known_category(question, answer):
 @given(st.text(alphabet="abcdefgh 0123456789", min_size=1, max_size=30).filter(lambda s: s.strip()))
 def test_final_answer_takes_what_follows_the_cot_marker(final):
     assert final_answer(f"some reasoning.\nTherefore, the answer is {final}.") == final.strip()
+
+
+PLAIN = st.text(alphabet="abcdefgh xyz0123456789?", min_size=1, max_size=30).filter(
+    lambda t: t.strip()
+)
+
+
+@given(PLAIN, st.lists(PLAIN, min_size=1, max_size=4), PLAIN, PLAIN)
+def test_grader_reads_the_protocol_markers(stem, options, reasoning, final):
+    """The grader strips and reads the CoT and MC markers exactly as protocol writes them."""
+    mc = format_mc_question(stem, options)
+    assert strip_question(mc) == stem.strip()
+    assert categorize(mc, options[0]) in ("multiple choice", *CATEGORIES[:9])
+    question, answer = format_cot(stem, reasoning, final)
+    assert strip_question(question) == stem.strip()
+    assert final_answer(answer) == final.strip().rstrip(".").strip()
+    assert categorize(question, answer) in ("chain-of-thought reasoning", *CATEGORIES[:9])
 
 
 def world_fixture(tmp_path):
@@ -234,63 +256,6 @@ def test_data_quality_bad_inputs(tmp_path):
         )
 
 
-def test_contamination_counts_examples_sharing_an_ngram(tmp_path):
-    synth, _ = world_fixture(tmp_path)
-    long_q = "the quick brown fox jumps over the lazy dog near the river bank today"
-    write_jsonl(
-        tmp_path / "shard2.jsonl",
-        [
-            {
-                "id": "x",
-                "text": "",
-                "chain": 0,
-                "round": 0,
-                "pairs": [{"question": long_q.upper() + "!", "answer": "ok"}],
-                "dropped": {},
-                "generation": "",
-            }
-        ],
-    )
-    write_jsonl(
-        tmp_path / "task_a.jsonl",
-        [
-            {"id": "1", "query": f"Q: {long_q}?", "choices": ["a", "b"], "gold": 0},
-            {"id": "2", "query": "a short query", "choices": ["a", "b"], "gold": 1},
-            {
-                "id": "3",
-                "query": "one two three four five six seven eight nine ten eleven twelve thirteen",
-                "answer": "x",
-            },
-        ],
-    )
-    write_jsonl(
-        tmp_path / "task_b.jsonl",
-        [{"id": "1", "query": "Where was Ada Brook born?", "answer": "Valdis"}],
-    )
-    out = tmp_path / "c.json"
-    result = quality.contamination(
-        synth + [str(tmp_path / "shard2.jsonl")],
-        {"a": str(tmp_path / "task_a.jsonl"), "b": str(tmp_path / "task_b.jsonl")},
-        str(out),
-        n=13,
-    )
-    assert json.loads(out.read_text()) == result
-    assert result["tasks"]["a"] == {
-        "contaminated": 1,
-        "total": 3,
-        "percent": 33.3333,
-        "too_short": 1,
-    }
-    assert result["tasks"]["b"] == {"contaminated": 0, "total": 1, "percent": 0.0, "too_short": 1}
-    assert (result["n"], result["n_synth_texts"], result["n_synth_pairs"]) == (13, 4, 5)
-    small = quality.contamination(synth, {"b": str(tmp_path / "task_b.jsonl")}, str(out), n=4)
-    assert (
-        small["tasks"]["b"]["contaminated"] == 1
-    )  # "where was ada brook" is in a synthesized question
-    with pytest.raises(FileNotFoundError, match="missing.jsonl"):
-        quality.contamination(synth, {"c": str(tmp_path / "missing.jsonl")}, str(out))
-
-
 def test_no_parsable_pair_is_reported_not_a_crash(tmp_path):
     """An undertrained synthesizer may produce nothing parsable: the corpus reports zeros."""
     synth, raw = world_fixture(tmp_path)
@@ -300,31 +265,3 @@ def test_no_parsable_pair_is_reported_not_a_crash(tmp_path):
     assert (result["n_texts"], result["n_pairs"], result["n_categories"]) == (0, 0, 0)
     assert result["context_relevance"] is None and result["response_accuracy"] is None
     assert result["stats"]["dropped_texts"] == {"no_pairs": 3}
-
-
-def test_render_examples_reads_every_suite_document_through_lm_eval(tmp_path):
-    """Table 9's evaluation side: lm-eval renders each document (query, choices, answer); a
-    task whose data cannot be read is reported, not dropped silently."""
-    from instruct_pt import evaluation
-    from instruct_pt.common import read_json
-
-    world_cfg = {"seed": 7, "n_people": 40, "n_drugs": 24, "n_companies": 24,
-                 "docs_per_entity": 2, "eval_per_task": 5}  # fmt: skip
-    suite_dir = tmp_path / "biomedicine"
-    evaluation.build_suite("biomedicine", {"source": "world"}, str(suite_dir), world_cfg)
-    examples, unavailable = evaluation.render_examples(suite_dir)
-    meta = read_json(suite_dir / "suite.json")
-    assert sorted(examples) == sorted(meta["tasks"]) and unavailable == {}
-    for task, recs in examples.items():
-        assert len(recs) == 5, task
-        for rec in recs:
-            assert rec["query"].strip() and isinstance(rec["choices"], list)
-            if rec["choices"]:
-                assert rec["answer"] in rec["choices"]
-
-    # a task whose data file has gone: reported with the reason
-    victim = sorted(meta["tasks"])[0]
-    for f in suite_dir.glob(f"{victim}.jsonl"):
-        f.unlink()
-    examples, unavailable = evaluation.render_examples(suite_dir)
-    assert list(unavailable) == [victim] and victim not in examples

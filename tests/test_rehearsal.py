@@ -85,7 +85,7 @@ def test_rehearsal_keeps_the_paper_batches_process_counts_and_mixtures(preset):
     """config.yaml and the rehearsal: the same sequences per batch, micro-batches per process,
     processes per job and mixture proportions (only lengths, sizes and token counts differ)."""
     from instruct_pt import config as cfg
-    from instruct_pt.training import check_train
+    from instruct_pt.training.settings import check_train
 
     config = cfg.load_config(ROOT / "config.yaml", *(ROOT / p for p in preset))
     cfg.validate_config(config, ROOT / "workflow" / "schemas" / "config.schema.yaml")
@@ -126,7 +126,7 @@ def test_rehearsal_keeps_the_paper_batches_process_counts_and_mixtures(preset):
 
 @pytest.fixture(scope="module")
 def hub() -> dict:
-    from instruct_pt.hub_fixtures import write_hub_fixtures
+    from instruct_pt.data.hub_fixtures import write_hub_fixtures
 
     return write_hub_fixtures(MISTRAL_COMMON, LLAMA_MODELS, str(HUB))
 
@@ -205,7 +205,7 @@ def test_hub_fixture_tokenizers_are_the_real_ones(hub):
 
 @needs_wheels
 def test_hub_fixtures_are_not_rewritten_when_up_to_date(hub):
-    from instruct_pt.hub_fixtures import write_hub_fixtures
+    from instruct_pt.data.hub_fixtures import write_hub_fixtures
 
     shard = HUB / "meta-llama/Meta-Llama-3-8B/model-00001-of-00002.safetensors"
     before = shard.stat().st_mtime_ns
@@ -216,7 +216,7 @@ def test_hub_fixtures_are_not_rewritten_when_up_to_date(hub):
 @needs_wheels
 def test_hub_fixtures_name_the_missing_wheel(tmp_path):
     from instruct_pt.common import DataError
-    from instruct_pt.hub_fixtures import write_hub_fixtures
+    from instruct_pt.data.hub_fixtures import write_hub_fixtures
 
     with pytest.raises(DataError, match="mistral-common==1.13.1"):
         write_hub_fixtures(str(tmp_path), LLAMA_MODELS, str(tmp_path / "out"))
@@ -240,7 +240,7 @@ def rehearsal(hub) -> dict:
 @needs_wheels
 def test_rehearsal_trains_at_the_paper_process_counts_and_batches(rehearsal):
     from instruct_pt import config as cfg
-    from instruct_pt.training import check_train
+    from instruct_pt.training.settings import check_train
 
     config = cfg.load_config(ROOT / "config.yaml", ROOT / "presets" / "rehearsal.yaml")
     models = RESULTS / "models"

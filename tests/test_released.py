@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from instruct_pt import config as cfg
-from instruct_pt import released
 from instruct_pt.config import ConfigError
+from instruct_pt.reports import released
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -308,8 +308,8 @@ def hub_snapshot(cache: Path, repo_id: str, folder: Path, commit: str) -> None:
 @pytest.fixture(scope="module")
 def hub_cache(tmp_path_factory):
     """The four released ids as tiny random models in an offline hub cache (HF_HOME/hub)."""
-    from instruct_pt.modeling import build_model, save_model
-    from instruct_pt.tokenizer import train_bpe
+    from instruct_pt.data.tokenizer import train_bpe
+    from instruct_pt.training.modeling import build_model, save_model
 
     home = tmp_path_factory.mktemp("hf_home")
     texts = ["Does A1 bind B1? yes", "The company reported a profit.", "Q: what? A: red"] * 20

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from instruct_pt import reports
 from instruct_pt.common import DataError, write_json
-from instruct_pt.reports import CSV_FIELDS, MINIATURE_NOTE, ORIENTATION, read_report_csv
+from instruct_pt.reports import cells, pages, plotting
+from instruct_pt.reports.cells import CSV_FIELDS, MINIATURE_NOTE, ORIENTATION, read_report_csv
+from instruct_pt.reports.registry import make
 
 HEADER = ",".join(CSV_FIELDS) + "\n"
 GENERAL = [
@@ -77,7 +78,7 @@ def two_models(tmp_path):
 def test_table1_paper_scale_csv_is_exact(tmp_path, two_models):
     ev, rows = two_models
     out = outputs(tmp_path, "t1")
-    reports.table1(ev, rows, **out, run="r1", scale="paper")
+    make("table1", ev, rows, **out, run="r1", scale="paper")
     assert out["out_csv"].read_text() == HEADER + (
         'table1,500M Vanilla PT,ARC-e,50,1,100,,UNCONFIRMED,"acc_norm, task arc_easy",eval/van/general/arc_easy.json\n'
         'table1,500M Vanilla PT,BoolQ,60.5,2,200,57.5,[S],"acc_norm, task boolq",eval/van/general/boolq.json\n'
@@ -112,7 +113,7 @@ def test_table1_paper_scale_csv_is_exact(tmp_path, two_models):
 def test_table1_miniature_shows_paper_only_for_the_average(tmp_path, two_models):
     ev, rows = two_models
     out = outputs(tmp_path, "t1")
-    records = reports.table1(ev, rows, **out, run="mini", scale="miniature")
+    records = make("table1", ev, rows, **out, run="mini", scale="miniature")
     by_cell = {(r["row"], r["column"]): r for r in records}
     assert [r["column"] for r in records[:3]] == ["arc_easy", "boolq", "Avg"]
     task_cell = by_cell[("500M Instruct PT", "arc_easy")]
@@ -142,7 +143,7 @@ def test_no_unconfirmed_recollection_is_ever_printed(tmp_path):
     rows = [{"label": label, "model": f"m{i}"} for i, label in enumerate(labels)]
     for scale in ("paper", "miniature"):
         out = outputs(tmp_path, f"t1-{scale}")
-        reports.table1(ev, rows, **out, run="r", scale=scale)
+        make("table1", ev, rows, **out, run="r", scale=scale)
         text = out["out_csv"].read_text() + out["out_md"].read_text()
         for value in ("27.4", "47.3", "55.9", "33.4", "54.3"):  # UNC-rec values of Table 1
             assert not re.search(rf"(?<![\d.]){re.escape(value)}(?!\d)", text), (scale, value)
@@ -155,10 +156,10 @@ def test_missing_result_file_is_named(tmp_path, two_models):
     with pytest.raises(
         FileNotFoundError, match=re.escape(str(ev / "ins" / "general" / "boolq.json"))
     ):
-        reports.table1(ev, rows, **outputs(tmp_path, "t1"), run="r", scale="paper")
+        make("table1", ev, rows, **outputs(tmp_path, "t1"), run="r", scale="paper")
     rows.append({"label": "1.3B Vanilla PT", "model": "absent"})
     with pytest.raises(FileNotFoundError, match="absent"):
-        reports.table1(ev, rows, **outputs(tmp_path, "t1"), run="r", scale="paper")
+        make("table1", ev, rows, **outputs(tmp_path, "t1"), run="r", scale="paper")
 
 
 def test_bad_result_file_and_scale_are_rejected(tmp_path, two_models):
@@ -166,9 +167,9 @@ def test_bad_result_file_and_scale_are_rejected(tmp_path, two_models):
     path = ev / "van" / "general" / "boolq.json"
     path.write_text(json.dumps({"model": "van", "task": "boolq"}))
     with pytest.raises(DataError, match="boolq.json: missing key"):
-        reports.table1(ev, rows, **outputs(tmp_path, "t1"), run="r", scale="paper")
+        make("table1", ev, rows, **outputs(tmp_path, "t1"), run="r", scale="paper")
     with pytest.raises(ValueError, match="scale"):
-        reports.table1(ev, rows, **outputs(tmp_path, "t1"), run="r", scale="big")
+        make("table1", ev, rows, **outputs(tmp_path, "t1"), run="r", scale="big")
 
 
 def test_table2_params_tokens_and_average(tmp_path, two_models):
@@ -184,7 +185,7 @@ def test_table2_params_tokens_and_average(tmp_path, two_models):
         {"label": "Pythia-1B", "model": "van", "params": 5000000, "tokens": 9000000, "ours": False},
     ]
     out = outputs(tmp_path, "t2")
-    reports.table2(ev, rows, **out, run="r", scale="paper")
+    make("table2", ev, rows, **out, run="r", scale="paper")
     lines = out["out_csv"].read_text().splitlines()
     assert lines[1:4] == [
         "table2,Instruct PT 500M,Params,1230000,,,500000000,[S2],trained in this run,",
@@ -213,7 +214,7 @@ def domain_fixture(tmp_path):
 def test_table3_tasks_and_domain_averages(tmp_path):
     ev, rows = domain_fixture(tmp_path)
     out = outputs(tmp_path, "t3")
-    reports.table3(ev, rows, **out, run="r", scale="paper")
+    make("table3", ev, rows, **out, run="r", scale="paper")
     lines = out["out_csv"].read_text().splitlines(keepends=True)
     floors = [line for line in lines if line.startswith("table3,floor: ")]
     assert [line.split(",")[1:3] for line in floors] == [
@@ -247,7 +248,7 @@ def test_table3_miniature_columns_follow_the_papers_task_order(tmp_path):
     put(ev, "ib", "biomedicine", "pubmedqa_like", "PubMedQA", 50.0, 1.0, 40)
     out = outputs(tmp_path, "t3m")
     rows = [{"label": "Instruct PT-8B", "models": {"biomedicine": "ib"}}]
-    records = reports.table3(ev, rows, **out, run="r", scale="miniature")
+    records = make("table3", ev, rows, **out, run="r", scale="miniature")
     assert [r["column"] for r in records if r["row"] == "Instruct PT-8B"] == [
         "pubmedqa_like",
         "chemprot_like",
@@ -260,7 +261,7 @@ def test_table4_miniature_averages_only(tmp_path):
     ev, rows = domain_fixture(tmp_path)
     rows = [{**rows[0], "label": "Instruct PT"}, {**rows[1], "label": "Rule-based"}]
     out = outputs(tmp_path, "t4")
-    records = reports.table4(ev, rows, **out, run="mini", scale="miniature")
+    records = make("table4", ev, rows, **out, run="mini", scale="miniature")
     models = [r for r in records if not r["row"].startswith("floor: ")]
     assert [(r["row"], r["column"], r["ours"], r["paper"]) for r in models] == [
         ("Instruct PT", "Biomed avg", "70", "61.3"),
@@ -295,7 +296,7 @@ def test_table5_has_no_paper_numbers(tmp_path):
     src = tmp_path / "synth_eval.json"
     write_json(src, {"settings": settings})
     out = outputs(tmp_path, "t5")
-    records = reports.table5(src, **out, run="r", scale="paper")
+    records = make("table5", src, **out, run="r", scale="paper")
     assert len(records) == 16
     first = records[0]
     assert (first["row"], first["column"], first["ours"]) == (
@@ -309,9 +310,9 @@ def test_table5_has_no_paper_numbers(tmp_path):
     assert records[8]["row"] == "Instruction synthesizer" and records[8]["ours"] == "55.5"
     write_json(src, {"settings": settings + settings[:1]})
     with pytest.raises(DataError, match="duplicate"):
-        reports.table5(src, **out, run="r", scale="paper")
+        make("table5", src, **out, run="r", scale="paper")
     with pytest.raises(FileNotFoundError, match="nope.json"):
-        reports.table5(tmp_path / "nope.json", **out, run="r", scale="paper")
+        make("table5", tmp_path / "nope.json", **out, run="r", scale="paper")
 
 
 def quality_json(
@@ -344,7 +345,7 @@ def test_table6_values_rates_and_conflicts(tmp_path):
         ),
     }
     out = outputs(tmp_path, "t6")
-    records = reports.table6(q, **out, run="r", scale="miniature")
+    records = make("table6", q, **out, run="r", scale="miniature")
     got = {(r["row"], r["column"]): r for r in records}
     general = got[("General", "Context relevance")]
     assert (general["ours"], general["ours_stderr"], general["n"], general["paper"]) == (
@@ -388,8 +389,8 @@ def test_figure4_and_figure6_are_byte_reproducible(tmp_path):
         f6 = dict(
             out_csv=d / "f6.csv", out_md=d / "f6.md", out_png=d / "f6.png", out_pdf=d / "f6.pdf"
         )
-        records = reports.figure4(ev, curves, settings, "mmlu", **f4, run="r", scale="miniature")
-        reports.figure6(q, **f6, run="r", scale="miniature")
+        records = make("figure4", ev, curves, settings, "mmlu", **f4, run="r", scale="miniature")
+        make("figure6", q, **f6, run="r", scale="miniature")
         blobs.append(
             {
                 k: p.read_bytes()
@@ -426,7 +427,8 @@ def test_figure4_missing_point_is_named(tmp_path):
         out_pdf=tmp_path / "f.pdf",
     )
     with pytest.raises(FileNotFoundError, match=re.escape(str(ev / "m0" / "probe5" / "mmlu.json"))):
-        reports.figure4(
+        make(
+            "figure4",
             ev,
             curves,
             {"zero-shot": "probe0", "few-shot": "probe5"},
@@ -451,7 +453,7 @@ def test_table9_lists_contamination_per_task(tmp_path):
         },
     )
     out_csv, out_md = tmp_path / "t9.csv", tmp_path / "t9.md"
-    records = reports.table9(src, out_csv=out_csv, out_md=out_md, run="r", scale="miniature")
+    records = make("table9", src, out_csv=out_csv, out_md=out_md, run="r", scale="miniature")
     assert [(r["row"], r["column"], r["ours"]) for r in records] == [
         ("general/knowledge", "Contaminated", "3"),
         ("general/knowledge", "Total", "40"),
@@ -459,8 +461,13 @@ def test_table9_lists_contamination_per_task(tmp_path):
     assert all(r["paper"] == "" for r in records)  # the world's tasks are not the paper's
     assert "general/knowledge" in out_md.read_text()
     with pytest.raises(FileNotFoundError, match="missing.json"):
-        reports.table9(
-            tmp_path / "missing.json", out_csv=out_csv, out_md=out_md, run="r", scale="paper"
+        make(
+            "table9",
+            tmp_path / "missing.json",
+            out_csv=out_csv,
+            out_md=out_md,
+            run="r",
+            scale="paper",
         )
 
 
@@ -480,7 +487,7 @@ def test_table9_paper_scale_uses_paper_names_and_lists_unavailable_tasks(tmp_pat
         },
     )
     out_csv, out_md = tmp_path / "t9.csv", tmp_path / "t9.md"
-    records = reports.table9(src, out_csv=out_csv, out_md=out_md, run="r", scale="paper")
+    records = make("table9", src, out_csv=out_csv, out_md=out_md, run="r", scale="paper")
     cells = {(r["row"], r["column"]): r for r in records}
     assert (
         cells[("general/mmlu", "Contaminated")]["paper"],
@@ -499,13 +506,13 @@ def test_table2_reads_what_was_trained_here(tmp_path, two_models):
     rows = [{"label": "Pythia-1B", "model": "van", "params": None, "tokens": None,
              "model_dir": str(model_dir), "ours": False}]  # fmt: skip
     out = outputs(tmp_path, "t2s")
-    records = reports.table2(ev, rows, **out, run="r", scale="miniature")
+    records = make("table2", ev, rows, **out, run="r", scale="miniature")
     cells = {r["column"]: r for r in records}
     assert (cells["Params"]["ours"], cells["Tokens"]["ours"]) == ("1310000", "800000")
     assert "as trained here" in cells["Tokens"]["note"]
     rows[0]["model_dir"] = str(tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="nowhere/train_summary.json"):
-        reports.table2(ev, rows, **out, run="r", scale="miniature")
+        make("table2", ev, rows, **out, run="r", scale="miniature")
 
 
 # ----------------------------------------------------------------------------- honest labels, floors
@@ -565,7 +572,7 @@ def world_run(tmp_path):
 def test_floors_from_the_suites_task_data(tmp_path, world_run):
     ev, rows = world_run
     out = outputs(tmp_path, "t1")
-    records = reports.table1(ev, rows, **out, run="mini", scale="miniature")
+    records = make("table1", ev, rows, **out, run="mini", scale="miniature")
     got = {(r["row"], r["column"]): r for r in records}
     # chance: mean of 1/len(choices); majority: always 'a', right on 2 of 4 documents
     assert got[("floor: chance", "knowledge")]["ours"] == "31.25"
@@ -589,7 +596,7 @@ def test_floors_from_the_suites_task_data(tmp_path, world_run):
 
 
 def fmt(x: float) -> str:
-    return reports.fmt_number(x)
+    return cells.fmt_number(x)
 
 
 def test_majority_floor_is_scored_with_the_tasks_metric(tmp_path):
@@ -606,7 +613,7 @@ def test_majority_floor_is_scored_with_the_tasks_metric(tmp_path):
     )
     put(ev, "cpt", "finance", "fpb_like", "FPB", 30.0, None, 4, metric="weighted_f1")
     rows = [{"label": "Instruct PT", "models": {"finance": "cpt"}}]
-    records = reports.table3(ev, rows, **outputs(tmp_path, "t3"), run="r", scale="miniature")
+    records = make("table3", ev, rows, **outputs(tmp_path, "t3"), run="r", scale="miniature")
     got = {(r["row"], r["column"]): r["ours"] for r in records}
     assert got[("floor: majority", "fpb_like")] == fmt(100 * 0.75 * 6 / 7)
     assert got[("floor: chance", "fpb_like")] == fmt(100 / 3)
@@ -623,13 +630,13 @@ def test_bad_task_data_is_named_with_its_line(tmp_path, world_run):
     lines[1] = json.dumps({"id": "k1", "query": "q", "choices": ["x", "a"], "gold": 5})
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match=re.escape(f"{path}:2: gold 5")):
-        reports.table1(ev, rows, **outputs(tmp_path, "t1"), run="mini", scale="miniature")
+        make("table1", ev, rows, **outputs(tmp_path, "t1"), run="mini", scale="miniature")
 
 
 def test_miniature_titles_say_what_the_run_is(tmp_path, world_run):
     ev, rows = world_run
     out = outputs(tmp_path, "t1")
-    reports.table1(ev, rows, **out, run="mini", scale="miniature")
+    make("table1", ev, rows, **out, run="mini", scale="miniature")
     title = first_line(out["out_md"])
     assert title == (
         "# Table 1 (miniature run `mini`): general performance of models pre-trained from "
@@ -640,7 +647,7 @@ def test_miniature_titles_say_what_the_run_is(tmp_path, world_run):
     md = out["out_md"].read_text()
     assert "Paper: Table 1: general performance of the pre-trained base models (100B tokens)" in md
 
-    reports.table1(ev, rows, **out, run="mini", scale="paper")
+    make("table1", ev, rows, **out, run="mini", scale="paper")
     assert first_line(out["out_md"]) == (
         "# Table 1: general performance of the pre-trained base models (100B tokens)"
     )
@@ -654,7 +661,7 @@ def test_miniature_domain_titles_name_the_continual_pretraining(tmp_path):
     summary(models, "if", "continual_pretrain", 1311872, None)  # -> tokens_this_run
     for table in ("table3", "table4"):
         out = outputs(tmp_path, table)
-        getattr(reports, table)(ev, rows, **out, run="mini", scale="miniature")
+        make(table, ev, rows, **out, run="mini", scale="miniature")
         title = first_line(out["out_md"])
         assert title.startswith(f"# Table {table[-1]} (miniature run `mini`): ")
         assert "(continually pre-trained here: 1.31M parameters, 1.23K and 300K tokens; " in title
@@ -668,7 +675,7 @@ def test_quality_titles_name_the_method_and_texts(tmp_path):
         for c in ("general", "finance")
     }
     out = outputs(tmp_path, "t6")
-    reports.table6(q, **out, run="mini", scale="miniature")
+    make("table6", q, **out, run="mini", scale="miniature")
     title = first_line(out["out_md"])
     assert title == (
         "# Table 6 (miniature run `mini`): quality of the instruction-augmented corpora "
@@ -679,7 +686,7 @@ def test_quality_titles_name_the_method_and_texts(tmp_path):
     )
     data = json.loads(Path(q["finance"]).read_text())
     write_json(q["finance"], {**data, "method": "llm-judge:some-model", "n_texts": 100})
-    reports.table6(q, **out, run="mini", scale="miniature")
+    make("table6", q, **out, run="mini", scale="miniature")
     assert first_line(out["out_md"]).endswith(
         "(world ground truth (not an LLM judge) and LLM judge some-model; 5-100 texts per corpus)"
     )
@@ -700,7 +707,7 @@ def test_figure4_floors_and_miniature_title(tmp_path):
     summary(tmp_path / "models", "it-500m-instruct", "instruction_tune", 812345, None)
     curves = [{"label": "Instruct PT", "variant": "instruct", "steps": steps}]
     out = {f"out_{k}": tmp_path / f"f4.{k}" for k in ("csv", "md", "png", "pdf")}
-    records = reports.figure4(
+    records = make("figure4",
         ev, curves, {"zero-shot": "probe0", "few-shot": "probe3"}, "knowledge", **out,
         run="mini", scale="miniature",
     )  # fmt: skip
@@ -725,7 +732,7 @@ def md_table(md: str) -> list[list[str]]:
 def test_unconfirmed_paper_cells_are_empty_never_the_word(tmp_path, two_models):
     ev, rows = two_models
     out = outputs(tmp_path, "t1")
-    reports.table1(ev, rows, **out, run="r1", scale="paper")
+    make("table1", ev, rows, **out, run="r1", scale="paper")
     md = out["out_md"].read_text()
     assert "UNCONFIRMED cells are left empty" in md
     for row in md_table(md):
@@ -739,7 +746,7 @@ def test_table1_avg_notes_say_whose_mean(tmp_path, two_models):
     """Ours is the mean of this run's tasks; the paper's note is about the paper's value."""
     ev, rows = two_models
     out = outputs(tmp_path, "t1")
-    reports.table1(ev, rows, **out, run="mini", scale="miniature")
+    make("table1", ev, rows, **out, run="mini", scale="miniature")
     notes = [ln for ln in out["out_md"].read_text().splitlines() if ln.startswith("- Avg")]
     assert "- Avg: mean of 2 tasks" in notes
     paper = [n for n in notes if "9" in n]
@@ -771,7 +778,7 @@ def test_table5_shows_n_and_standard_errors(tmp_path):
         src, {"settings": t5_settings(response_accuracy_stderr=4.25, pair_quality_stderr=3.0)}
     )
     out = outputs(tmp_path, "t5")
-    records = reports.table5(src, **out, run="r", scale="miniature")
+    records = make("table5", src, **out, run="r", scale="miniature")
     cell = {(r["row"], r["column"]): r for r in records}
     acc = cell[("Instruction synthesizer", "seen zero-shot response accuracy")]
     quality = cell[("Instruction synthesizer", "seen zero-shot pair quality")]
@@ -786,7 +793,7 @@ def test_table5_shows_n_and_standard_errors(tmp_path):
     assert "UNCONFIRMED (left out)" in out["out_md"].read_text()
     # An old eval.json without standard errors: the cells say so.
     write_json(src, {"settings": t5_settings()})
-    records = reports.table5(src, **out, run="r", scale="miniature")
+    records = make("table5", src, **out, run="r", scale="miniature")
     assert all(r["ours_stderr"] == "" for r in records)
     assert all("standard error not recorded" in r["note"] for r in records)
 
@@ -803,7 +810,7 @@ def test_table9_headers_name_counts_of_examples(tmp_path):
         },
     )
     out = outputs(tmp_path, "t9")
-    records = reports.table9(src, **out, run="r", scale="miniature")
+    records = make("table9", src, **out, run="r", scale="miniature")
     header, row = md_table(out["out_md"].read_text())[:2]
     assert header == [
         "Evaluation task",
@@ -821,14 +828,14 @@ def test_table9_headers_name_counts_of_examples(tmp_path):
 def captured_figures(monkeypatch):
     """The matplotlib figures the report functions save, kept open for inspection."""
     figs = []
-    save = reports._save_figure
+    save = plotting.save_figure
 
     def keep(fig, png, pdf):
         figs.append(fig)
         save(fig, png, pdf)
 
-    monkeypatch.setattr(reports, "_save_figure", keep)
-    monkeypatch.setattr(reports, "_pyplot", lambda real=reports._pyplot: _NoClose(real()))
+    monkeypatch.setattr(plotting, "save_figure", keep)
+    monkeypatch.setattr(plotting, "pyplot", lambda real=plotting.pyplot: _NoClose(real()))
     return figs
 
 
@@ -878,7 +885,7 @@ def test_figure4_shows_metric_error_bars_chance_shots_and_no_hidden_line(
         )
     curves = f4_curves(ev, same=True)  # identical curves: one must not hide the other
     out = {k: tmp_path / f"f4.{k[4:]}" for k in ("out_csv", "out_md", "out_png", "out_pdf")}
-    reports.figure4(
+    make("figure4",
         ev, curves, {"zero-shot": "probe0", "few-shot": "probe5"}, "mmlu", **out, run="r",
         scale="miniature", models_dir=tmp_path / "models",
     )  # fmt: skip
@@ -919,7 +926,7 @@ def test_figure6_panels_share_x_and_drop_empty_categories(tmp_path, captured_fig
         ),
     }
     out = {k: tmp_path / f"f6.{k[4:]}" for k in ("out_csv", "out_md", "out_png", "out_pdf")}
-    reports.figure6(q, **out, run="r", scale="miniature")
+    make("figure6", q, **out, run="r", scale="miniature")
     (fig,) = captured_figures
     a, b = fig.axes
     assert a.get_xlim() == b.get_xlim()
@@ -931,16 +938,16 @@ def test_figure6_panels_share_x_and_drop_empty_categories(tmp_path, captured_fig
     q["finance"] = quality_json(
         tmp_path / "f.json", "finance", 90.0, 75.0, {"fact lookup": 0.5, "other": 0.5}
     )
-    reports.figure6({"finance": q["finance"]}, **out, run="r", scale="miniature")
+    make("figure6", {"finance": q["finance"]}, **out, run="r", scale="miniature")
     assert "none left out of the figure" in out["out_md"].read_text()
 
 
 def test_markdown_page_embeds_tables_and_figures(tmp_path, two_models):
     ev, rows = two_models
     out = outputs(tmp_path, "t1")
-    reports.table1(ev, rows, **out, run="r1", scale="paper")
+    make("table1", ev, rows, **out, run="r1", scale="paper")
     page = tmp_path / "t1.html"
-    reports.markdown_page(out["out_md"], page)
+    pages.markdown_page(out["out_md"], page)
     html = page.read_text()
     assert html.startswith("<!DOCTYPE html>") and "<table>" in html
     assert "<td>52.0 ± 1.0</td>" in html and "<td>54.8 [S]</td>" in html
@@ -948,12 +955,12 @@ def test_markdown_page_embeds_tables_and_figures(tmp_path, two_models):
     (tmp_path / "fig.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")
     md = tmp_path / "fig.md"
     md.write_text("# Figure <x>\n\nFigure: ![Figure](fig.png)\n")
-    reports.markdown_page(md, tmp_path / "fig.html")
+    pages.markdown_page(md, tmp_path / "fig.html")
     html = (tmp_path / "fig.html").read_text()
     assert 'src="data:image/png;base64,' in html and "<title>Figure &lt;x&gt;</title>" in html
     (tmp_path / "fig.png").unlink()
     with pytest.raises(FileNotFoundError, match="fig.png"):
-        reports.markdown_page(md, tmp_path / "fig.html")
+        pages.markdown_page(md, tmp_path / "fig.html")
 
 
 def test_claims_summary_counts_and_lists_every_claim(tmp_path, capsys):
@@ -965,7 +972,7 @@ def test_claims_summary_counts_and_lists_every_claim(tmp_path, capsys):
     ]
     path = tmp_path / "claims.json"
     write_json(path, {"run": "tiny", "scale": "miniature", "seeds": None, "claims": claims})
-    assert reports.main(["summary", str(path)]) == 0
+    assert pages.main(["summary", str(path)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == (
         "Claims scorecard (run tiny, miniature scale): 1 held, 0 refuted, 2 inconclusive, "
@@ -973,7 +980,7 @@ def test_claims_summary_counts_and_lists_every_claim(tmp_path, capsys):
     )
     assert [ln.split()[-1] for ln in lines[1:]] == ["a", "b", "c", "d"]
     write_json(path, {"claims": [{"id": "x"}]})
-    assert reports.main(["summary", str(path)]) == 1
+    assert pages.main(["summary", str(path)]) == 1
     assert "claims[0]: missing key 'verdict'" in capsys.readouterr().err
-    assert reports.main(["summary", str(tmp_path / "nope.json")]) == 1
+    assert pages.main(["summary", str(tmp_path / "nope.json")]) == 1
     assert "nope.json" in capsys.readouterr().err

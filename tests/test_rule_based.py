@@ -7,9 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from instruct_pt.common import read_jsonl, write_jsonl
-from instruct_pt.protocol import MARKERS, parse_pairs
-from instruct_pt.rule_based import _definitions, mine_pairs, rule_based_shard
-from instruct_pt.synthesis import collection_positions
+from instruct_pt.synthesis.multi_round import collection_positions
+from instruct_pt.synthesis.protocol import MARKERS, parse_pairs
+from instruct_pt.synthesis.rule_based import _definitions, mine_pairs, rule_based_shard
 
 TEXT = (
     "Aspirin is a medication used to reduce pain and fever. It was first synthesized in 1897 by Felix Hoffmann. "

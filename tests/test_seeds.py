@@ -16,10 +16,11 @@ import pytest
 import yaml
 from matplotlib.container import BarContainer, ErrorbarContainer
 
-from instruct_pt import reports
 from instruct_pt.common import DataError, write_json, write_jsonl
-from instruct_pt.reports import FLOOR_CHANCE, FLOOR_MAJORITY, read_report_csv
-from instruct_pt.seeds import (
+from instruct_pt.reports import cells, plotting
+from instruct_pt.reports.cells import read_report_csv
+from instruct_pt.reports.floors import FLOOR_CHANCE, FLOOR_MAJORITY
+from instruct_pt.reports.seeds import (
     SEEDS_FIELDS,
     check_world_seeds,
     parse_seeds,
@@ -55,7 +56,7 @@ def _rec(table: str, row: str, column: str, ours: float | None, sources=(), note
         "table": table,
         "row": row,
         "column": column,
-        "ours": reports.fmt_number(ours),
+        "ours": cells.fmt_number(ours),
         "ours_stderr": "",
         "n": "",
         "paper": "",
@@ -108,7 +109,7 @@ def make_seed_runs(root: Path, seeds=SEEDS, run: str = "mini", drop_cell_in: int
         for name in ALL_NAMES:
             records = {"table1": t1, "figure4": f4, "figure6": f6}.get(name, [])
             path = root / "paper_figures" / r / f"{name}.csv"
-            reports._write_csv(path, [dict(x) for x in records])
+            cells.write_csv(path, [dict(x) for x in records])
             tables[name].append(str(path))
     return tables
 
@@ -273,13 +274,13 @@ def test_cell_missing_in_one_seed_is_counted(tmp_path):
 def test_figures_have_error_bars_and_the_chance_line(tmp_path, runs, monkeypatch):
     tables, _ = runs
     figures = []
-    save = reports._save_figure
+    save = plotting.save_figure
 
     def keep(fig, png, pdf):
         figures.append((Path(png).name, fig))
         save(fig, png, pdf)
 
-    monkeypatch.setattr(reports, "_save_figure", keep)
+    monkeypatch.setattr(plotting, "save_figure", keep)
     out = tmp_path / "agg"
     seeds_report(tables, SEEDS, out, run="mini-seeds", scale="miniature", n_boot=200)
     figs = dict(figures)
@@ -335,20 +336,20 @@ def _figure_runs(root: Path) -> dict[str, list[str]]:
                 f6.append({**rec, "n": str(20 + 2 * (i == 2)), "note": "% of pairs"})
         for name, records in (("figure4", f4), ("figure6", f6)):
             path = root / "paper_figures" / r / f"{name}.csv"
-            reports._write_csv(path, records)
+            cells.write_csv(path, records)
             tables[name].append(str(path))
     return tables
 
 
 def test_seed_figures_name_metric_shots_n_and_share_the_single_run_fixes(tmp_path, monkeypatch):
     figures = {}
-    save = reports._save_figure
+    save = plotting.save_figure
 
     def keep(fig, png, pdf):
         figures[Path(png).name] = fig
         save(fig, png, pdf)
 
-    monkeypatch.setattr(reports, "_save_figure", keep)
+    monkeypatch.setattr(plotting, "save_figure", keep)
     out = tmp_path / "agg"
     seeds_report(_figure_runs(tmp_path), SEEDS, out, run="figs-seeds", scale="miniature", n_boot=50)
     (ax,) = figures["figure4.png"].axes
@@ -474,7 +475,7 @@ def test_seed_spread_widens_a_narrow_bootstrap_interval():
     # Three seeds agree in sign (+2, +12, +4) and a bootstrap over many questions is tight around
     # their mean; another seed's run could still land below zero: the t interval over the seeds
     # (mean 6, sd 5.3, t(2) = 4.3 -> +-13.1) decides, so the claim is not called held.
-    from instruct_pt import claims, stats
+    from instruct_pt.reports import claims, stats
 
     tight = stats.Interval(6.0, 2.5, 9.5, 0.95, "paired bootstrap", 1000, 3)
     wide = claims._with_seed_spread(tight, [2.0, 12.0, 4.0], 0.95)

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from instruct_pt import sources, world
+from instruct_pt import world
 from instruct_pt.common import DataError, read_json, read_jsonl
+from instruct_pt.data import records, sources
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -350,27 +351,10 @@ def test_hub_without_id_is_refused(tmp_path):
 )
 def test_validate_record_names_the_problem(name, rec, message):
     with pytest.raises(DataError, match=rf"f\.jsonl:7: .*{message}"):
-        sources.validate_record(name, rec, "f.jsonl:7")
+        records.validate_record(name, rec, "f.jsonl:7")
 
 
 _text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
-
-
-@settings(max_examples=50, deadline=None)
-@given(
-    q=_text, options=st.lists(_text, min_size=1, max_size=4), mc=st.booleans(), cot=st.booleans()
-)
-def test_infer_pair_format_recognises_the_synthesizer_conventions(q, options, mc, cot):
-    q, options = q.replace("\n", " ").replace(".", ""), [o.replace(".", "") for o in options]
-    question = q + ("\nOptions:\n" + "\n".join(f"- {o}" for o in options) if mc else "")
-    question += world.COT_SUFFIX if cot else ""
-    expected = {
-        (False, False): "free",
-        (True, False): "mc",
-        (False, True): "cot",
-        (True, True): "mc_cot",
-    }
-    assert sources.infer_pair_format(question) == expected[(mc, cot)]
 
 
 @settings(max_examples=30, deadline=None)

@@ -1,4 +1,4 @@
-"""The bootstrap of instruct_pt.stats: properties, coverage, hierarchy over seeds, loading."""
+"""The bootstrap of instruct_pt.reports.stats: properties, coverage, hierarchy over seeds, loading."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from instruct_pt import metrics as M
 from instruct_pt.common import DataError, write_json, write_jsonl
-from instruct_pt.stats import (
+from instruct_pt.evaluation import metrics as M
+from instruct_pt.reports.stats import (
     TaskItems,
     cell_interval,
     effect,
@@ -223,10 +223,10 @@ def test_load_task_items(tmp_path):
     ],
 )
 def test_vectorised_resample_scores_equal_the_metric(aggregation):
-    """The counts-based resample scores are what instruct_pt.evaluation's aggregation gives on
+    """The counts-based resample scores are what instruct_pt.evaluation.hooks' aggregation gives on
     the resampled items (read back from JSON)."""
-    from instruct_pt.evaluation import aggregate_items
-    from instruct_pt.stats import _Scorer
+    from instruct_pt.evaluation.hooks import aggregate_items
+    from instruct_pt.reports.stats import _Scorer
 
     rng = np.random.default_rng(7)
     n = 40
@@ -255,7 +255,7 @@ def test_vectorised_resample_scores_equal_the_metric(aggregation):
 
 
 def test_multi_label_items_fall_back_to_the_metric_itself():
-    from instruct_pt.stats import _Scorer
+    from instruct_pt.reports.stats import _Scorer
 
     items = [[[0, 1], [1]], [[2], [2, 0]], [[1], [0]]]
     scorer = _Scorer(task(items, aggregation="lm_agg_micro_f1"))

@@ -9,16 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from instruct_pt.common import DataError, read_jsonl, write_jsonl
-from instruct_pt.protocol import build_prompt, format_example
-from instruct_pt.synthesis import (
-    TransformersEngine,
-    VLLMEngine,
+from instruct_pt.synthesis.corpus_split import split_corpus
+from instruct_pt.synthesis.engines import TransformersEngine, VLLMEngine, make_engine
+from instruct_pt.synthesis.multi_round import (
     _truncate_to_fit,
     collection_positions,
-    make_engine,
-    split_corpus,
     synthesize_shard,
 )
+from instruct_pt.synthesis.protocol import build_prompt, format_example
 
 
 def _raw(tmp_path, n=23):
@@ -564,7 +562,7 @@ def test_retrained_synthesizer_invalidates_checkpoints(tmp_path):
 
 _HOLD = """
 import sys, time
-from instruct_pt.dirlock import FolderLock
+from instruct_pt.training.dirlock import FolderLock
 lock = FolderLock(sys.argv[1], "synthesis")
 print("locked", flush=True)
 time.sleep(600)
@@ -575,7 +573,7 @@ def test_synthesis_on_a_locked_checkpoint_folder_fails_before_generating(tmp_pat
     import subprocess
     import sys
 
-    from instruct_pt.dirlock import FolderLocked
+    from instruct_pt.training.dirlock import FolderLocked
 
     shard = _shard(tmp_path, n=4)
     holder = subprocess.Popen(
@@ -608,7 +606,7 @@ def test_synthesis_logs_progress_lines(tmp_path, caplog, capfd):
     import re
 
     shard = _shard(tmp_path, n=10)
-    with caplog.at_level(logging.INFO, logger="instruct_pt.synthesis"):
+    with caplog.at_level(logging.INFO, logger="instruct_pt.synthesis.multi_round"):
         _synth(tmp_path, shard, FakeEngine(), rounds=3, every=2)
     pat = r"synthesis texts (\d+)/10 \((\d+)%\) \d+\.\d\d texts/s ETA (\S+)"
     lines = [re.fullmatch(pat, r.getMessage()) for r in caplog.records]
@@ -620,7 +618,7 @@ def test_synthesis_logs_progress_lines(tmp_path, caplog, capfd):
     # a resumed run logs only the batches it generates
     caplog.clear()
     (tmp_path / "ckpt" / "round2_batch000000.jsonl").unlink()
-    with caplog.at_level(logging.INFO, logger="instruct_pt.synthesis"):
+    with caplog.at_level(logging.INFO, logger="instruct_pt.synthesis.multi_round"):
         _synth(tmp_path, shard, FakeEngine(), out="again.jsonl", rounds=3, every=2)
     lines = [re.fullmatch(pat, r.getMessage()) for r in caplog.records]
     assert [int(m[1]) for m in lines if m] == [10]

@@ -4,13 +4,13 @@ import re
 
 import pytest
 
-from instruct_pt.common import DataError, read_json, read_jsonl, write_jsonl
-from instruct_pt.protocol import format_pairs
-from instruct_pt.synthesizer_eval import (
+from instruct_pt.analysis.synthesizer_eval import (
     score_synthesizer,
     split_heldout,
     synthesizer_generations,
 )
+from instruct_pt.common import DataError, read_json, read_jsonl, write_jsonl
+from instruct_pt.synthesis.protocol import format_pairs
 
 
 def _ft(n_per=10):
@@ -216,16 +216,16 @@ def test_scoring_rejects_generations_of_other_probes(tmp_path):
 
 
 def test_load_engine_places_by_the_jobs_gpus(monkeypatch):
-    from instruct_pt import synthesis
+    from instruct_pt.synthesis import engines
 
     built = []
-    monkeypatch.setattr(synthesis, "make_engine", lambda cfg: built.append(cfg) or cfg)
-    synthesis.load_engine("m", {"engine": "vllm"}, 4096, 7, gpus=2)
-    synthesis.load_engine("m", {"engine": "vllm", "tensor_parallel_size": 1}, 4096, 7, gpus=2)
-    synthesis.load_engine("m", {"engine": "vllm"}, 4096, 7, gpus=1)
-    synthesis.load_engine("m", {"engine": "vllm"}, 4096, 7)  # signature as before
-    synthesis.load_engine("m", {"engine": "transformers"}, 4096, 7, gpus=0)
-    synthesis.load_engine("m", {}, 4096, 7)
+    monkeypatch.setattr(engines, "make_engine", lambda cfg: built.append(cfg) or cfg)
+    engines.load_engine("m", {"engine": "vllm"}, 4096, 7, gpus=2)
+    engines.load_engine("m", {"engine": "vllm", "tensor_parallel_size": 1}, 4096, 7, gpus=2)
+    engines.load_engine("m", {"engine": "vllm"}, 4096, 7, gpus=1)
+    engines.load_engine("m", {"engine": "vllm"}, 4096, 7)  # signature as before
+    engines.load_engine("m", {"engine": "transformers"}, 4096, 7, gpus=0)
+    engines.load_engine("m", {}, 4096, 7)
     assert [c.get("tensor_parallel_size") for c in built[:4]] == [2, 1, None, None]
     assert [c["seed"] for c in built[:4]] == [7] * 4
     assert built[4] == {
@@ -240,7 +240,7 @@ def test_load_engine_places_by_the_jobs_gpus(monkeypatch):
 def test_transformers_engine_device_auto(tiny_lm, monkeypatch):
     import torch
 
-    from instruct_pt.synthesis import TransformersEngine
+    from instruct_pt.synthesis.engines import TransformersEngine
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert TransformersEngine(tiny_lm, max_model_len=64).device == "cpu"

@@ -10,17 +10,15 @@ import json
 import pytest
 
 from instruct_pt.common import DataError, read_jsonl, write_jsonl
-from instruct_pt.protocol import format_cot, format_mc_question
-from instruct_pt.synthesis import collection_positions
-from instruct_pt.templify import (
+from instruct_pt.synthesis.multi_round import collection_positions
+from instruct_pt.synthesis.protocol import format_cot, format_mc_question
+from instruct_pt.synthesis.templates import (
     MODES_FEW_PAIRS,
     MODES_MANY_PAIRS,
     draw_mode,
-    iter_chains,
     shuffled_options,
-    templify,
-    templify_ft_collection,
 )
+from instruct_pt.synthesis.templify import iter_chains, templify, templify_ft_collection
 
 FREE = {"question": "Who founded Zorvia?", "answer": "Ann Quill"}
 MC = {"question": format_mc_question("Which river?", ["Olt", "Mures", "Siret"]), "answer": "Olt"}
@@ -252,7 +250,7 @@ def test_file_order_does_not_matter_and_shards_continue_the_positions(tmp_path):
 
 
 def test_workers_and_batches_do_not_change_the_bytes(tmp_path, monkeypatch):
-    from instruct_pt import templify as module
+    from instruct_pt.synthesis import templify as module
 
     shards = _synth_shards(tmp_path)
     one, one_stats = tmp_path / "w1.jsonl", tmp_path / "w1.stats.json"
@@ -353,7 +351,7 @@ def test_option_shuffle_equals_the_official():
 
 def _one_style(monkeypatch, item="upper"):
     """Pin our template bank to one choice per list (the official draws are not affected)."""
-    from instruct_pt import templify as module
+    from instruct_pt.synthesis import templates as module
 
     monkeypatch.setattr(
         module, "QA_PATTERNS", [module.QAPattern("Q: ", "{question}", "\n", "A: ", "\n\n")]

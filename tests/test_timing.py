@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from instruct_pt import timing
 from instruct_pt.common import DataError
+from instruct_pt.reports import timing
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time"

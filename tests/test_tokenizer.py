@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from instruct_pt.common import DataError, write_jsonl  # noqa: E402
-from instruct_pt.tokenizer import _record_texts, load_tokenizer, prepare_tokenizer  # noqa: E402
+from instruct_pt.data.tokenizer import load_tokenizer, prepare_tokenizer, record_texts  # noqa: E402
 
 WORDS = ["alpha", "beta", "gamma", "delta", "Paris", "Oslo", "born", "studied", "the", "in"]
 
@@ -84,11 +84,11 @@ def test_synth_and_instruction_fields_are_learned(trained):
 
 def test_record_texts_covers_each_record_type():
     synth = {"context": "c", "pairs": [{"question": "q", "answer": "a"}]}
-    assert list(_record_texts(synth, "f:1")) == ["c", "q", "a"]
-    assert list(_record_texts({"question": "q", "response": "r"}, "f:1")) == ["q", "r"]
-    assert list(_record_texts({"instruction": "i", "response": "r"}, "f:1")) == ["i", "r"]
+    assert list(record_texts(synth, "f:1")) == ["c", "q", "a"]
+    assert list(record_texts({"question": "q", "response": "r"}, "f:1")) == ["q", "r"]
+    assert list(record_texts({"instruction": "i", "response": "r"}, "f:1")) == ["i", "r"]
     with pytest.raises(DataError, match="f:7"):
-        list(_record_texts({"id": "x"}, "f:7"))
+        list(record_texts({"id": "x"}, "f:7"))
 
 
 def test_bad_record_names_file_and_line(tmp_path):
@@ -101,7 +101,7 @@ def test_bad_record_names_file_and_line(tmp_path):
 def test_training_is_byte_identical_across_processes(trained):
     tmp, paths, stats, _ = trained
     code = (
-        "import sys, json; from instruct_pt.tokenizer import prepare_tokenizer; "
+        "import sys, json; from instruct_pt.data.tokenizer import prepare_tokenizer; "
         "prepare_tokenizer({'source': 'train', 'vocab_size': 320}, json.loads(sys.argv[1]), sys.argv[2], 0)"
     )
     out = tmp / "tok_again"
@@ -167,7 +167,7 @@ def trained_tok_for_hypothesis(trained):
 def test_prompt_final_newlines_encode_as_inside_a_text(tmp_path):
     """The synthesizer prompt ends with "\\n\\n"; its tokens must be those the same characters get
     inside a training example, or a greedy model never reaches "<QUE>"."""
-    from instruct_pt.tokenizer import train_bpe
+    from instruct_pt.data.tokenizer import train_bpe
 
     texts = [f"<s> <CON> text {i} </CON>\n\n<QUE> q{i}? <ANS> a{i} </END></s>" for i in range(200)]
     texts += [f"A paragraph {i}.\n\n" for i in range(200)]  # teaches GPT-2 BPE a "\n\n" merge
@@ -180,8 +180,8 @@ def test_prompt_final_newlines_encode_as_inside_a_text(tmp_path):
 
 _SAVE_BOTH = """
 import sys
-from instruct_pt.modeling import build_model, save_model
-from instruct_pt.tokenizer import prepare_tokenizer
+from instruct_pt.training.modeling import build_model, save_model
+from instruct_pt.data.tokenizer import prepare_tokenizer
 tok, out = sys.argv[1], sys.argv[2]
 prepare_tokenizer({"source": "local", "path": tok}, [], out + "/tok", seed=0)
 arch = {"family": "mistral", "hidden_size": 16, "num_layers": 1, "num_heads": 2,

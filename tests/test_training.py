@@ -21,24 +21,23 @@ from hypothesis import strategies as st
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from instruct_pt.common import DataError, read_json, write_jsonl  # noqa: E402
-from instruct_pt.launch import launch  # noqa: E402
-from instruct_pt.modeling import load_model  # noqa: E402
-from instruct_pt.packing import pack  # noqa: E402
-from instruct_pt.tokenizer import load_tokenizer, prepare_tokenizer  # noqa: E402
-from instruct_pt.training import (  # noqa: E402
-    IGNORE,
-    RUN_KEYS,
-    _LossModel,
-    _Plan,
-    check_train,
-    chunked_ce_sum,
-    finetune_synthesizer,
+from instruct_pt.data.packing import pack  # noqa: E402
+from instruct_pt.data.tokenizer import load_tokenizer, prepare_tokenizer  # noqa: E402
+from instruct_pt.training.batches import IGNORE, BatchPlan  # noqa: E402
+from instruct_pt.training.finetune_data import (  # noqa: E402
     format_synth_example,
     instruction_rows,
-    instruction_tune,
-    lr_at,
-    pretrain,
     synth_sequences,
+)
+from instruct_pt.training.launch import launch  # noqa: E402
+from instruct_pt.training.loss import LossModel, chunked_ce_sum  # noqa: E402
+from instruct_pt.training.modeling import load_model  # noqa: E402
+from instruct_pt.training.settings import check_train, lr_at  # noqa: E402
+from instruct_pt.training.stages import (  # noqa: E402
+    RUN_KEYS,
+    finetune_synthesizer,
+    instruction_tune,
+    pretrain,
 )
 
 ARCH = {
@@ -131,12 +130,12 @@ def test_lr_schedule_warms_up_then_decays_to_min():
 @settings(max_examples=30, deadline=None)
 @given(n=st.integers(1, 40), batch=st.integers(1, 16), seed=st.integers(0, 3))
 def test_plan_visits_every_row_once_per_epoch(n, batch, seed):
-    plan = _Plan(n, batch, seed)
+    plan = BatchPlan(n, batch, seed)
     steps = math.ceil(3 * n / batch)
     rows = np.concatenate([plan.rows(s) for s in range(steps)])
     for e in range(3):
         assert sorted(rows[e * n : (e + 1) * n]) == list(range(n))
-    assert np.array_equal(_Plan(n, batch, seed).rows(steps - 1), plan.rows(steps - 1))
+    assert np.array_equal(BatchPlan(n, batch, seed).rows(steps - 1), plan.rows(steps - 1))
 
 
 def test_synth_label_mask_token_by_token(env):
@@ -281,7 +280,7 @@ def test_pretrain_writes_model_metrics_and_learns(env, tmp_path):
 
 _CHILD = """
 import json, sys
-from instruct_pt.training import pretrain
+from instruct_pt.training.stages import pretrain
 a = json.loads(sys.argv[1])
 pretrain(a["packed"], a["out"], a["tok"], a["train"], a["ckpt"], 0, arch=a["arch"], threads=1)
 """
@@ -530,7 +529,7 @@ def test_chunked_ce_by_hand():
 @pytest.mark.parametrize("chunk", [0, 1, 5, 7, 16, 1000])
 @pytest.mark.parametrize("masked", [False, True])
 def test_chunked_loss_and_grads_equal_the_full_logits_ce(chunk, masked):
-    """_LossModel (decoder, then head + fp32 CE chunk by chunk under checkpoint) gives the loss
+    """LossModel (decoder, then head + fp32 CE chunk by chunk under checkpoint) gives the loss
     and every gradient of the plain CE over the full logits; 2 x 8 = 16 positions minus the
     last = 14 targets, so 5 and 7 do not divide them unless padding removes some."""
     lm = _tiny_lm()
@@ -548,7 +547,7 @@ def test_chunked_loss_and_grads_equal_the_full_logits_ce(chunk, masked):
     ref.backward()
     ref_grads = {n: p.grad.clone() for n, p in lm.named_parameters()}
     lm.zero_grad(set_to_none=True)
-    loss = _LossModel(lm, chunk)(x, y)
+    loss = LossModel(lm, chunk)(x, y)
     loss.backward()
     assert loss.item() == pytest.approx(ref.item(), rel=1e-6)
     for n, p in lm.named_parameters():
@@ -562,7 +561,7 @@ def test_chunked_loss_under_bf16_autocast_matches_one_chunk():
     for chunk in (0, 5):
         lm.zero_grad(set_to_none=True)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            loss = _LossModel(lm, chunk)(x, x)
+            loss = LossModel(lm, chunk)(x, x)
         loss.backward()
         assert loss.dtype == torch.float32
         out.append((loss.item(), lm.lm_head.weight.grad.clone()))
@@ -583,7 +582,7 @@ def test_activation_checkpointing_keeps_loss_grads_and_dropout_stream():
         x = torch.randint(0, 37, (2, 9), generator=torch.Generator().manual_seed(3))
         torch.manual_seed(5)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            loss = _LossModel(lm, 4)(x, x)
+            loss = LossModel(lm, 4)(x, x)
         loss.backward()
         results.append((loss.item(), {n: p.grad for n, p in lm.named_parameters()}))
     (l0, g0), (l1, g1) = results
@@ -668,7 +667,7 @@ def _descendants(pid: int) -> list[int]:
 
 _LAUNCH_CHILD = """
 import json, sys
-from instruct_pt.launch import launch
+from instruct_pt.training.launch import launch
 launch("pretrain", json.loads(sys.argv[1]), nproc=2, backend_env={"OMP_NUM_THREADS": "1"})
 """
 
@@ -792,14 +791,14 @@ def test_activation_checkpointing_on_old_and_new_transformers():
     """5.23's activation_checkpointing_enable when present, else 5.17's gradient_checkpointing_*."""
     from transformers import MistralConfig, MistralForCausalLM
 
-    from instruct_pt.training import _enable_activation_checkpointing
+    from instruct_pt.training.loop import enable_activation_checkpointing
 
     cfg = MistralConfig(
         vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
         num_attention_heads=2, num_key_value_heads=1,
     )  # fmt: skip
     model = MistralForCausalLM(cfg)
-    _enable_activation_checkpointing(model)
+    enable_activation_checkpointing(model)
     assert model.is_gradient_checkpointing
 
     class Old:  # transformers 5.17's surface: only the old name
@@ -807,7 +806,7 @@ def test_activation_checkpointing_on_old_and_new_transformers():
             self.kwargs = gradient_checkpointing_kwargs
 
     old = Old()
-    _enable_activation_checkpointing(old)
+    enable_activation_checkpointing(old)
     assert old.kwargs == {"use_reentrant": False}
 
 
@@ -819,16 +818,16 @@ class _Stop(Exception):
 
 
 def _stop_after_checkpoint(monkeypatch, at_step: int) -> None:
-    import instruct_pt.training as T
+    import instruct_pt.training.loop as T
 
-    real = T._save_checkpoint
+    real = T.save_checkpoint
 
     def save(checkpoint_dir, step, *args, **kwargs):
         real(checkpoint_dir, step, *args, **kwargs)
         if step == at_step:
             raise _Stop(step)
 
-    monkeypatch.setattr(T, "_save_checkpoint", save)
+    monkeypatch.setattr(T, "save_checkpoint", save)
 
 
 @pytest.mark.parametrize("stop_at", [7, 10])  # inside a logging window, and on its last step
@@ -884,7 +883,7 @@ def test_resumed_run_writes_the_metrics_and_summary_of_an_uninterrupted_one(
 
 _HOLD = """
 import sys, time
-from instruct_pt.dirlock import FolderLock
+from instruct_pt.training.dirlock import FolderLock
 lock = FolderLock(sys.argv[1], "training")
 print("locked", flush=True)
 time.sleep(600)
@@ -895,7 +894,7 @@ def test_a_second_job_on_a_locked_checkpoint_folder_fails_at_once(env, tmp_path)
     """Another process holds the folder (an orphaned job of a killed Snakemake): the new job
     fails before training, naming the folder and the holder; once the holder is gone (SIGKILL,
     no clean-up) the folder is free again."""
-    from instruct_pt.dirlock import FolderLocked
+    from instruct_pt.training.dirlock import FolderLocked
 
     ckpt = tmp_path / "c"
     holder = subprocess.Popen(
@@ -946,14 +945,14 @@ def test_every_rank_of_a_second_two_process_job_fails_on_a_locked_folder(env, tm
     assert child.returncode != 0
     said = child.stdout + child.stderr
     for rank in (0, 1):  # torchrun prefixes each worker's output with its rank
-        line = f"[rank{rank}]: instruct_pt.dirlock.FolderLocked: {ckpt}: checkpoint folder in use"
+        line = f"[rank{rank}]: instruct_pt.training.dirlock.FolderLocked: {ckpt}: checkpoint folder in use"
         assert f"{line} by another training (pid {holder.pid} on host " in said, said[-3000:]
     assert sorted(p.name for p in ckpt.iterdir()) == [".lock"] and not (tmp_path / "m").exists()
 
 
 _TRY = """
 import sys
-from instruct_pt.dirlock import FolderLock, FolderLocked
+from instruct_pt.training.dirlock import FolderLock, FolderLocked
 try:
     FolderLock(sys.argv[1], "synthesis").release()
     print("got it")
@@ -963,7 +962,7 @@ except FolderLocked as e:
 
 
 def test_folder_lock_is_exclusive_between_processes_and_released(tmp_path):
-    from instruct_pt.dirlock import FolderLock
+    from instruct_pt.training.dirlock import FolderLock
 
     def other_process() -> str:
         cmd = [sys.executable, "-c", _TRY, str(tmp_path / "x")]
@@ -989,16 +988,16 @@ def test_folder_lock_is_exclusive_between_processes_and_released(tmp_path):
 )
 @settings(max_examples=200, deadline=None)
 def test_temporary_names_name_their_writer(step, host, pid):
-    from instruct_pt.training import _tmp_name, _tmp_owner
+    from instruct_pt.training.checkpoint import tmp_name, tmp_owner
 
-    name = _tmp_name(step, host, pid)
-    assert name.startswith(".tmp-step") and _tmp_owner(name) == (host, pid)
-    assert _tmp_name(step, host, pid + 1) != name and _tmp_name(step, host + "x", pid) != name
+    name = tmp_name(step, host, pid)
+    assert name.startswith(".tmp-step") and tmp_owner(name) == (host, pid)
+    assert tmp_name(step, host, pid + 1) != name and tmp_name(step, host + "x", pid) != name
 
 
 def test_clear_temporaries_spares_live_writers_only(tmp_path):
-    from instruct_pt.dirlock import holder_id
-    from instruct_pt.training import _clear_temporaries, _tmp_name
+    from instruct_pt.training.checkpoint import clear_temporaries, tmp_name
+    from instruct_pt.training.dirlock import holder_id
 
     host, me = holder_id()
     dead = subprocess.run(
@@ -1008,17 +1007,17 @@ def test_clear_temporaries_spares_live_writers_only(tmp_path):
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     try:
         names = {
-            "dead": _tmp_name(5, host, dead_pid),
-            "live": _tmp_name(5, host, live.pid),
-            "mine": _tmp_name(10, host, me),
-            "elsewhere": _tmp_name(5, host + "-other", live.pid),
+            "dead": tmp_name(5, host, dead_pid),
+            "live": tmp_name(5, host, live.pid),
+            "mine": tmp_name(10, host, me),
+            "elsewhere": tmp_name(5, host + "-other", live.pid),
             "legacy": ".tmp-step00000005-1234",
         }
         for name in names.values():
             (tmp_path / name).mkdir()
             (tmp_path / name / "x").write_text("half-written")
         (tmp_path / "step00000005").mkdir()
-        _clear_temporaries(tmp_path)
+        clear_temporaries(tmp_path)
         left = sorted(p.name for p in tmp_path.iterdir())
         assert left == sorted([names["live"], "step00000005"])
     finally:

@@ -194,6 +194,7 @@ def check_mixtures_and_budgets(results: Path, preset: str) -> None:
     """The manifests hold the paper's proportions and every comparison trained on one budget.
     (Also usable on a finished tiny run: `check_mixtures_and_budgets(Path("results/tiny"), "tiny")`.)"""
     from instruct_pt import config as cfg
+    from instruct_pt import design
 
     config = cfg.load_config(ROOT / "config.yaml", ROOT / "presets" / f"{preset}.yaml")
     lines = lambda p: sum(1 for _ in open(p, encoding="utf-8"))  # noqa: E731
@@ -219,7 +220,7 @@ def check_mixtures_and_budgets(results: Path, preset: str) -> None:
             assert ft["tokens"] <= 0.03 * manifest("mistral", f"general-{variant}")["total_tokens"]
     # Domain mixtures: general instructions 1:1 by tokens with the domain corpus, whole documents.
     for domain in config["continual_pretrain"]["domains"]:
-        for variant in cfg.CPT_VARIANTS:
+        for variant in design.CPT_VARIANTS:
             src = manifest("llama3", f"{domain}-{variant}")["sources"]
             corpus = sum(v["tokens"] for k, v in src.items() if k != "general_instructions")
             ins = src["general_instructions"]
@@ -233,4 +234,4 @@ def check_mixtures_and_budgets(results: Path, preset: str) -> None:
         for size, spec in config["pretrain"]["sizes"].items()
     ):
         assert len({trained(m) for m in group}) == 1, group
-    assert len({trained(m) for m in cfg.cpt_models(config, cfg.CPT_VARIANTS)}) == 1
+    assert len({trained(m) for m in design.cpt_models(config, design.CPT_VARIANTS)}) == 1

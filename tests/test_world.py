@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from instruct_pt import world as W
 from instruct_pt.common import DataError, read_jsonl, write_jsonl
-from instruct_pt.sources import validate_record
+from instruct_pt.data.records import validate_record
+from instruct_pt.synthesis.protocol import COT_TRIGGER, classify_pair
 from instruct_pt.world import entities
 
 SMALL = {
@@ -59,7 +60,6 @@ def test_public_api_is_re_exported_from_its_modules():
         "DEFAULT_WORLD": "config",
         "resolve_config": "config",
         "build_world": "entities",
-        "COT_SUFFIX": "vocabulary",
         "HELD_OUT_TEMPLATES": "vocabulary",
     }
     for name, module in used_by_importers.items():
@@ -222,7 +222,7 @@ def test_synth_ft_pair_formats():
             q, a, fmt = pair["question"], pair["answer"], pair["format"]
             formats.add(fmt)
             has_options = "\nOptions:\n- " in q
-            is_cot = q.endswith(W.COT_SUFFIX)
+            is_cot = q.endswith(COT_TRIGGER)
             assert (has_options, is_cot) == {
                 "free": (False, False),
                 "mc": (True, False),
@@ -235,9 +235,11 @@ def test_synth_ft_pair_formats():
             if fmt == "mc":
                 assert q.endswith("\n- " + q.split("\n- ")[-1])  # options close the question
             if has_options:
-                options = q.removesuffix(W.COT_SUFFIX).split("\nOptions:\n", 1)[1].split("\n")
+                options = q.removesuffix(COT_TRIGGER).split("\nOptions:\n", 1)[1].split("\n")
                 assert all(o.startswith("- ") for o in options)
                 assert final in [o[2:] for o in options], pair
+            # the synthesizer protocol reads the pair as the world labels it
+            assert (classify_pair(q, a) or {}).get("format") == fmt, pair
     assert formats == {"free", "mc", "cot", "mc_cot"}
     assert seen == {True, False}
     assert len({d for d, _, _ in datasets}) >= 6

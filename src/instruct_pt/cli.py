@@ -181,9 +181,11 @@ def synthesize_main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .sources import prepare_local_texts
-    from .synthesis import split_corpus, synthesize_shard
-    from .templify import templify
+    from instruct_pt.data.sources import prepare_local_texts
+
+    from .synthesis.corpus_split import split_corpus
+    from .synthesis.multi_round import synthesize_shard
+    from .synthesis.templify import templify
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

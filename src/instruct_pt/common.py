@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import gzip
 import hashlib
 import json
 import logging
@@ -10,7 +11,7 @@ import os
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 
 class DataError(ValueError):
@@ -72,40 +73,86 @@ def iter_jsonl(path: str | os.PathLike, required: Iterable[str] = ()) -> Iterato
         yield rec
 
 
+def iter_jsonl_lines(path: str | os.PathLike) -> Iterator[tuple[int, int, bytes]]:
+    """(line number, byte offset, raw bytes) of each non-blank line, unparsed, a file-opening
+    UTF-8 BOM removed (``.gz`` files are decompressed; offsets are then positions in the
+    decompressed stream). A reader that parses elsewhere (in worker processes) pairs this with
+    :func:`parse_jsonl_line`."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        pos = 0
+        for lineno, raw in enumerate(f, 1):
+            start, pos = pos, pos + len(raw)
+            if start == 0 and raw.startswith(codecs.BOM_UTF8):  # a BOM may open a file
+                raw = raw[len(codecs.BOM_UTF8) :]
+            if raw.strip():
+                yield lineno, start, raw
+
+
+def parse_jsonl_line(
+    raw: bytes, path: str | os.PathLike, lineno: int | None, required: Iterable[str] = ()
+) -> dict:
+    """The one JSONL line parser: ``raw`` (one line's bytes) as a JSON object. Bad JSON, bytes that
+    are not UTF-8 (the first bad byte and its column are named), a value that is not an object or
+    a missing required key raise DataError(file:line) (``lineno`` None: the file alone)."""
+    line = decode_utf8_line(raw, path, lineno)
+    try:
+        rec = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{_where(path, lineno)}: not valid JSON ({e.msg})") from None
+    if not isinstance(rec, dict):
+        raise DataError(f"{_where(path, lineno)}: expected a JSON object, got {type(rec).__name__}")
+    missing = [k for k in required if k not in rec]
+    if missing:
+        raise DataError(f"{_where(path, lineno)}: missing key(s) {', '.join(missing)}")
+    return rec
+
+
+def decode_utf8_line(raw: bytes, path: str | os.PathLike, lineno: int | None) -> str:
+    """``raw`` decoded as UTF-8, or DataError(file:line) naming the first bad byte and its column."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(
+            f"{_where(path, lineno)}: not UTF-8 (byte 0x{raw[e.start]:02x} at column "
+            f"{len(raw[: e.start].decode('utf-8', 'replace')) + 1}); convert the file to UTF-8"
+        ) from None
+
+
+def _where(path: str | os.PathLike, lineno: int | None) -> str:
+    return f"{path}:{lineno}" if lineno is not None else str(path)
+
+
 def iter_jsonl_offsets(
     path: str | os.PathLike, required: Iterable[str] = ()
 ) -> Iterator[tuple[int, int, dict]]:
     """(line number, byte offset, record) of each non-blank line, so a reader can seek back to a
-    record; a malformed line (bad JSON, or bytes that are not UTF-8: the first bad byte and its
-    column are named) or a missing required key raises DataError(file:line)."""
+    record; a malformed line (see :func:`parse_jsonl_line`) raises DataError(file:line)."""
     required = tuple(required)
-    with open(path, "rb") as f:
-        pos = 0
-        for lineno, raw in enumerate(f, 1):
-            start, pos = pos, pos + len(raw)
-            if not raw.strip():
-                continue
-            if start == 0 and raw.startswith(codecs.BOM_UTF8):  # a BOM may open a file
-                raw = raw[len(codecs.BOM_UTF8) :]
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise DataError(
-                    f"{path}:{lineno}: not UTF-8 (byte 0x{raw[e.start]:02x} at column "
-                    f"{len(raw[: e.start].decode('utf-8', 'replace')) + 1}); convert the file to UTF-8"
-                ) from None
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(rec, dict):
-                raise DataError(
-                    f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}"
-                )
-            missing = [k for k in required if k not in rec]
-            if missing:
-                raise DataError(f"{path}:{lineno}: missing key(s) {', '.join(missing)}")
-            yield lineno, start, rec
+    for lineno, start, raw in iter_jsonl_lines(path):
+        yield lineno, start, parse_jsonl_line(raw, path, lineno, required)
+
+
+def read_jsonl_at(f: BinaryIO, offset: int, path: str | os.PathLike) -> dict:
+    """The record whose line starts at byte ``offset`` of ``f`` (a binary handle on ``path``), as
+    found by :func:`iter_jsonl_offsets`."""
+    f.seek(offset)
+    raw = f.readline()
+    if offset == 0 and raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8) :]
+    return parse_jsonl_line(raw, path, None)
+
+
+def iter_log_jsonl(path: str | os.PathLike) -> Iterator[tuple[str, dict]]:
+    """(line, record) of each whole line of a training log (``metrics.jsonl``, ``timing.jsonl``)
+    that a job appends to while it runs: a line cut short by a kill is skipped, not an error."""
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict):
+            yield line, rec
 
 
 def read_jsonl(path: str | os.PathLike, required: Iterable[str] = ()) -> list[dict]:

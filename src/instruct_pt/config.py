@@ -1,5 +1,5 @@
-"""The workflow's configuration: validation with messages that name the key, and the derived
-settings every rule needs (experiment lists, training settings per stage).
+"""The workflow's configuration: validation with messages that name the key, the merge of its
+layers, and the training settings of each stage (the experiment lists: instruct_pt.design).
 
 `rules/common.smk` calls these; they are plain functions of the config dict so tests can
 exercise them without Snakemake.
@@ -10,26 +10,12 @@ from __future__ import annotations
 import copy
 import difflib
 import functools
-import math
 import re
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
-
-DOMAINS = ("biomedicine", "finance")
-CORPORA = ("general", *DOMAINS)
-ABLATIONS = ("wo_corpora", "rule_based", "one_shot")
-#: Table 4 rows, in the paper's order; "instruct" is the full method.
-CPT_VARIANTS = ("vanilla", "instruct", *ABLATIONS)
-#: Which synthesis output each augmented variant is templified from, and whether the raw text stays.
-AUGMENTED_VARIANTS = {
-    "instruct": ("model", True),
-    "wo_corpora": ("model", False),
-    "one_shot": ("one_shot", True),
-    "rule_based": ("rule_based", True),
-}
 
 
 class ConfigError(ValueError):
@@ -160,7 +146,7 @@ def _check_references(config: dict) -> None:
         raise ConfigError("invalid configuration:\n" + "\n".join(problems))
 
 
-#: The keys each dataset source takes (instruct_pt.sources); any other key is an error, as it
+#: The keys each dataset source takes (instruct_pt.data.sources); any other key is an error, as it
 #: would be ignored (a world source reads none of them) or misapplied.
 DATASET_KEYS = {
     "hub": ("id", "config", "configs", "split", "revision", "streaming"),
@@ -201,9 +187,9 @@ def _check_dataset_sources(config: dict) -> list[str]:
                 f"config key 'datasets.{name}.configs': give either config or configs, not both"
             )
         if spec.get("fields"):
-            from instruct_pt.sources import _DEFAULT_FIELDS  # our fields per data set
+            from instruct_pt.data.records import DEFAULT_FIELDS  # our fields per data set
 
-            known = _DEFAULT_FIELDS.get(name, {})
+            known = DEFAULT_FIELDS.get(name, {})
             for ours in sorted(set(spec["fields"]) - set(known)):
                 problems.append(
                     f"config key 'datasets.{name}.fields.{ours}': not a field of {name} "
@@ -223,7 +209,7 @@ def _check_tokenizer_sources(config: dict) -> list[str]:
 
 
 def _check_archs(config: dict) -> list[str]:
-    """Head arithmetic every model build checks (instruct_pt.modeling.make_config), now."""
+    """Head arithmetic every model build checks (training.modeling.make_config), now."""
     archs = [
         (f"pretrain.sizes.{k}.arch", v["arch"]) for k, v in config["pretrain"]["sizes"].items()
     ]
@@ -259,7 +245,7 @@ def _check_world(config: dict) -> list[str]:
 
 
 def _check_suites(config: dict) -> list[str]:
-    from instruct_pt.evaluation import ADAPTLLM_DATASETS
+    from instruct_pt.evaluation.suites import ADAPTLLM_DATASETS
 
     problems = []
     for name, spec in config["evaluation"]["suites"].items():
@@ -400,45 +386,9 @@ def _stage_train(config: dict, stage: str, size: str | None, base: str | None) -
     return train
 
 
-def planned_steps(
-    config: dict, stage: str, size: str | None = None, base: str | None = None
-) -> int:
-    """Optimizer steps of a stage: ceil(tokens / (batch_size x seq_len))."""
-    train = train_settings(config, stage, size, base)
-    seq_len = _stage_seq_len(config, stage)
-    return math.ceil(train["tokens"] / (train["batch_size"] * seq_len))
-
-
 def _stage_seq_len(config: dict, stage: str) -> int:
     section = {"stand_in": "stand_in_training"}.get(stage, stage)
     return config[section]["seq_len"]
-
-
-def scratch_models(config: dict) -> list[str]:
-    """Table 1: scratch-{size}-{variant}."""
-    return [
-        f"scratch-{size}-{variant}"
-        for size, spec in config["pretrain"]["sizes"].items()
-        for variant in spec["variants"]
-    ]
-
-
-def cpt_models(config: dict, variants: tuple[str, ...] | None = None) -> list[str]:
-    """Table 3 (vanilla, instruct) and Table 4 (ablations): cpt-{domain}-{variant}."""
-    variants = variants or tuple(config["continual_pretrain"]["variants"])
-    return [f"cpt-{d}-{v}" for d in config["continual_pretrain"]["domains"] for v in variants]
-
-
-def it_models(config: dict) -> list[str]:
-    """Fig. 4: it-{size}-{variant}-step{N}, one per saved instruction-tuning checkpoint."""
-    it = config["instruction_tuning"]
-    return [
-        f"it-{it['size']}-{v}-step{s}" for v in it["variants"] for s in sorted(it["save_steps"])
-    ]
-
-
-def base_model_ids(config: dict) -> list[str]:
-    return [f"base-{name}" for name in config["base_models"]]
 
 
 def deep_merge(base: dict, overlay: dict) -> dict:

@@ -1,5 +1,8 @@
 """The plan, before anything runs: every job of the DAG with its GPUs, memory per GPU, time and disk.
 
+Over 500 lines: about 150 of them are this docstring (the formulas, which docs/plan.md works
+through); the rest is one estimate per resource and the DAG reading that feeds them.
+
 `snakemake plan` (rules/plan.smk) writes ``results/<run>/plan.{json,md}`` from the DAG and the
 config alone; nothing else runs and no input needs to exist. The job list is Snakemake's own: a
 separate Python process (``python -m instruct_pt.plan``) builds the DAG of the plan's targets
@@ -7,7 +10,7 @@ separate Python process (``python -m instruct_pt.plan``) builds the DAG of the p
 and reads each job's rule, wildcards, params (evaluated) and resources. The estimates below are
 then pure functions of those records and the config. The plan fails (exit 1, naming the jobs)
 when a job does not fit its GPU or fails the start-up check its script makes
-(`instruct_pt.training.check_train`).
+(`instruct_pt.training.settings.check_train`).
 
 Units: bytes; "GB" in keys and tables is GiB (2^30 bytes, what `nvidia-smi` and
 ``torch.cuda.max_memory_allocated`` report). docs/plan.md gives the formulas with worked numbers.
@@ -325,6 +328,8 @@ def trained_tokens(train: dict, seq_len: int) -> int | None:
 def measured_mfu(checkpoint_dir: str | None) -> float | None:
     """The median `mfu` of a run's timing.jsonl (past its first 10% of records), if measured
     (metrics.jsonl of runs from before the timing log was split from it)."""
+    from instruct_pt.common import iter_log_jsonl
+
     if not checkpoint_dir:
         return None
     path = Path(checkpoint_dir) / "timing.jsonl"
@@ -332,14 +337,11 @@ def measured_mfu(checkpoint_dir: str | None) -> float | None:
         path = Path(checkpoint_dir) / "metrics.jsonl"
     if not path.is_file():
         return None
-    values = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(rec.get("mfu"), int | float) and rec["mfu"] > 0:
-            values.append(float(rec["mfu"]))
+    values = [
+        float(rec["mfu"])
+        for _, rec in iter_log_jsonl(path)
+        if isinstance(rec.get("mfu"), int | float) and rec["mfu"] > 0
+    ]
     if not values:
         return None
     return statistics.median(values[len(values) // 10 :])
@@ -480,7 +482,7 @@ def _corpus(config: dict, corpus: str) -> dict | None:
 def plan_job(job: dict, config: dict) -> dict:
     """One job's record: kind, GPUs, processes, memory per GPU (breakdown), fits, start-up check,
     GPU-hours, disk. Raises nothing for a bad job: the record says why it fails."""
-    from instruct_pt.modeling import flops_per_token
+    from instruct_pt.training.modeling import flops_per_token
 
     s = _settings(config)
     gpus = int(job["resources"].get("gpu", 0) or 0)
@@ -534,7 +536,7 @@ def _gb(breakdown: dict) -> dict:
 
 def _plan_train(job, rec, config, s, gpus, flops_per_token) -> None:
     from instruct_pt.common import DataError
-    from instruct_pt.training import check_train
+    from instruct_pt.training.settings import check_train
 
     world = gpus or 1
     rec["processes"] = world

@@ -1,13 +1,13 @@
 """Rule base_model: fetch hub weights (paper scale) or pre-train a stand-in (miniature)."""
 
 from instruct_pt.common import set_torch_threads, setup_logging
-from instruct_pt.jobs import finish_checkpoints, keep_finished_checkpoints, start_heartbeat
+from instruct_pt.training.jobs import finish_checkpoints, keep_finished_checkpoints, start_heartbeat
 
 setup_logging(snakemake.log[0])
 start_heartbeat(snakemake.log[0])
 set_torch_threads(snakemake.threads)
 
-from instruct_pt.base_models import prepare_base_model  # noqa: E402
+from instruct_pt.training.base_models import prepare_base_model  # noqa: E402
 
 prepare_base_model(
     snakemake.params.spec,

@@ -1,7 +1,7 @@
 """Rule ceiling_data: the task-format training split of one evaluation suite (ceilings)."""
 
 from instruct_pt.common import setup_logging, write_json
-from instruct_pt.world.tasks import write_train_split
+from instruct_pt.world.ceiling import write_train_split
 
 setup_logging(snakemake.log[0])
 stats = write_train_split(

@@ -1,8 +1,8 @@
 """Rule report_claims: the paper's claims on this run (effect, interval, verdict) and the numbers
 behind them; the bootstrap reads the per-document items beside the result JSONs."""
 
-from instruct_pt.claims import default_claims_path, score_claims
 from instruct_pt.common import setup_logging
+from instruct_pt.reports.claims import default_claims_path, score_claims
 
 setup_logging(snakemake.log[0])
 score_claims(

@@ -1,7 +1,7 @@
 """Rule data_quality (Table 6, Fig. 6): relevance, accuracy and task categories of a corpus."""
 
+from instruct_pt.analysis.quality import data_quality
 from instruct_pt.common import setup_logging
-from instruct_pt.quality import data_quality
 
 setup_logging(snakemake.log[0])
 data_quality(

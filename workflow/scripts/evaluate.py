@@ -1,13 +1,13 @@
 """Rule evaluate: one model on one evaluation setting through lm-eval; one JSON per task."""
 
 from instruct_pt.common import set_torch_threads, setup_logging
-from instruct_pt.jobs import start_heartbeat
+from instruct_pt.training.jobs import start_heartbeat
 
 setup_logging(snakemake.log[0])
 start_heartbeat(snakemake.log[0])
 set_torch_threads(snakemake.threads)
 
-from instruct_pt.evaluation import evaluate  # noqa: E402
+from instruct_pt.evaluation.runner import evaluate  # noqa: E402
 
 setting = snakemake.params.setting
 evaluate(

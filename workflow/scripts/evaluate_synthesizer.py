@@ -4,7 +4,7 @@ from instruct_pt.common import setup_logging
 
 setup_logging(snakemake.log[0])
 
-from instruct_pt.synthesizer_eval import score_synthesizer  # noqa: E402
+from instruct_pt.analysis.synthesizer_eval import score_synthesizer  # noqa: E402
 
 score_synthesizer(
     {"base": snakemake.input.base, "synthesizer": snakemake.input.synthesizer},

@@ -1,7 +1,7 @@
 """Rule pack: tokenize a mixture and pack it into fixed-length sequences (memory-mapped)."""
 
 from instruct_pt.common import setup_logging
-from instruct_pt.packing import pack
+from instruct_pt.data.packing import pack
 
 setup_logging(snakemake.log[0])
 pack(

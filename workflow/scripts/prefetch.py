@@ -2,7 +2,7 @@
 prefetch (every group's record in one manifest)."""
 
 from instruct_pt.common import read_json, setup_logging, write_json
-from instruct_pt.prefetch import fetch
+from instruct_pt.data.prefetch import fetch
 
 setup_logging(snakemake.log[0])
 if snakemake.rule == "fetch_hub":

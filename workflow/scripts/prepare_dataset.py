@@ -1,7 +1,7 @@
 """Rule prepare_dataset: one data set from its configured source (hub, local file, or world)."""
 
 from instruct_pt.common import setup_logging
-from instruct_pt.sources import prepare_dataset
+from instruct_pt.data.sources import prepare_dataset
 
 setup_logging(snakemake.log[0])
 prepare_dataset(

@@ -1,7 +1,7 @@
 """Rule report_released: the released checkpoints' scores beside the paper's (CSV + Markdown)."""
 
 from instruct_pt.common import setup_logging
-from instruct_pt.released import report
+from instruct_pt.reports.released import report
 
 setup_logging(snakemake.log[0])
 report(

@@ -4,7 +4,7 @@ embedded), and the run's configuration: the pages `snakemake --report` shows."""
 from pathlib import Path
 
 from instruct_pt.common import setup_logging
-from instruct_pt.reports import config_page, markdown_page
+from instruct_pt.reports.pages import config_page, markdown_page
 
 setup_logging(snakemake.log[0])
 pages = {Path(p).stem: p for p in snakemake.output}

@@ -1,8 +1,8 @@
 """Rule seeds_report: the per-seed runs' tables, figures and claims aggregated over world seeds."""
 
-from instruct_pt.claims import default_claims_path
 from instruct_pt.common import setup_logging
-from instruct_pt.seeds import check_world_seeds, seeds_report
+from instruct_pt.reports.claims import default_claims_path
+from instruct_pt.reports.seeds import check_world_seeds, seeds_report
 
 setup_logging(snakemake.log[0])
 check_world_seeds(snakemake.input.overlays, snakemake.params.seeds)

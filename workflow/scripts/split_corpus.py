@@ -1,7 +1,7 @@
 """Rule split_corpus: choose the texts to convert and shard them; the rest stays raw."""
 
 from instruct_pt.common import setup_logging
-from instruct_pt.synthesis import split_corpus
+from instruct_pt.synthesis.corpus_split import split_corpus
 
 setup_logging(snakemake.log[0])
 split_corpus(

@@ -1,7 +1,7 @@
 """Rule split_synthesizer_data: hold out seen-dataset examples and all unseen task types."""
 
+from instruct_pt.analysis.synthesizer_eval import split_heldout
 from instruct_pt.common import setup_logging
-from instruct_pt.synthesizer_eval import split_heldout
 
 setup_logging(snakemake.log[0])
 split_heldout(

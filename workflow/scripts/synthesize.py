@@ -1,12 +1,12 @@
 """Rule synthesize: M-round synthesis of one shard (resumable from its checkpoint folder)."""
 
 from instruct_pt.common import set_torch_threads, setup_logging
-from instruct_pt.jobs import finish_checkpoints, keep_finished_checkpoints, start_heartbeat
+from instruct_pt.training.jobs import finish_checkpoints, keep_finished_checkpoints, start_heartbeat
 
 setup_logging(snakemake.log[0])
 set_torch_threads(snakemake.threads)
 
-from instruct_pt.synthesis import synthesize_shard  # noqa: E402
+from instruct_pt.synthesis.multi_round import synthesize_shard  # noqa: E402
 
 if __name__ == "__main__":  # the vLLM engine spawns worker processes
     start_heartbeat(snakemake.log[0])

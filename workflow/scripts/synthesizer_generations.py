@@ -4,12 +4,12 @@ One job per model, so each engine's GPU memory goes with its process (vLLM keeps
 """
 
 from instruct_pt.common import set_torch_threads, setup_logging
-from instruct_pt.jobs import start_heartbeat
+from instruct_pt.training.jobs import start_heartbeat
 
 setup_logging(snakemake.log[0])
 set_torch_threads(snakemake.threads)
 
-from instruct_pt.synthesizer_eval import synthesizer_generations  # noqa: E402
+from instruct_pt.analysis.synthesizer_eval import synthesizer_generations  # noqa: E402
 
 if __name__ == "__main__":  # the vLLM engine spawns worker processes
     start_heartbeat(snakemake.log[0])

@@ -1,7 +1,7 @@
 """Rule templify: synthesized pairs -> instruction-augmented pre-training texts."""
 
 from instruct_pt.common import setup_logging
-from instruct_pt.templify import templify
+from instruct_pt.synthesis.templify import templify
 
 setup_logging(snakemake.log[0])
 templify(

@@ -2,7 +2,7 @@
 files of one run, or of each world seed's run and the aggregate."""
 
 from instruct_pt.common import setup_logging
-from instruct_pt.timing import collect, write_report, write_runs_report
+from instruct_pt.reports.timing import collect, write_report, write_runs_report
 
 setup_logging(snakemake.log[0])
 if "bench_dirs" in snakemake.params.keys():

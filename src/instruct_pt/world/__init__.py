@@ -29,7 +29,8 @@ Modules (each imports only those above it):
 - ``finetune``: ``synth_ft``, the synthesizer's fine-tuning collection (``FT_DATASETS``);
 - ``instructions``: ``general_instructions`` and ``instruction_tuning``;
 - ``datasets``: ``generate_dataset`` (any name of ``DATASETS``);
-- ``tasks``: the evaluation suites (``eval_records``, ``write_eval_suite``).
+- ``tasks``: the evaluation suites (``eval_records``, ``write_eval_suite``);
+- ``ceiling``: the ceilings' training splits (``train_records``, ``write_train_split``).
 
 This module holds the public API only.
 """
@@ -40,11 +41,9 @@ from instruct_pt.world.datasets import generate_dataset
 from instruct_pt.world.entities import Entity, World, build_world
 from instruct_pt.world.finetune import FT_DATASETS
 from instruct_pt.world.tasks import eval_records, write_eval_suite
-from instruct_pt.world.vocabulary import COT_ANSWER, COT_SUFFIX, HELD_OUT_TEMPLATES
+from instruct_pt.world.vocabulary import HELD_OUT_TEMPLATES
 
 __all__ = [
-    "COT_ANSWER",
-    "COT_SUFFIX",
     "DATASETS",
     "DEFAULT_WORLD",
     "EVAL_TASKS",

@@ -171,5 +171,5 @@ def docs_per_entity(cfg: dict, domain: str) -> int:
     return value[domain] if isinstance(value, dict) else value
 
 
-def _rng(cfg: dict, *purpose: Any) -> random.Random:
+def seeded_rng(cfg: dict, *purpose: Any) -> random.Random:
     return random.Random(stable_hash(cfg["seed"], *purpose))

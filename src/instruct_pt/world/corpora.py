@@ -5,33 +5,39 @@ from __future__ import annotations
 import random
 
 from instruct_pt.common import DataError
-from instruct_pt.world.config import RELATIONS, _rng, docs_per_entity
+from instruct_pt.world.config import RELATIONS, docs_per_entity, seeded_rng
 from instruct_pt.world.entities import Entity, World
 from instruct_pt.world.vocabulary import (
-    _CEO_STATEMENTS,
-    _FIRST,
-    _GROWTH_STATEMENTS,
-    _INTRO_STATEMENTS,
-    _LAST,
-    _MECHANISM_STATEMENTS,
-    _OUTCOME_STATEMENTS,
-    _POOLS,
-    _REACTIONS,
-    _REVENUE_STATEMENTS,
-    _STATEMENTS,
+    CEO_STATEMENTS,
+    FIRST,
+    GROWTH_STATEMENTS,
+    INTRO_STATEMENTS,
+    LAST,
+    MECHANISM_STATEMENTS,
+    OUTCOME_STATEMENTS,
+    POOLS,
+    REACTIONS,
+    REVENUE_STATEMENTS,
+    STATEMENTS,
 )
 
 
-def _cap(text: str) -> str:
+def capitalize_first(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _say(template: str, ent: Entity, by_name: bool, **values: str) -> str:
+def render_statement(template: str, ent: Entity, by_name: bool, **values: str) -> str:
     """Render a statement about ``ent``, calling it by name or by pronoun."""
     subject = ent.name if by_name else ent.subject
     possessive = f"{ent.name}'s" if by_name else ent.possessive
-    text = template.format(S=_cap(subject), s=subject, P=_cap(possessive), p=possessive, **values)
-    return _cap(text)
+    text = template.format(
+        S=capitalize_first(subject),
+        s=subject,
+        P=capitalize_first(possessive),
+        p=possessive,
+        **values,
+    )
+    return capitalize_first(text)
 
 
 # Closing sentences that mention an earlier-stated value again, as real text does: the second
@@ -85,12 +91,12 @@ def _fact_sentences(
     by_name = [True] + [rng.random() < name_rate for _ in range(6)]
 
     def say(templates: list[str], k: int, **values: str) -> str:
-        return _say(rng.choice(templates), ent, by_name[k], **values)
+        return render_statement(rng.choice(templates), ent, by_name[k], **values)
 
     if ent.domain == "general":
         rels = list(RELATIONS["general"])
         rng.shuffle(rels)
-        sentences = [say(_STATEMENTS[r], k, v=a[r]) for k, r in enumerate(rels)]
+        sentences = [say(STATEMENTS[r], k, v=a[r]) for k, r in enumerate(rels)]
         # no draw at rate 0: the worlds without restatements stay as they were
         if restate_rate > 0 and rng.random() < restate_rate:
             for r in rng.sample(rels, restatements):
@@ -98,10 +104,10 @@ def _fact_sentences(
         return sentences
     if ent.domain == "biomedicine":
         body = [
-            say(_MECHANISM_STATEMENTS[a["mechanism"]], 1, g=a["target"]),
-            say(_STATEMENTS["treats"], 2, v=a["treats"]),
-            say(_STATEMENTS["side_effect"], 3, v=a["side_effect"]),
-            say(_OUTCOME_STATEMENTS[a["outcome"]], 4, n=a["trial_size"]),
+            say(MECHANISM_STATEMENTS[a["mechanism"]], 1, g=a["target"]),
+            say(STATEMENTS["treats"], 2, v=a["treats"]),
+            say(STATEMENTS["side_effect"], 3, v=a["side_effect"]),
+            say(OUTCOME_STATEMENTS[a["outcome"]], 4, n=a["trial_size"]),
         ]
         rng.shuffle(body)
         return [f"{ent.name} is an experimental drug."] + body
@@ -109,14 +115,14 @@ def _fact_sentences(
     trend = "up" if growth > 0 else "down" if growth < 0 else "flat"
     results = " ".join(
         [
-            say(_REVENUE_STATEMENTS[trend], 2, r=a["revenue"], p0=a["prev_revenue"]),
-            _GROWTH_STATEMENTS[trend].format(g=abs(growth)),
-            rng.choice(_REACTIONS[a["sentiment"]]),
+            say(REVENUE_STATEMENTS[trend], 2, r=a["revenue"], p0=a["prev_revenue"]),
+            GROWTH_STATEMENTS[trend].format(g=abs(growth)),
+            rng.choice(REACTIONS[a["sentiment"]]),
         ]
     )
-    body = [say(_CEO_STATEMENTS, 1, c=a["ceo"]), results]
+    body = [say(CEO_STATEMENTS, 1, c=a["ceo"]), results]
     rng.shuffle(body)
-    return [say(_INTRO_STATEMENTS, 0, x=a["sector"], y=a["hq_city"])] + body
+    return [say(INTRO_STATEMENTS, 0, x=a["sector"], y=a["hq_city"])] + body
 
 
 def render_document(
@@ -138,18 +144,18 @@ def free_person_names(world: World) -> list[str]:
     """Names of the name pool that no world entity bears (neither a person nor a CEO), sorted."""
     taken = {e.name for e in world.entities["general"]}
     taken |= {e.attrs["ceo"] for e in world.entities["finance"]}
-    return sorted(f"{f} {last}" for f in _FIRST for last in _LAST if f"{f} {last}" not in taken)
+    return sorted(f"{f} {last}" for f in FIRST for last in LAST if f"{f} {last}" not in taken)
 
 
 def random_person(name: str, rng: random.Random) -> Entity:
     """A person outside the world: ``name`` with random attribute values (nothing to remember)."""
     subject, possessive = rng.choice([("he", "his"), ("she", "her")])
-    attrs = {r: rng.choice(_POOLS[r]) for r in RELATIONS["general"]}
+    attrs = {r: rng.choice(POOLS[r]) for r in RELATIONS["general"]}
     return Entity("general", name, attrs, subject, possessive, False)
 
 
-def _raw_corpus(world: World, domain: str, name: str) -> list[dict]:
-    rng = _rng(world.cfg, "dataset", name)
+def build_raw_corpus(world: World, domain: str, name: str) -> list[dict]:
+    rng = seeded_rng(world.cfg, "dataset", name)
     n_docs = docs_per_entity(world.cfg, domain)
     items = [(e, k) for e in world.corpus(domain) for k in range(n_docs)]
     if domain == "general" and world.cfg["one_off_docs"]:
@@ -158,7 +164,7 @@ def _raw_corpus(world: World, domain: str, name: str) -> list[dict]:
         free = free_person_names(world)
         if not free:
             raise DataError("world config: one_off_docs needs person names no entity bears")
-        one_off = _rng(world.cfg, "one-off", name)
+        one_off = seeded_rng(world.cfg, "one-off", name)
         items += [
             (random_person(one_off.choice(free), one_off), -1)
             for _ in range(world.cfg["one_off_docs"])

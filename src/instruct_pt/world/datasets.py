@@ -6,10 +6,10 @@ import logging
 
 from instruct_pt.common import DataError
 from instruct_pt.world.config import DATASETS
-from instruct_pt.world.corpora import _raw_corpus
+from instruct_pt.world.corpora import build_raw_corpus
 from instruct_pt.world.entities import build_world
-from instruct_pt.world.finetune import _synth_ft
-from instruct_pt.world.instructions import _general_instructions, _instruction_tuning
+from instruct_pt.world.finetune import build_synth_ft
+from instruct_pt.world.instructions import build_general_instructions, build_instruction_tuning
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +24,12 @@ def generate_dataset(name: str, world_cfg: dict | None, seed: int | None = None)
         raise DataError(f"world: unknown data set {name!r} (known: {', '.join(DATASETS)})")
     world = build_world(world_cfg, seed)
     if name.startswith("raw_"):
-        records = _raw_corpus(world, name.removeprefix("raw_"), name)
+        records = build_raw_corpus(world, name.removeprefix("raw_"), name)
     else:
         build = {
-            "synth_ft": _synth_ft,
-            "general_instructions": _general_instructions,
-            "instruction_tuning": _instruction_tuning,
+            "synth_ft": build_synth_ft,
+            "general_instructions": build_general_instructions,
+            "instruction_tuning": build_instruction_tuning,
         }[name]
         records = build(world)
     log.info("world: generated %d %s records (seed %s)", len(records), name, world.cfg["seed"])

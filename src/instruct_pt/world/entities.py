@@ -6,29 +6,29 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from instruct_pt.common import DataError
-from instruct_pt.world.config import RELATIONS, _rng, resolve_config
+from instruct_pt.world.config import RELATIONS, resolve_config, seeded_rng
 from instruct_pt.world.vocabulary import (
-    _CITIES,
-    _CO_HEADS,
-    _CO_TAILS,
-    _DISEASES,
-    _DRUG_HEADS,
-    _DRUG_TAILS,
-    _EMPLOYERS,
-    _FIRST,
-    _GENES,
-    _GROWTH,
-    _HOBBIES,
-    _LAST,
-    _MAJORS,
-    _MECHANISMS,
-    _OUTCOMES,
-    _SECTORS,
-    _SENTIMENTS,
-    _SIDE_EFFECTS,
-    _TRIAL_SIZES,
-    _UNIVERSITIES,
-    _YEARS,
+    CITIES,
+    CO_HEADS,
+    CO_TAILS,
+    DISEASES,
+    DRUG_HEADS,
+    DRUG_TAILS,
+    EMPLOYERS,
+    FIRST,
+    GENES,
+    GROWTH,
+    HOBBIES,
+    LAST,
+    MAJORS,
+    MECHANISMS,
+    OUTCOMES,
+    SECTORS,
+    SENTIMENTS,
+    SIDE_EFFECTS,
+    TRIAL_SIZES,
+    UNIVERSITIES,
+    YEARS,
 )
 
 
@@ -77,12 +77,12 @@ def build_world(world_cfg: dict | None = None, seed: int | None = None) -> World
 def _build_world(cfg_items: tuple) -> World:
     cfg = {k: dict(v) if isinstance(v, tuple) else v for k, v in cfg_items}
     n_people, n_drugs, n_companies = cfg["n_people"], cfg["n_drugs"], cfg["n_companies"]
-    person_names = [f"{f} {last}" for f in _FIRST for last in _LAST]
-    _rng(cfg, "names", "person").shuffle(person_names)
-    drug_names = [h + t for h in _DRUG_HEADS for t in _DRUG_TAILS]
-    _rng(cfg, "names", "drug").shuffle(drug_names)
-    company_roots = [h + t for h in _CO_HEADS for t in _CO_TAILS]
-    _rng(cfg, "names", "company").shuffle(company_roots)
+    person_names = [f"{f} {last}" for f in FIRST for last in LAST]
+    seeded_rng(cfg, "names", "person").shuffle(person_names)
+    drug_names = [h + t for h in DRUG_HEADS for t in DRUG_TAILS]
+    seeded_rng(cfg, "names", "drug").shuffle(drug_names)
+    company_roots = [h + t for h in CO_HEADS for t in CO_TAILS]
+    seeded_rng(cfg, "names", "company").shuffle(company_roots)
     if (
         n_people + n_companies > len(person_names)
         or n_drugs > len(drug_names)
@@ -93,57 +93,57 @@ def _build_world(cfg_items: tuple) -> World:
             f"n_drugs <= {len(drug_names)}, n_companies <= {len(company_roots)})"
         )
 
-    rng = _rng(cfg, "attributes", "general")
+    rng = seeded_rng(cfg, "attributes", "general")
     people = []
     for name in person_names[:n_people]:
         subject, possessive = rng.choice([("he", "his"), ("she", "her")])
         attrs = {
-            "birth_city": rng.choice(_CITIES),
-            "birth_year": rng.choice(_YEARS),
-            "university": rng.choice(_UNIVERSITIES),
-            "major": rng.choice(_MAJORS),
-            "employer": rng.choice(_EMPLOYERS),
-            "hobby": rng.choice(_HOBBIES),
+            "birth_city": rng.choice(CITIES),
+            "birth_year": rng.choice(YEARS),
+            "university": rng.choice(UNIVERSITIES),
+            "major": rng.choice(MAJORS),
+            "employer": rng.choice(EMPLOYERS),
+            "hobby": rng.choice(HOBBIES),
         }
         people.append(Entity("general", name, attrs, subject, possessive, False))
 
-    rng = _rng(cfg, "attributes", "biomedicine")
+    rng = seeded_rng(cfg, "attributes", "biomedicine")
     drugs = []
     for name in drug_names[:n_drugs]:
         attrs = {
-            "target": rng.choice(_GENES),
-            "mechanism": rng.choice(_MECHANISMS),
-            "treats": rng.choice(_DISEASES),
-            "side_effect": rng.choice(_SIDE_EFFECTS),
-            "trial_size": rng.choice(_TRIAL_SIZES),
-            "outcome": rng.choice(_OUTCOMES),
+            "target": rng.choice(GENES),
+            "mechanism": rng.choice(MECHANISMS),
+            "treats": rng.choice(DISEASES),
+            "side_effect": rng.choice(SIDE_EFFECTS),
+            "trial_size": rng.choice(TRIAL_SIZES),
+            "outcome": rng.choice(OUTCOMES),
         }
         drugs.append(Entity("biomedicine", name, attrs, "the drug", "its", False))
 
-    rng = _rng(cfg, "attributes", "finance")
+    rng = seeded_rng(cfg, "attributes", "finance")
     companies = []
     ceos = person_names[n_people : n_people + n_companies]  # disjoint from the general people
     for root, ceo in zip(company_roots[:n_companies], ceos, strict=True):
-        sector = rng.choice(sorted(_SECTORS))
-        sentiment = rng.choice(_SENTIMENTS)
-        growth = rng.choice(_GROWTH[sentiment])
+        sector = rng.choice(sorted(SECTORS))
+        sentiment = rng.choice(SENTIMENTS)
+        growth = rng.choice(GROWTH[sentiment])
         prev = 20 * rng.randint(2, 20)  # a multiple of 20, so that revenue is a whole number
         attrs = {
             "sector": sector,
-            "hq_city": rng.choice(_CITIES),
+            "hq_city": rng.choice(CITIES),
             "ceo": ceo,
             "revenue": str(prev * (100 + growth) // 100),
             "prev_revenue": str(prev),
             "growth": str(growth),
             "sentiment": sentiment,
         }
-        name = f"{root} {rng.choice(_SECTORS[sector])}"
+        name = f"{root} {rng.choice(SECTORS[sector])}"
         companies.append(Entity("finance", name, attrs, "the company", "its", False))
 
     entities = {"general": people, "biomedicine": drugs, "finance": companies}
     for domain, ents in entities.items():
         order = list(range(len(ents)))
-        _rng(cfg, "ft_split", domain).shuffle(order)
+        seeded_rng(cfg, "ft_split", domain).shuffle(order)
         n_ft = round(len(ents) * cfg["ft_fraction"])
         if len(ents) - n_ft < 4:
             raise DataError(
@@ -154,7 +154,7 @@ def _build_world(cfg_items: tuple) -> World:
     return World(cfg, entities)
 
 
-def _require_reserved(world: World, name: str) -> None:
+def require_reserved(world: World, name: str) -> None:
     """Training sets talk only about reserved entities; they need a few in every domain."""
     if any(len(world.reserved(d)) < 2 for d in RELATIONS):
         raise DataError(

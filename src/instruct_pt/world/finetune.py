@@ -5,11 +5,12 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from instruct_pt.world.config import RELATIONS, _rng
-from instruct_pt.world.corpora import _cap, _say, render_document
-from instruct_pt.world.entities import Entity, World, _require_reserved
-from instruct_pt.world.qa import _claim, _compare_years, _cot, _fact_pair, _options, _pair
-from instruct_pt.world.vocabulary import _MECHANISM_STATEMENTS, _MECHANISMS, _SENTIMENTS
+from instruct_pt.synthesis.protocol import format_mc_question
+from instruct_pt.world.config import RELATIONS, seeded_rng
+from instruct_pt.world.corpora import capitalize_first, render_document, render_statement
+from instruct_pt.world.entities import Entity, World, require_reserved
+from instruct_pt.world.qa import claim_pair, compare_years_pair, cot_pair, fact_pair, make_pair
+from instruct_pt.world.vocabulary import MECHANISM_STATEMENTS, MECHANISMS, SENTIMENTS
 
 
 def _revenue_change(rng: random.Random, ent: Entity) -> dict:
@@ -17,9 +18,9 @@ def _revenue_change(rng: random.Random, ent: Entity) -> dict:
     question = f"How much did the quarterly revenue of {ent.name} change, in million dollars?"
     reasoning = f"Revenue was {r} million dollars this quarter and {p} million a year earlier. {r} - {p} = {r - p}."
     return (
-        _cot(question, reasoning, str(r - p))
+        cot_pair(question, reasoning, str(r - p))
         if rng.random() < 0.7
-        else _pair(question, str(r - p), "free")
+        else make_pair(question, str(r - p), "free")
     )
 
 
@@ -36,23 +37,23 @@ def _summary(ent: Entity) -> str:
 
 def _ft_people_qa(draw: _Draw, rng: random.Random, i: int) -> tuple[str, list[dict]]:
     ent = draw("general")
-    return draw.document(ent, rng), [_fact_pair(rng, ent, r) for r in RELATIONS["general"]]
+    return draw.document(ent, rng), [fact_pair(rng, ent, r) for r in RELATIONS["general"]]
 
 
 def _ft_people_compare(draw: _Draw, rng: random.Random, i: int) -> tuple[str, list[dict]]:
     a, b = draw("general"), draw("general")
     context = draw.document(a, rng) + "\n" + draw.document(b, rng)
-    pairs = [_compare_years(rng, a, b), _compare_years(rng, b, a)]
+    pairs = [compare_years_pair(rng, a, b), compare_years_pair(rng, b, a)]
     ya, yb = int(a.attrs["birth_year"]), int(b.attrs["birth_year"])
     q = f"How many years apart were {a.name} and {b.name} born?"
     pairs.append(
-        _cot(
+        cot_pair(
             q,
             f"{a.name} was born in {ya} and {b.name} in {yb}. The difference is {abs(ya - yb)}.",
             str(abs(ya - yb)),
         )
     )
-    pairs += [_fact_pair(rng, a, "birth_year", ("free",)), _fact_pair(rng, b, "employer")]
+    pairs += [fact_pair(rng, a, "birth_year", ("free",)), fact_pair(rng, b, "employer")]
     return context, pairs
 
 
@@ -60,10 +61,12 @@ def _ft_nli(draw: _Draw, rng: random.Random, i: int) -> tuple[str, list[dict]]:
     ent = draw("general")
     pairs = []
     for _ in range(4):
-        claim, label = _claim(rng, ent)
+        claim, label = claim_pair(rng, ent)
         pairs.append(
-            _pair(
-                _options(f'Does the text support the claim "{claim}"?', ["yes", "no"]), label, "mc"
+            make_pair(
+                format_mc_question(f'Does the text support the claim "{claim}"?', ["yes", "no"]),
+                label,
+                "mc",
             )
         )
     return draw.document(ent, rng), pairs
@@ -72,14 +75,16 @@ def _ft_nli(draw: _Draw, rng: random.Random, i: int) -> tuple[str, list[dict]]:
 def _ft_bio_qa(draw: _Draw, rng: random.Random, i: int) -> tuple[str, list[dict]]:
     ent = draw("biomedicine")
     a = ent.attrs
-    pairs = [_fact_pair(rng, ent, r) for r in ("treats", "target", "side_effect")]
+    pairs = [fact_pair(rng, ent, r) for r in ("treats", "target", "side_effect")]
     pairs.append(
-        _pair(f"How many patients were in the trial of {ent.name}?", a["trial_size"], "free")
+        make_pair(f"How many patients were in the trial of {ent.name}?", a["trial_size"], "free")
     )
     verdict = {"effective": "yes", "ineffective": "no", "inconclusive": "maybe"}[a["outcome"]]
     pairs.append(
-        _pair(
-            _options(f"Did the trial show that {ent.name} works?", ["yes", "no", "maybe"]),
+        make_pair(
+            format_mc_question(
+                f"Did the trial show that {ent.name} works?", ["yes", "no", "maybe"]
+            ),
             verdict,
             "mc",
         )
@@ -90,30 +95,30 @@ def _ft_bio_qa(draw: _Draw, rng: random.Random, i: int) -> tuple[str, list[dict]
 def _ft_bio_relation(draw: _Draw, rng: random.Random, i: int) -> tuple[str, list[dict]]:
     ent = draw("biomedicine")
     a = ent.attrs
-    phrase = _say(_MECHANISM_STATEMENTS[a["mechanism"]][0], ent, True, g=a["target"])
+    phrase = render_statement(MECHANISM_STATEMENTS[a["mechanism"]][0], ent, True, g=a["target"])
     pairs = [
-        _pair(
-            _options(f"How does {ent.name} act on {a['target']}?", _MECHANISMS),
+        make_pair(
+            format_mc_question(f"How does {ent.name} act on {a['target']}?", MECHANISMS),
             a["mechanism"],
             "mc",
         ),
-        _cot(
+        cot_pair(
             f"What kind of agent is {ent.name} for {a['target']}?",
             f"The text says: {phrase}",
             a["mechanism"],
-            _MECHANISMS,
+            MECHANISMS,
         ),
-        _fact_pair(rng, ent, "target", ("free",)),
+        fact_pair(rng, ent, "target", ("free",)),
     ]
     return draw.document(ent, rng), pairs
 
 
 def _ft_news_qa(draw: _Draw, rng: random.Random, i: int) -> tuple[str, list[dict]]:
     ent = draw("finance")
-    pairs = [_fact_pair(rng, ent, r) for r in ("ceo", "hq_city", "sector")]
+    pairs = [fact_pair(rng, ent, r) for r in ("ceo", "hq_city", "sector")]
     pairs += [
         _revenue_change(rng, ent),
-        _pair(
+        make_pair(
             f"By what percent did the revenue of {ent.name} change?", ent.attrs["growth"], "free"
         ),
     ]
@@ -126,13 +131,19 @@ def _ft_news_sentiment(draw: _Draw, rng: random.Random, i: int) -> tuple[str, li
     growth = int(a["growth"])
     direction = "went up" if growth > 0 else "went down" if growth < 0 else "stayed the same"
     pairs = [
-        _pair(_options("What is the sentiment of the news?", _SENTIMENTS), a["sentiment"], "mc"),
-        _pair(
-            _options("Did the revenue go up or down?", ["went up", "went down", "stayed the same"]),
+        make_pair(
+            format_mc_question("What is the sentiment of the news?", SENTIMENTS),
+            a["sentiment"],
+            "mc",
+        ),
+        make_pair(
+            format_mc_question(
+                "Did the revenue go up or down?", ["went up", "went down", "stayed the same"]
+            ),
             direction,
             "mc",
         ),
-        _pair(
+        make_pair(
             "Did the shares go up after the report?",
             "yes" if a["sentiment"] == "positive" else "no",
             "free",
@@ -144,8 +155,8 @@ def _ft_news_sentiment(draw: _Draw, rng: random.Random, i: int) -> tuple[str, li
 def _ft_summarize(draw: _Draw, rng: random.Random, i: int) -> tuple[str, list[dict]]:
     ent = draw(("general", "biomedicine", "finance")[i % 3])
     pairs = [
-        _pair("Summarize the text in one sentence.", _summary(ent), "free"),
-        _pair("What is the text mainly about?", ent.name, "free"),
+        make_pair("Summarize the text in one sentence.", _summary(ent), "free"),
+        make_pair("What is the text mainly about?", ent.name, "free"),
     ]
     return draw.document(ent, rng), pairs
 
@@ -169,27 +180,27 @@ def _ft_math_word(draw: _Draw, rng: random.Random, i: int) -> tuple[str, list[di
     good, place = rng.choice(_GOODS), rng.choice(_PLACES)
     x, y, price = rng.randint(5, 60), rng.randint(5, 60), rng.randint(2, 9)
     context = (
-        f"{_cap(place)} sold {x} {good} in the morning and {y} {good} in the afternoon. "
+        f"{capitalize_first(place)} sold {x} {good} in the morning and {y} {good} in the afternoon. "
         f"Each of the {good} cost {price} dollars."
     )
     pairs = [
-        _cot(
+        cot_pair(
             f"How many {good} were sold in total?",
             f"{x} were sold in the morning and {y} in the afternoon. {x} + {y} = {x + y}.",
             str(x + y),
         ),
-        _pair(
+        make_pair(
             f"How many more {good} were sold in the morning than in the afternoon?",
             str(x - y),
             "free",
         ),
-        _cot(
+        cot_pair(
             "How much money did the morning sales bring in?",
             f"{x} {good} at {price} dollars each is {x} * {price} = {x * price}.",
             f"{x * price} dollars",
         ),
-        _pair(
-            _options("When were more of them sold?", ["morning", "afternoon", "equal"]),
+        make_pair(
+            format_mc_question("When were more of them sold?", ["morning", "afternoon", "equal"]),
             "morning" if x > y else "afternoon" if y > x else "equal",
             "mc",
         ),
@@ -232,10 +243,10 @@ class _Draw:
         return render_document(ent, rng, self.world.cfg["name_rate"])
 
 
-def _synth_ft(world: World) -> list[dict]:
-    rng = _rng(world.cfg, "dataset", "synth_ft")
+def build_synth_ft(world: World) -> list[dict]:
+    rng = seeded_rng(world.cfg, "dataset", "synth_ft")
     names = list(FT_DATASETS)
-    _require_reserved(world, "synth_ft")
+    require_reserved(world, "synth_ft")
     draw = _Draw(world)
     records = []
     for i in range(world.cfg["n_ft_examples"]):

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import random
 
-from instruct_pt.world.config import RELATIONS, _rng
-from instruct_pt.world.corpora import _cap, _say, render_document
-from instruct_pt.world.entities import Entity, World, _require_reserved
-from instruct_pt.world.qa import _ask, _claim, _compare_years, _fact_pair, _options
+from instruct_pt.synthesis.protocol import COT_ANSWER_SEPARATOR, format_mc_question
+from instruct_pt.world.config import RELATIONS, seeded_rng
+from instruct_pt.world.corpora import capitalize_first, render_document, render_statement
+from instruct_pt.world.entities import Entity, World, require_reserved
+from instruct_pt.world.qa import ask_question, claim_pair, compare_years_pair, fact_pair
 from instruct_pt.world.vocabulary import (
-    _MECHANISM_STATEMENTS,
-    _MECHANISMS,
-    _QUESTIONS,
-    _SENTIMENTS,
-    _STATEMENTS,
+    MECHANISM_STATEMENTS,
+    MECHANISMS,
+    QUESTIONS,
+    SENTIMENTS,
+    STATEMENTS,
 )
 
 _WORDS = """garden river window candle planet forest basket ladder mirror pencil harbor lantern meadow
@@ -55,13 +56,13 @@ def _word_task(rng: random.Random) -> tuple[str, str, str]:
 def _reserved_fact(world: World, rng: random.Random) -> tuple[Entity, str]:
     domain = rng.choice(["general", "biomedicine", "finance"])
     ent = rng.choice(world.reserved(domain))
-    relation = rng.choice([r for r in RELATIONS[domain] if r in _QUESTIONS])
+    relation = rng.choice([r for r in RELATIONS[domain] if r in QUESTIONS])
     return ent, relation
 
 
-def _general_instructions(world: World) -> list[dict]:
-    _require_reserved(world, "general_instructions")
-    rng = _rng(world.cfg, "dataset", "general_instructions")
+def build_general_instructions(world: World) -> list[dict]:
+    require_reserved(world, "general_instructions")
+    rng = seeded_rng(world.cfg, "dataset", "general_instructions")
     records = []
     for i in range(world.cfg["n_general_instructions"]):
         kind = i % 4
@@ -71,18 +72,18 @@ def _general_instructions(world: World) -> list[dict]:
             question, _, response = _word_task(rng)
         elif kind == 2:
             ent, relation = _reserved_fact(world, rng)
-            question = _ask(rng, relation, ent.name)
+            question = ask_question(rng, relation, ent.name)
             value = ent.attrs[relation]
-            if relation in _STATEMENTS:
-                response = _say(_STATEMENTS[relation][0], ent, True, v=value)
+            if relation in STATEMENTS:
+                response = render_statement(STATEMENTS[relation][0], ent, True, v=value)
             else:
                 response = f"The answer to the question is {value}."
         else:
             people = world.reserved("general")
             a, b = rng.sample(people, 2)
-            pair = _compare_years(rng, a, b)
+            pair = compare_years_pair(rng, a, b)
             question = pair["question"]
-            response = pair["answer"].replace("\nTherefore, the answer is ", " So the answer is ")
+            response = pair["answer"].replace(COT_ANSWER_SEPARATOR, " So the answer is ")
         records.append(
             {"id": f"general_instructions-{i:07d}", "question": question, "response": response}
         )
@@ -139,9 +140,9 @@ _TOPICS = {
 }
 
 
-def _instruction_tuning(world: World) -> list[dict]:
-    _require_reserved(world, "instruction_tuning")
-    rng = _rng(world.cfg, "dataset", "instruction_tuning")
+def build_instruction_tuning(world: World) -> list[dict]:
+    require_reserved(world, "instruction_tuning")
+    rng = seeded_rng(world.cfg, "dataset", "instruction_tuning")
     people, drugs, companies = (
         world.reserved("general"),
         world.reserved("biomedicine"),
@@ -166,9 +167,11 @@ def _instruction_tuning(world: World) -> list[dict]:
         kind = kinds[i % len(kinds)]
         if kind == "sentiment":
             label = rng.choice(["positive", "negative"])
-            review = _cap(f"{rng.choice(_REVIEW_ITEMS)} {rng.choice(_REVIEW_WORDS[label])}.")
+            review = capitalize_first(
+                f"{rng.choice(_REVIEW_ITEMS)} {rng.choice(_REVIEW_WORDS[label])}."
+            )
             instruction, response = (
-                _options(
+                format_mc_question(
                     f"Review: {review}\nIs this review positive or negative?",
                     ["positive", "negative"],
                 ),
@@ -176,13 +179,15 @@ def _instruction_tuning(world: World) -> list[dict]:
             )
         elif kind == "topic":
             topic = rng.choice(sorted(_TOPICS))
-            instruction = _options(
+            instruction = format_mc_question(
                 f"Headline: {rng.choice(_TOPICS[topic])}\nWhich topic is this headline about?",
                 sorted(_TOPICS),
             )
             response = topic
         elif kind == "uppercase":
-            sentence = _cap(f"{rng.choice(_REVIEW_ITEMS)} {rng.choice(_REVIEW_WORDS['positive'])}.")
+            sentence = capitalize_first(
+                f"{rng.choice(_REVIEW_ITEMS)} {rng.choice(_REVIEW_WORDS['positive'])}."
+            )
             instruction, response = (
                 f"Write this sentence in capital letters: {sentence}",
                 sentence.upper(),
@@ -194,11 +199,11 @@ def _instruction_tuning(world: World) -> list[dict]:
         elif kind == "reading_comprehension":
             ent = rng.choice(people)
             relation = rng.choice(RELATIONS["general"])
-            instruction = f"{render_document(ent, rng)}\n\n{_ask(rng, relation, ent.name)}"
+            instruction = f"{render_document(ent, rng)}\n\n{ask_question(rng, relation, ent.name)}"
             response = ent.attrs[relation]
         elif kind == "closed_book_qa":
             ent = rng.choice(people + drugs)
-            pair = _fact_pair(
+            pair = fact_pair(
                 rng,
                 ent,
                 rng.choice(
@@ -209,14 +214,14 @@ def _instruction_tuning(world: World) -> list[dict]:
             instruction, response = pair["question"], pair["answer"]
         elif kind == "yes_no_qa":
             ent = rng.choice(people)
-            claim, label = _claim(rng, ent)
+            claim, label = claim_pair(rng, ent)
             instruction, response = (
                 f"{render_document(ent, rng)}\n\nBased on the text, is this true? {claim}",
                 label,
             )
         elif kind == "comparison":
             a, b = rng.sample(people, 2)
-            pair = _compare_years(rng, a, b)
+            pair = compare_years_pair(rng, a, b)
             facts = f"{a.name} was born in {a.attrs['birth_year']}. {b.name} was born in {b.attrs['birth_year']}."
             instruction, response = f"{facts}\n{pair['question']}", pair["answer"]
         elif kind == "entity_listing":
@@ -226,20 +231,20 @@ def _instruction_tuning(world: World) -> list[dict]:
             response = f"{ent.attrs['ceo']}, {ent.name}"
         elif kind == "financial_sentiment":
             ent = rng.choice(companies)
-            instruction = _options(
-                f"{render_document(ent, rng)}\nWhat is the sentiment of the news?", _SENTIMENTS
+            instruction = format_mc_question(
+                f"{render_document(ent, rng)}\nWhat is the sentiment of the news?", SENTIMENTS
             )
             response = ent.attrs["sentiment"]
         else:  # drug_relation
             ent = rng.choice(drugs)
-            sentence = _say(
-                rng.choice(_MECHANISM_STATEMENTS[ent.attrs["mechanism"]]),
+            sentence = render_statement(
+                rng.choice(MECHANISM_STATEMENTS[ent.attrs["mechanism"]]),
                 ent,
                 True,
                 g=ent.attrs["target"],
             )
-            instruction = _options(
-                f"{sentence}\nHow does {ent.name} act on {ent.attrs['target']}?", _MECHANISMS
+            instruction = format_mc_question(
+                f"{sentence}\nHow does {ent.name} act on {ent.attrs['target']}?", MECHANISMS
             )
             response = ent.attrs["mechanism"]
         records.append(

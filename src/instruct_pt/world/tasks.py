@@ -1,38 +1,42 @@
 """Evaluation suites: one builder per task of ``EVAL_TASKS``, ``eval_records``, ``write_eval_suite``.
 
+Over 500 lines because it holds one builder for each of the 13 tasks (each under ~80 lines),
+beside the record helpers they share; the ceilings' training splits are in ``world.ceiling``.
+
 Evaluation records ask only about corpus entities, in phrasings no training set contains.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import random
 from pathlib import Path
 
 from instruct_pt.common import DataError, write_jsonl
-from instruct_pt.world.config import EVAL_TASKS, RELATIONS, _rng
-from instruct_pt.world.corpora import _cap, _say, free_person_names, random_person, render_document
+from instruct_pt.world.config import EVAL_TASKS, RELATIONS, seeded_rng
+from instruct_pt.world.corpora import (
+    capitalize_first,
+    render_document,
+    render_statement,
+)
 from instruct_pt.world.entities import Entity, World, build_world
-from instruct_pt.world.qa import _choices
+from instruct_pt.world.qa import draw_choices
 from instruct_pt.world.vocabulary import (
-    _EVAL_INSTRUCTIONS,
-    _FIRST,
-    _LAST,
-    _MECHANISM_STATEMENTS,
-    _MECHANISMS,
-    _POOLS,
-    _QUESTIONS,
-    _SENTIMENTS,
-    _STATEMENTS,
+    EVAL_INSTRUCTIONS,
+    MECHANISM_STATEMENTS,
+    MECHANISMS,
+    POOLS,
+    QUESTIONS,
+    SENTIMENTS,
+    STATEMENTS,
     eval_phrasings,
 )
 
 log = logging.getLogger(__name__)
 
 
-def _picks(rng: random.Random, items: list, n: int) -> list:
+def pick_cycling(rng: random.Random, items: list, n: int) -> list:
     """n items, cycling through freshly shuffled copies of ``items`` (few repeats, all used)."""
     out: list = []
     while len(out) < n:
@@ -57,12 +61,12 @@ def _mc_record(query: str, choices: list[str], gold: str) -> dict:
 
 def _eval_reading(world: World, rng: random.Random, n: int) -> list[dict]:
     out = []
-    for ent in _picks(rng, world.corpus("general"), n):
+    for ent in pick_cycling(rng, world.corpus("general"), n):
         relation = rng.choice(RELATIONS["general"])
-        question = rng.choice(_QUESTIONS[relation]["eval"]).format(n=ent.name)
+        question = rng.choice(QUESTIONS[relation]["eval"]).format(n=ent.name)
         gold = ent.attrs[relation]
         query = f"{render_document(ent, rng)}\nQuestion: {question}\nAnswer:"
-        out.append(_mc_record(query, _choices(rng, gold, _POOLS[relation]), gold))
+        out.append(_mc_record(query, draw_choices(rng, gold, POOLS[relation]), gold))
     return out
 
 
@@ -89,33 +93,35 @@ def _eval_reasoning(world: World, rng: random.Random, n: int) -> list[dict]:
                 a = rng.choice(people)
                 b = rng.choice([p for p in people if p.attrs[relation] != a.attrs[relation]])
             facts = " ".join(
-                _say(_STATEMENTS[relation][0], e, True, v=e.attrs[relation]) for e in (a, b)
+                render_statement(STATEMENTS[relation][0], e, True, v=e.attrs[relation])
+                for e in (a, b)
             )
-            question = _EVAL_INSTRUCTIONS["reasoning_same"].format(label=labels[relation])
+            question = EVAL_INSTRUCTIONS["reasoning_same"].format(label=labels[relation])
             gold = "yes" if a.attrs[relation] == b.attrs[relation] else "no"
             out.append(_mc_record(f"{facts}\nQuestion: {question}\nAnswer:", ["yes", "no"], gold))
             continue
         a = rng.choice(people)
         b = rng.choice([p for p in people if p.attrs["birth_year"] != a.attrs["birth_year"]])
         facts = " ".join(
-            _say(_STATEMENTS["birth_year"][0], e, True, v=e.attrs["birth_year"]) for e in (a, b)
+            render_statement(STATEMENTS["birth_year"][0], e, True, v=e.attrs["birth_year"])
+            for e in (a, b)
         )
         older, younger = sorted((a, b), key=lambda e: int(e.attrs["birth_year"]))
         gold = (older if kind == "first" else younger).name
-        question = _EVAL_INSTRUCTIONS[f"reasoning_{kind}"]
+        question = EVAL_INSTRUCTIONS[f"reasoning_{kind}"]
         out.append(_mc_record(f"{facts}\nQuestion: {question}\nAnswer:", [a.name, b.name], gold))
     return out
 
 
 def _eval_knowledge(world: World, rng: random.Random, n: int) -> list[dict]:
     out = []
-    for ent in _picks(rng, world.corpus("general"), n):
+    for ent in pick_cycling(rng, world.corpus("general"), n):
         relation = rng.choice(RELATIONS["general"])
-        question = rng.choice(_QUESTIONS[relation]["eval"]).format(n=ent.name)
+        question = rng.choice(QUESTIONS[relation]["eval"]).format(n=ent.name)
         gold = ent.attrs[relation]
         out.append(
             _mc_record(
-                f"Question: {question}\nAnswer:", _choices(rng, gold, _POOLS[relation]), gold
+                f"Question: {question}\nAnswer:", draw_choices(rng, gold, POOLS[relation]), gold
             )
         )
     return out
@@ -158,7 +164,7 @@ def _eval_pubmedqa(world: World, rng: random.Random, n: int) -> list[dict]:
     ]
     pools: dict = {}
     out = []
-    for ent in _picks(rng, world.corpus("biomedicine"), n):
+    for ent in pick_cycling(rng, world.corpus("biomedicine"), n):
         a = ent.attrs
         intro, result, question = _fresh(rng, pools, ent.name, variants)
         context = " ".join(
@@ -188,20 +194,20 @@ _LAB_PREFIXES = [
 def _eval_chemprot(world: World, rng: random.Random, n: int) -> list[dict]:
     pools: dict = {}
     out = []
-    for ent in _picks(rng, world.corpus("biomedicine"), n):
+    for ent in pick_cycling(rng, world.corpus("biomedicine"), n):
         a = ent.attrs
         variants = [
             (statement, prefix, question)
-            for statement in _MECHANISM_STATEMENTS[a["mechanism"]]
+            for statement in MECHANISM_STATEMENTS[a["mechanism"]]
             for prefix in _LAB_PREFIXES
             for question in eval_phrasings("chemprot")
         ]
         statement, prefix, question = _fresh(rng, pools, ent.name, variants)
-        sentence = prefix + _say(statement, ent, True, g=a["target"])
+        sentence = prefix + render_statement(statement, ent, True, g=a["target"])
         out.append(
             _mc_record(
                 f"Sentence: {sentence}\nQuestion: {question.format(d=ent.name, g=a['target'])}\nAnswer:",
-                list(_MECHANISMS),
+                list(MECHANISMS),
                 a["mechanism"],
             )
         )
@@ -211,7 +217,7 @@ def _eval_chemprot(world: World, rng: random.Random, n: int) -> list[dict]:
 def _eval_mqp(world: World, rng: random.Random, n: int) -> list[dict]:
     """Two eval phrasings of questions about one drug: of one relation (same) or two (not)."""
     relations = ["treats", "target", "side_effect"]
-    phrasings = {r: _QUESTIONS[r]["eval"] for r in relations}
+    phrasings = {r: QUESTIONS[r]["eval"] for r in relations}
     pairs = {
         same: [
             (q1, q2)
@@ -226,7 +232,7 @@ def _eval_mqp(world: World, rng: random.Random, n: int) -> list[dict]:
     }
     pools: dict = {}
     out = []
-    for k, ent in enumerate(_picks(rng, world.corpus("biomedicine"), n)):
+    for k, ent in enumerate(pick_cycling(rng, world.corpus("biomedicine"), n)):
         same = k % 2 == 0
         q1, q2 = (t.format(n=ent.name) for t in _fresh(rng, pools, (ent.name, same), pairs[same]))
         instruction = rng.choice(eval_phrasings("mqp"))
@@ -279,12 +285,12 @@ def _eval_rct(world: World, rng: random.Random, n: int) -> list[dict]:
     roles = list(_RCT_SENTENCES)
     pools: dict = {}
     out = []
-    for k, ent in enumerate(_picks(rng, world.corpus("biomedicine"), n)):
+    for k, ent in enumerate(pick_cycling(rng, world.corpus("biomedicine"), n)):
         a = ent.attrs
         role = roles[k % len(roles)]
         variants = [(t, q) for t in _RCT_SENTENCES[role] for q in eval_phrasings("rct")]
         template, question = _fresh(rng, pools, (ent.name, role), variants)
-        sentence = _cap(
+        sentence = capitalize_first(
             template.format(
                 x=a["treats"],
                 d=ent.name,
@@ -302,11 +308,11 @@ def _eval_usmle(world: World, rng: random.Random, n: int) -> list[dict]:
     variants = [
         (kind, question)
         for kind in ("treats", "target", "side_effect")
-        for question in _QUESTIONS[kind]["eval"]
-    ] + [("which_drug", _EVAL_INSTRUCTIONS["usmle"])]
+        for question in QUESTIONS[kind]["eval"]
+    ] + [("which_drug", EVAL_INSTRUCTIONS["usmle"])]
     pools: dict = {}
     out = []
-    for ent in _picks(rng, drugs, n):
+    for ent in pick_cycling(rng, drugs, n):
         a = ent.attrs
         kind, question = _fresh(rng, pools, ent.name, variants)
         if kind == "which_drug":
@@ -317,11 +323,11 @@ def _eval_usmle(world: World, rng: random.Random, n: int) -> list[dict]:
                 query = f"Question: {question.format(x=a['treats'])}\nAnswer:"
                 out.append(_mc_record(query, choices, ent.name))
                 continue
-            kind, question = "treats", rng.choice(_QUESTIONS["treats"]["eval"])
+            kind, question = "treats", rng.choice(QUESTIONS["treats"]["eval"])
         out.append(
             _mc_record(
                 f"Question: {question.format(n=ent.name)}\nAnswer:",
-                _choices(rng, a[kind], _POOLS[kind]),
+                draw_choices(rng, a[kind], POOLS[kind]),
                 a[kind],
             )
         )
@@ -345,7 +351,7 @@ def _eval_convfinqa(world: World, rng: random.Random, n: int) -> list[dict]:
     ]
     pools: dict = {}
     out = []
-    for ent in _picks(rng, world.corpus("finance"), n):
+    for ent in pick_cycling(rng, world.corpus("finance"), n):
         a = ent.attrs
         r, p = int(a["revenue"]), int(a["prev_revenue"])
         kind, context, question = _fresh(rng, pools, ent.name, variants)
@@ -433,10 +439,10 @@ def _sentiment_records(
     variants = [(t, q) for t in range(4) for q in eval_phrasings(key)]
     pools: dict = {}
     out = []
-    for ent in _picks(rng, world.corpus("finance"), n):
+    for ent in pick_cycling(rng, world.corpus("finance"), n):
         template, question = _fresh(rng, pools, ent.name, variants)
         query = f"{head}{_sentiment_text(ent, style, template)}\nQuestion: {question}\nAnswer:"
-        out.append(_mc_record(query, list(_SENTIMENTS), ent.attrs["sentiment"]))
+        out.append(_mc_record(query, list(SENTIMENTS), ent.attrs["sentiment"]))
     return out
 
 
@@ -451,7 +457,7 @@ def _eval_fiqa(world: World, rng: random.Random, n: int) -> list[dict]:
 def _eval_headline(world: World, rng: random.Random, n: int) -> list[dict]:
     pools: dict = {}
     out = []
-    for k, ent in enumerate(_picks(rng, world.corpus("finance"), n)):
+    for k, ent in enumerate(pick_cycling(rng, world.corpus("finance"), n)):
         sub = ("up", "down")[k % 2]
         gold = (
             "yes" if ent.attrs["sentiment"] == {"up": "positive", "down": "negative"}[sub] else "no"
@@ -481,7 +487,7 @@ def _eval_ner(world: World, rng: random.Random, n: int) -> list[dict]:
     variants = [(t, q) for t in _NER_TEMPLATES for q in eval_phrasings("ner")]
     pools: dict = {}
     out = []
-    for ent in _picks(rng, world.corpus("finance"), n):
+    for ent in pick_cycling(rng, world.corpus("finance"), n):
         (template, order), question = _fresh(rng, pools, ent.name, variants)
         a = ent.attrs
         sentence = template.format(p=a["ceo"], c=ent.name, y=a["hq_city"])
@@ -495,7 +501,7 @@ def _eval_ner(world: World, rng: random.Random, n: int) -> list[dict]:
     return out
 
 
-_EVAL_BUILDERS = {
+EVAL_BUILDERS = {
     "general": {
         "reading": _eval_reading,
         "reasoning": _eval_reasoning,
@@ -528,18 +534,18 @@ def eval_records(
     errors, bootstrap intervals). They are dropped, counted and logged; the task then has fewer
     records than asked for.
     """
-    if suite not in _EVAL_BUILDERS:
+    if suite not in EVAL_BUILDERS:
         raise DataError(
-            f"world: unknown evaluation suite {suite!r} (known: {', '.join(_EVAL_BUILDERS)})"
+            f"world: unknown evaluation suite {suite!r} (known: {', '.join(EVAL_BUILDERS)})"
         )
-    if task not in _EVAL_BUILDERS[suite]:
+    if task not in EVAL_BUILDERS[suite]:
         raise DataError(f"world: unknown task {task!r} in suite {suite!r}")
     world = build_world(world_cfg, seed)
-    rng = _rng(world.cfg, "eval", suite, task)
+    rng = seeded_rng(world.cfg, "eval", suite, task)
     records: list[dict] = []
     seen: set[str] = set()
     asked = world.cfg["eval_per_task"]
-    for rec in _EVAL_BUILDERS[suite][task](world, rng, asked):
+    for rec in EVAL_BUILDERS[suite][task](world, rng, asked):
         key = json.dumps([rec.get("query"), rec.get("choices")], ensure_ascii=False)
         if key in seen:
             continue
@@ -588,185 +594,3 @@ def write_eval_suite(
 # names; closed-book tasks ask about the
 # corpus entities (the model can only know those) but never a fact (entity, relation) that an
 # evaluation record asks. No training query equals an evaluation query.
-
-CLOSED_BOOK = {("general", "knowledge"), ("biomedicine", "usmle_like")}
-# Below this many distinct unevaluated corpus questions, a closed-book task also trains on the
-# reserved entities (USMLE-like at the tiny preset: its 500 questions ask every corpus fact).
-MIN_DISTINCT_CLOSED_BOOK = 20
-
-
-def _closed_book_fact(
-    lookup: dict[str, set[tuple[str, str]]], task: str, rec: dict
-) -> tuple[str, str]:
-    """The (entity, relation) a closed-book record asks: its question matched against every
-    evaluation phrasing; USMLE's "which drug treats x" asks (the gold drug, treats)."""
-    query = rec["query"]
-    question = query.removeprefix("Question: ").removesuffix("\nAnswer:")
-    if question == query:
-        raise DataError(
-            f"world: {task} record not of the form 'Question: ...\\nAnswer:': {query!r}"
-        )
-    facts = lookup.get(question)
-    if facts is None:
-        prefix, _, suffix = _EVAL_INSTRUCTIONS["usmle"].partition("{x}")
-        if task == "usmle_like" and question.startswith(prefix) and question.endswith(suffix):
-            return (rec["choices"][rec["gold"]], "treats")
-        raise DataError(f"world: {task} question matches no evaluation phrasing: {question!r}")
-    if len(facts) != 1:
-        raise DataError(f"world: {task} question {question!r} asks several facts {sorted(facts)}")
-    return next(iter(facts))
-
-
-def _fact_lookup(world: World, domain: str) -> dict[str, set[tuple[str, str]]]:
-    lookup: dict[str, set[tuple[str, str]]] = {}
-    for ent in world.entities[domain]:
-        for relation in RELATIONS[domain]:
-            for template in _QUESTIONS.get(relation, {}).get("eval", []):
-                lookup.setdefault(template.format(n=ent.name), set()).add((ent.name, relation))
-    return lookup
-
-
-def _reserved_view(world: World) -> World:
-    """The world with corpus and reserve swapped: builders then ask about reserved entities."""
-    return World(
-        world.cfg,
-        {
-            d: [dataclasses.replace(e, ft=not e.ft) for e in ents]
-            for d, ents in world.entities.items()
-        },
-    )
-
-
-# Open-book general tasks train their ceiling on fresh people: names of the name pool that no
-# world entity (person or CEO) bears, with random attribute values, redrawn for every 300
-# records (train_records). Only reading the context answers their questions (no memorised
-# person helps), which is what the evaluation tests. Measured (seed 7, 500M Vanilla fine-tuned
-# 1,000 steps of 16 reading records): with people redrawn, 34.5% on reading about fresh people
-# never trained on (chance 25); on a fixed set of 300 fresh people the model memorised them
-# instead (loss 0.03) and read no better than chance on new ones.
-N_FRESH_PEOPLE = 300
-
-
-def _fresh_people_view(world: World, rng: random.Random, n: int = N_FRESH_PEOPLE) -> World:
-    """The world with its general corpus replaced by ``n`` fresh people (see above)."""
-    names = free_person_names(world)
-    if len(names) < 4:
-        raise DataError(
-            f"world config: {len(_FIRST) * len(_LAST) - len(names)} of {len(_FIRST) * len(_LAST)} "
-            "person names are taken; the open-book ceilings need >= 4 fresh ones (lower n_people "
-            "or n_companies)"
-        )
-    rng.shuffle(names)
-    people = [random_person(name, rng) for name in names[:n]]
-    return World(world.cfg, {**world.entities, "general": people})
-
-
-def answer_text(rec: dict) -> str:
-    """The gold answer of an evaluation record, as the evaluation scores it after the query."""
-    return str(rec["choices"][rec["gold"]]) if "choices" in rec else str(rec["answer"])
-
-
-def train_records(
-    suite: str, task: str, world_cfg: dict | None, n: int, seed: int | None = None
-) -> tuple[list[dict], dict]:
-    """``n`` training records ``{"id", "suite", "task", "query", "answer"}`` in the format of
-    evaluation task ``suite``/``task`` (query as evaluated, gold answer as scored), and their
-    statistics (distinct queries, entities asked about, dropped candidates by reason).
-
-    Records may repeat (a task with few distinct questions is seen several times); none repeats
-    an evaluation query, and a closed-book one never asks a fact an evaluation record asks. A
-    closed-book task whose corpus facts are (almost) all evaluated has (almost) nothing left to
-    learn from without leakage: it adds the reserved entities (the format only) and says so.
-    """
-    if suite not in _EVAL_BUILDERS or task not in _EVAL_BUILDERS[suite]:
-        raise DataError(f"world: unknown task {task!r} in suite {suite!r}")
-    if n < 1:
-        raise DataError(f"world: ceiling training records per task must be >= 1, got {n}")
-    world = build_world(world_cfg, seed)
-    evals = eval_records(suite, task, world_cfg, seed)
-    eval_queries = {r["query"] for r in evals}
-    closed = (suite, task) in CLOSED_BOOK
-    dropped: dict[str, int] = {}
-
-    def drop(reason: str) -> None:
-        dropped[reason] = dropped.get(reason, 0) + 1
-
-    entities = "reserved"
-    candidates: list[dict] = []
-    if closed:
-        lookup = _fact_lookup(world, suite)
-        eval_facts = {_closed_book_fact(lookup, task, r) for r in evals}
-        rng = _rng(world.cfg, "ceiling-train", suite, task, "corpus")
-        for rec in _EVAL_BUILDERS[suite][task](world, rng, 4 * n):
-            if rec["query"] in eval_queries:
-                drop("eval_query")
-            elif _closed_book_fact(lookup, task, rec) in eval_facts:
-                drop("eval_fact")
-            else:
-                candidates.append(rec)
-        entities = "corpus"
-    n_corpus = len({r["query"] for r in candidates})
-    if n_corpus < MIN_DISTINCT_CLOSED_BOOK:
-        if closed:
-            log.warning(
-                "world: %s/%s evaluates all but %d of its corpus facts; its ceiling also learns "
-                "the format on reserved entities (facts the model cannot know)",
-                suite,
-                task,
-                n_corpus,
-            )
-            entities = f"corpus ({n_corpus} unevaluated questions) + reserved (format only)"
-        rng = _rng(world.cfg, "ceiling-train", suite, task, "reserved")
-        if suite == "general" and not closed:
-            # New fresh people (new values) for every N_FRESH_PEOPLE records: a name never keeps
-            # its values from one batch of records to the next, so no memorised person answers.
-            views = [_fresh_people_view(world, rng) for _ in range(-(-4 * n // N_FRESH_PEOPLE))]
-            entities = f"fresh ({len(views)} draws of {N_FRESH_PEOPLE} random people)"
-            batches = [(view, N_FRESH_PEOPLE) for view in views]
-        else:
-            batches = [(_reserved_view(world), 4 * n)]
-        for view, size in batches:
-            for rec in _EVAL_BUILDERS[suite][task](view, rng, size):
-                if rec["query"] in eval_queries:
-                    drop("eval_query")
-                else:
-                    candidates.append(rec)
-    if not candidates:
-        raise DataError(f"world: no training record of {suite}/{task} avoids its evaluation")
-    rng = _rng(world.cfg, "ceiling-train", suite, task, "pick")
-    records = [
-        {
-            "id": f"{task}-train-{i:05d}",
-            "suite": suite,
-            "task": task,
-            "query": rec["query"],
-            "answer": answer_text(rec),
-        }
-        for i, rec in enumerate(_picks(rng, candidates, n))
-    ]
-    stats = {
-        "records": len(records),
-        "distinct_queries": len({r["query"] for r in records}),
-        "entities": entities,
-        "dropped": dict(sorted(dropped.items())),
-    }
-    return records, stats
-
-
-def write_train_split(
-    suite: str, world_cfg: dict | None, per_task: int, out_path: str, seed: int | None = None
-) -> dict:
-    """Write the ceiling training records of every task of ``suite`` (``per_task`` each, tasks
-    in catalogue order) to ``out_path`` (JSON lines); return ``{task: stats}``."""
-    if suite not in EVAL_TASKS:
-        raise DataError(
-            f"world: unknown evaluation suite {suite!r} (known: {', '.join(EVAL_TASKS)})"
-        )
-    records: list[dict] = []
-    stats = {}
-    for task in EVAL_TASKS[suite]:
-        recs, stats[task] = train_records(suite, task, world_cfg, per_task, seed)
-        records += recs
-    n = write_jsonl(out_path, records)
-    log.info("world: wrote %d ceiling training records of suite %s", n, suite)
-    return stats

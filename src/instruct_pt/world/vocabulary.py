@@ -6,58 +6,58 @@ phrasing that only the evaluation uses.
 
 from __future__ import annotations
 
-_FIRST = """Alden Brisa Corvin Delia Emrys Fenna Galen Hester Ivo Jorna Kael Liora Maren Nolan Orla
+FIRST = """Alden Brisa Corvin Delia Emrys Fenna Galen Hester Ivo Jorna Kael Liora Maren Nolan Orla
 Perrin Quilla Rowan Selka Tobin Ursa Vance Wren Xara Yorick Zelda Anika Bram Cato Dara Elio Faye
 Gideon Halla Ines Joss Kira Lucan Mira Nico""".split()
-_LAST = """Ashdown Brackett Calloway Dunmore Everly Fairbank Galloway Hartwell Ingram Jessop Kettering
+LAST = """Ashdown Brackett Calloway Dunmore Everly Fairbank Galloway Hartwell Ingram Jessop Kettering
 Lockwood Marlowe Northcott Oakridge Pemberton Quarry Redfern Stanhope Thornbury Underhill Vexley
 Whitlock Yardley Zellman Alcott Blythe Cranmer Draycott Elmsworth Fenwick Greaves Holloway Ivesdale
 Jarrow Kimber Larkspur Merriweather Nettleton Orwin""".split()
-_CITIES = """Dorvik Almira Belcastle Corrinth Elsmere Faldor Glenhaven Harrowby Istral Junomar Kestrel
+CITIES = """Dorvik Almira Belcastle Corrinth Elsmere Faldor Glenhaven Harrowby Istral Junomar Kestrel
 Lunaris Marbeck Norwind Ostara Pellham Quenby Rivenholm Saltmere Tarrow Umberlin Valdis Westmarch
 Yarrowby Zennor Ambleford Brightwater Coldharbor Duskwood Emberton""".split()
-_UNIVERSITIES = [
+UNIVERSITIES = [
     f"{w} University"
     for w in """Northgate Halden Cresthill Amberly Stonebridge Wexford Lakemont Redwater Silverton
     Oakhaven Pinecrest Elmhurst Eastbrook Highmoor Fairhaven Greywell Bellmont Ravenhurst Thistle
     Westholm""".split()
 ]
-_MAJORS = """chemistry|history|economics|physics|biology|philosophy|mathematics|linguistics|architecture|
+MAJORS = """chemistry|history|economics|physics|biology|philosophy|mathematics|linguistics|architecture|
 music|geology|astronomy|law|sociology|statistics|literature|engineering|botany|psychology|art history|
 journalism|computer science|agriculture|anthropology""".replace("\n", "").split("|")
-_EMPLOYERS = """Bluefin Press|Ironleaf Studios|Copperline Logistics|Maple Street Clinic|Harbor Light Museum|
+EMPLOYERS = """Bluefin Press|Ironleaf Studios|Copperline Logistics|Maple Street Clinic|Harbor Light Museum|
 Silverpine Bakery|Northwind Observatory|Greenhollow Farms|Lanternworks|Stoneway Builders|Riverbend Library|
 Quillmark Publishing|Brightforge Labs|Tidewater Shipping|Amberfield School|Kestrel Air Service|
 Willowmere Hotel|Cobalt Theatre|Sunridge Dairy|Foxglove Design|Highpoint Radio|Meadowlark Cafe|
 Glassworks Guild|Pebble Bay Aquarium|Old Mill Brewery""".replace("\n", "").split("|")
-_HOBBIES = """chess|sailing|pottery|birdwatching|archery|gardening|rock climbing|painting|fencing|
+HOBBIES = """chess|sailing|pottery|birdwatching|archery|gardening|rock climbing|painting|fencing|
 knitting|cycling|stargazing|fishing|woodcarving|photography|rowing|calligraphy|beekeeping|juggling|
 origami|kayaking|baking|skiing|puzzles|tennis""".replace("\n", "").split("|")
-_YEARS = [str(y) for y in range(1940, 2000)]
+YEARS = [str(y) for y in range(1940, 2000)]
 
-_DRUG_HEADS = (
+DRUG_HEADS = (
     "Vel Cor Dax Lum Mer Nor Ost Pra Quin Rax Sel Tav Ulv Vor Xen Zol Bri Fen Gal Hal".split()
 )
-_DRUG_TAILS = (
+DRUG_TAILS = (
     "orazine imab afenib oxetine iprazole umide avir olol astatin ofloxin idone etrel".split()
 )
-_GENES = """TRX4 KLM2 PDR7 VNF9 ABR3 CXL5 DMT1 EGN6 FRK8 GWP2 HSN4 QRB7 MLV3 NTS5 ORB1 PLX6 RVK2 SDX8
+GENES = """TRX4 KLM2 PDR7 VNF9 ABR3 CXL5 DMT1 EGN6 FRK8 GWP2 HSN4 QRB7 MLV3 NTS5 ORB1 PLX6 RVK2 SDX8
 TMV4 WNT9 ZKA3 BLQ6 CRD2 FYN7 GMR5 HPX1 JRV8 KSD4 LTQ6 MXR2""".split()
-_MECHANISMS = ["inhibitor", "activator", "agonist", "antagonist", "substrate"]
-_DISEASES = """chronic migraine|plaque psoriasis|type 2 diabetes|asthma|rheumatoid arthritis|
+MECHANISMS = ["inhibitor", "activator", "agonist", "antagonist", "substrate"]
+DISEASES = """chronic migraine|plaque psoriasis|type 2 diabetes|asthma|rheumatoid arthritis|
 hypertension|epilepsy|major depression|Crohn disease|glaucoma|gout|osteoporosis|atrial fibrillation|
 acne|chronic insomnia|psoriatic arthritis|heart failure|hepatitis C|multiple sclerosis|
 Parkinson disease|anemia|lupus|bronchitis|eczema|angina""".replace("\n", "").split("|")
-_SIDE_EFFECTS = """mild nausea|headache|dizziness|dry mouth|fatigue|skin rash|trouble sleeping|
+SIDE_EFFECTS = """mild nausea|headache|dizziness|dry mouth|fatigue|skin rash|trouble sleeping|
 weight gain|blurred vision|muscle pain|low blood pressure|hair loss|cough|constipation|anxiety""".replace(
     "\n", ""
 ).split("|")
-_OUTCOMES = ["effective", "ineffective", "inconclusive"]
-_TRIAL_SIZES = [str(n) for n in range(60, 620, 20)]
+OUTCOMES = ["effective", "ineffective", "inconclusive"]
+TRIAL_SIZES = [str(n) for n in range(60, 620, 20)]
 
-_CO_HEADS = "Orv Belt Cald Dren Esk Farn Grel Hux Ilm Jask Korv Lund Mav Nesk Ostr".split()
-_CO_TAILS = "ane rix eon ara ico ora ent ium oda ex".split()
-_SECTORS = {
+CO_HEADS = "Orv Belt Cald Dren Esk Farn Grel Hux Ilm Jask Korv Lund Mav Nesk Ostr".split()
+CO_TAILS = "ane rix eon ara ico ora ent ium oda ex".split()
+SECTORS = {
     "software": ["Systems", "Software"],
     "energy": ["Energy", "Power"],
     "retail": ["Stores", "Retail"],
@@ -69,8 +69,8 @@ _SECTORS = {
     "mining": ["Mining", "Resources"],
     "airlines": ["Airways", "Aviation"],
 }
-_SENTIMENTS = ["negative", "neutral", "positive"]
-_GROWTH = {  # growth in percent, by sentiment of the news
+SENTIMENTS = ["negative", "neutral", "positive"]
+GROWTH = {  # growth in percent, by sentiment of the news
     "negative": [-30, -25, -20, -15, -10],
     "neutral": [-5, 0, 5],
     "positive": [10, 15, 20, 25, 30, 35, 40],
@@ -79,7 +79,7 @@ _GROWTH = {  # growth in percent, by sentiment of the news
 # --------------------------------------------------------------------------------------------
 # Templates. {S}/{s}: subject at/after the start of a sentence, {P}/{p}: possessive; {v}: value.
 
-_STATEMENTS: dict[str, list[str]] = {
+STATEMENTS: dict[str, list[str]] = {
     "birth_city": [
         "{S} was born in {v}.",
         "{S} was born in the city of {v}.",
@@ -109,27 +109,27 @@ _STATEMENTS: dict[str, list[str]] = {
         "Some patients on {s} report {v}.",
     ],
 }
-_MECHANISM_STATEMENTS = {
+MECHANISM_STATEMENTS = {
     "inhibitor": ["{S} inhibits {g}.", "{S} blocks the activity of {g}."],
     "activator": ["{S} activates {g}.", "{S} increases the activity of {g}."],
     "agonist": ["{S} is an agonist of {g}.", "{S} binds and stimulates {g}."],
     "antagonist": ["{S} is an antagonist of {g}.", "{S} binds {g} and blocks its signal."],
     "substrate": ["{S} is a substrate of {g}.", "{S} is broken down by {g}."],
 }
-_OUTCOME_STATEMENTS = {
+OUTCOME_STATEMENTS = {
     "effective": ["In a trial of {n} patients, {s} clearly reduced symptoms."],
     "ineffective": ["In a trial of {n} patients, {s} did not reduce symptoms."],
     "inconclusive": ["In a trial of {n} patients, the effect of {s} was unclear."],
 }
-_INTRO_STATEMENTS = [
+INTRO_STATEMENTS = [
     "{S} is a {x} company based in {y}.",
     "{S} is a {x} company with headquarters in {y}.",
 ]
-_CEO_STATEMENTS = ["{S} is led by chief executive {c}.", "Chief executive {c} runs {s}."]
+CEO_STATEMENTS = ["{S} is led by chief executive {c}.", "Chief executive {c} runs {s}."]
 _REPORTED = (
     "{S} reported quarterly revenue of {r} million dollars, against {p0} million a year earlier."
 )
-_REVENUE_STATEMENTS = {
+REVENUE_STATEMENTS = {
     "up": [
         _REPORTED,
         "Quarterly revenue at {s} reached {r} million dollars, up from {p0} million.",
@@ -140,19 +140,19 @@ _REVENUE_STATEMENTS = {
     ],
     "flat": [_REPORTED],
 }
-_GROWTH_STATEMENTS = {
+GROWTH_STATEMENTS = {
     "up": "Revenue grew by {g} percent from a year earlier.",
     "down": "Revenue fell by {g} percent from a year earlier.",
     "flat": "Revenue was flat compared with a year earlier.",
 }
-_REACTIONS = {
+REACTIONS = {
     "positive": ["Shares rose after the report as investors cheered the results."],
     "neutral": ["Shares were little changed after the report."],
     "negative": ["Shares fell after the report as investors worried about the results."],
 }
 
 # Question phrasings: "train" ones appear in training sets, "eval" ones only in the evaluation.
-_QUESTIONS: dict[str, dict[str, list[str]]] = {
+QUESTIONS: dict[str, dict[str, list[str]]] = {
     "birth_city": {
         "train": [
             "Where was {n} born?",
@@ -267,7 +267,7 @@ _QUESTIONS: dict[str, dict[str, list[str]]] = {
 }
 
 # Task instructions used only by the evaluation suites (never in training sets).
-_EVAL_INSTRUCTIONS = {
+EVAL_INSTRUCTIONS = {
     "reasoning_first": "Which of the two people was born first?",
     "reasoning_recent": "Which of the two people was born more recently?",
     "reasoning_same": "Do these two people share the same {label}?",
@@ -305,28 +305,25 @@ _EVAL_INSTRUCTIONS = {
 
 def eval_phrasings(key: str) -> list[str]:
     """Every phrasing of one evaluation instruction: ``key`` and its variants ``key#k``."""
-    return [v for k, v in _EVAL_INSTRUCTIONS.items() if k.split("#")[0] == key]
+    return [v for k, v in EVAL_INSTRUCTIONS.items() if k.split("#")[0] == key]
 
 
 # Every phrasing the evaluation uses and no training set may contain (for contamination checks).
-HELD_OUT_TEMPLATES: list[str] = [t for q in _QUESTIONS.values() for t in q["eval"]] + list(
-    _EVAL_INSTRUCTIONS.values()
+HELD_OUT_TEMPLATES: list[str] = [t for q in QUESTIONS.values() for t in q["eval"]] + list(
+    EVAL_INSTRUCTIONS.values()
 )
 
-COT_SUFFIX = "\nLet's think step by step."
-COT_ANSWER = "{reasoning}\nTherefore, the answer is {final}"
 
-
-_POOLS = {
-    "birth_city": _CITIES,
-    "birth_year": _YEARS,
-    "university": _UNIVERSITIES,
-    "major": _MAJORS,
-    "employer": _EMPLOYERS,
-    "hobby": _HOBBIES,
-    "treats": _DISEASES,
-    "target": _GENES,
-    "side_effect": _SIDE_EFFECTS,
-    "hq_city": _CITIES,
-    "sector": sorted(_SECTORS),
+POOLS = {
+    "birth_city": CITIES,
+    "birth_year": YEARS,
+    "university": UNIVERSITIES,
+    "major": MAJORS,
+    "employer": EMPLOYERS,
+    "hobby": HOBBIES,
+    "treats": DISEASES,
+    "target": GENES,
+    "side_effect": SIDE_EFFECTS,
+    "hq_city": CITIES,
+    "sector": sorted(SECTORS),
 }
