@@ -3,6 +3,7 @@ process umask allows (0644 under umask 022), as a plain open() would, not tempfi
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -63,3 +64,18 @@ def test_temporary_names_never_collide(tmp_path):
     for _, f, tmp in opened:
         f.close()
         os.unlink(tmp)
+
+
+def test_a_saved_model_folder_follows_the_umask(tmp_path_factory):
+    """save_pretrained's safetensors file is written 0600 by the library; the folder the
+    workflow publishes has every file readable as the umask allows (0644 under 022)."""
+    from conftest import build_tiny_lm
+
+    old = os.umask(0o022)
+    try:
+        folder = build_tiny_lm(tmp_path_factory)
+    finally:
+        os.umask(old)
+    files = sorted(p for p in Path(folder).rglob("*") if p.is_file())
+    assert any(p.name == "model.safetensors" for p in files)
+    assert {p.name: _mode(p) for p in files} == {p.name: 0o644 for p in files}

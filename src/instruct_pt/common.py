@@ -32,6 +32,19 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def follow_umask(folder: str | os.PathLike) -> None:
+    """Give every file under ``folder`` the mode a plain ``open()`` would (0644 under umask 022).
+
+    For folders that libraries assemble (``save_pretrained``: safetensors writes its file 0600),
+    so that results stay readable by colleagues like every file :func:`atomic_writer` writes.
+    """
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in Path(folder).rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            path.chmod(0o666 & ~mask)
+
+
 def atomic_writer(path: str | os.PathLike):
     """(path, open text file, temp path): write, close, then ``os.replace(temp, path)``."""
     path = Path(path)

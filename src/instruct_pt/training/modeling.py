@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from instruct_pt.common import DataError, write_json
+from instruct_pt.common import DataError, follow_umask, write_json
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +153,7 @@ def save_model(
     save_tokenizer(load_tokenizer(tokenizer_dir), tmp)
     if extra is not None:
         write_json(tmp / "train_summary.json", extra)
+    follow_umask(tmp)  # safetensors writes its file 0600
     if out.exists():
         shutil.rmtree(out)
     os.replace(tmp, out)
