@@ -192,6 +192,20 @@ def _tune(
     return model, summary
 
 
+def _finetune_start(train: dict, threads, base_model_dir: str, make_rows):
+    """What every fine-tuning stage does first: check the settings (before any data or model is
+    loaded), set the threads, load the base model's tokenizer, build the rows with
+    ``make_rows(tok) -> (rows, data_stats)``, join the process group.
+    Returns (cfg, tok, rows, data_stats, dist)."""
+    from instruct_pt.data.tokenizer import load_tokenizer
+
+    cfg = check_train(train, env_world())
+    set_torch_threads(threads)
+    tok = load_tokenizer(base_model_dir)
+    rows, data_stats = make_rows(tok)
+    return cfg, tok, rows, data_stats, init_process(cfg.device)
+
+
 def finetune_synthesizer(
     train_path: str,
     base_model_dir: str,
@@ -204,14 +218,13 @@ def finetune_synthesizer(
     threads: int | None = None,
 ) -> dict:
     """Tune the instruction synthesizer on synth_ft records (§1.2): loss only on the pairs."""
-    from instruct_pt.data.tokenizer import load_tokenizer
-
-    cfg = check_train(train, env_world())  # before any data or model is loaded
-    set_torch_threads(threads)
-    records = read_jsonl(train_path, required=("id", "dataset", "context", "pairs"))
-    tok = load_tokenizer(base_model_dir)
-    rows, data_stats = synth_sequences(records, tok, seq_len, max_per_dataset, seed, train_path)
-    d = init_process(cfg.device)
+    cfg, tok, rows, data_stats, d = _finetune_start(
+        train, threads, base_model_dir,
+        lambda tok: synth_sequences(
+            read_jsonl(train_path, required=("id", "dataset", "context", "pairs")),
+            tok, seq_len, max_per_dataset, seed, train_path,
+        ),
+    )  # fmt: skip
     return _tune_and_export(
         "finetune_synthesizer", base_model_dir, out_dir, tok, rows, data_stats, seq_len,
         cfg, train, checkpoint_dir, seed, d,
@@ -236,15 +249,12 @@ def instruction_tune(
     under checkpoint_dir/exports/ (which outlives a deleted out_dir, as Snakemake deletes outputs
     before a rerun) and copied to out_dir at the end.
     """
-    from instruct_pt.data.tokenizer import load_tokenizer
-
-    cfg = check_train(train, env_world())  # before any data or model is loaded
-    set_torch_threads(threads)
-    tok = load_tokenizer(base_model_dir)
-    rows, data_stats = instruction_rows(
-        iter_jsonl(train_path, required=("instruction", "response")), tok, seq_len, train_path
-    )
-    d = init_process(cfg.device)
+    cfg, tok, rows, data_stats, d = _finetune_start(
+        train, threads, base_model_dir,
+        lambda tok: instruction_rows(
+            iter_jsonl(train_path, required=("instruction", "response")), tok, seq_len, train_path
+        ),
+    )  # fmt: skip
     total = cfg.total_steps(len(rows), seq_len)
     wanted = sorted({int(s) for s in save_steps if 0 <= int(s) <= total} | {total})
     exports = Path(checkpoint_dir) / "exports"
@@ -287,15 +297,12 @@ def ceiling_tune(
 ) -> dict:
     """Fine-tune a compared model on its suite's task-format training records (a ceiling beside
     the compared models): loss on the answers only; the model is saved to out_dir."""
-    from instruct_pt.data.tokenizer import load_tokenizer
-
-    cfg = check_train(train, env_world())  # before any data or model is loaded
-    set_torch_threads(threads)
-    tok = load_tokenizer(base_model_dir)
-    rows, data_stats = task_rows(
-        iter_jsonl(train_path, required=("query", "answer")), tok, seq_len, train_path
-    )
-    d = init_process(cfg.device)
+    cfg, tok, rows, data_stats, d = _finetune_start(
+        train, threads, base_model_dir,
+        lambda tok: task_rows(
+            iter_jsonl(train_path, required=("query", "answer")), tok, seq_len, train_path
+        ),
+    )  # fmt: skip
     return _tune_and_export(
         "ceiling_tune", base_model_dir, out_dir, tok, rows, data_stats, seq_len,
         cfg, train, checkpoint_dir, seed, d,
