@@ -51,16 +51,19 @@ report: $(VENV)/.installed
 	@echo "Report (open in a browser): $(CURDIR)/paper_figures/$(RUN)/report.html"
 
 # The miniature over several world seeds (`make demo-seeds SEEDS="7 11 13 17"`): the whole tiny
-# DAG per seed as run $(SEEDS_RUN)-s<seed>, world.seed set by an overlay config (the preset's
-# other keys kept; rewritten only when it changes), then the aggregate: mean [95% CI] tables,
+# DAG per seed as run $(SEEDS_RUN)-s<seed> (the preset's own seed: run $(SEEDS_RUN) itself, so a
+# finished `make demo` is reused), world.seed set by an overlay config (the preset's other keys
+# kept; rewritten only when it changes), then the aggregate: mean [95% CI] tables,
 # figures with error bars and the claims over the seeds in paper_figures/$(SEEDS_RUN)-seeds/.
 SEEDS ?= 7 11 13
 SEEDS_PRESET ?= presets/tiny.yaml
 SEEDS_RUN ?= tiny
 demo-seeds: $(VENV)/.installed
 	set -e; for seed in $(SEEDS); do \
-		dir=results/$(SEEDS_RUN)-s$$seed; mkdir -p $$dir; \
-		printf 'run: %s\nworld: { seed: %s }\n' $(SEEDS_RUN)-s$$seed $$seed > $$dir/.world_seed.yaml; \
+		run=$$($(PY) -m instruct_pt.reports.seeds --run $(SEEDS_RUN) --seed $$seed \
+			$(wildcard config.yaml) $(SEEDS_PRESET)); \
+		dir=results/$$run; mkdir -p $$dir; \
+		printf 'run: %s\nworld: { seed: %s }\n' $$run $$seed > $$dir/.world_seed.yaml; \
 		if cmp -s $$dir/.world_seed.yaml $$dir/world_seed.yaml; then rm $$dir/.world_seed.yaml; \
 		else mv $$dir/.world_seed.yaml $$dir/world_seed.yaml; fi; \
 		$(SNAKEMAKE) paper_figures --cores $(CORES) --configfile $(SEEDS_PRESET) $$dir/world_seed.yaml; \

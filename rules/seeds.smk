@@ -1,11 +1,12 @@
 # The miniature over several world seeds (`make demo-seeds`): each seed is a run of its own,
-# {run}-s{seed}, built first; this rule only aggregates their report CSVs into
+# {run}-s{seed} ({run} itself for the config's own world seed: `make demo`'s run is reused), built
+# first; this rule only aggregates their report CSVs into
 # paper_figures/{run}-seeds/ (mean [95% CI] tables, figures with error bars, the claims
 # scorecard over the seeds). Seeds: config key `seeds` (default 7, 11, 13).
 from instruct_pt.reports import seeds as seeds_mod  # noqa: E402
 
 SEEDS = seeds_mod.parse_seeds(config.get("seeds", list(seeds_mod.DEFAULT_SEEDS)))
-SEED_RUNS = [seeds_mod.seed_run(RUN, s) for s in SEEDS]
+SEED_RUNS = [seeds_mod.seed_run(RUN, s, seeds_mod.home_seed(config)) for s in SEEDS]
 SEEDS_DIR = f"paper_figures/{seeds_mod.seeds_run(RUN)}"
 
 

@@ -24,6 +24,8 @@ from instruct_pt.reports.seeds import (
     SEEDS_FIELDS,
     check_world_seeds,
     parse_seeds,
+    run_name_cli,
+    seed_run,
     seeds_report,
 )
 
@@ -66,12 +68,15 @@ def _rec(table: str, row: str, column: str, ours: float | None, sources=(), note
     }
 
 
-def make_seed_runs(root: Path, seeds=SEEDS, run: str = "mini", drop_cell_in: int | None = None):
-    """paper_figures/{run}-s{seed}/{name}.csv for every report name (most header-only), with
-    per-document items behind Table 1 and Figure 4; returns {name: [csv per seed]}."""
+def make_seed_runs(
+    root: Path, seeds=SEEDS, run: str = "mini", drop_cell_in: int | None = None, home_seed=None
+):
+    """paper_figures/{run}-s{seed}/{name}.csv ({run} for ``home_seed``) for every report name
+    (most header-only), with per-document items behind Table 1 and Figure 4; returns
+    {name: [csv per seed]}."""
     tables: dict[str, list[str]] = {name: [] for name in ALL_NAMES}
     for i, seed in enumerate(seeds):
-        r = f"{run}-s{seed}"
+        r = seed_run(run, seed, home_seed)
         rng = np.random.default_rng(seed)
         truth = (rng.permutation(N_DOCS) + 0.5) / N_DOCS  # exact shares: < 0.6 is 60%
         correct = {
@@ -397,9 +402,11 @@ def _make_calls(tmp_path: Path, seeds: str, run: str) -> list[list[str]]:
         "open('calls.jsonl', 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
     )
     fake.chmod(0o755)
+    if not (tmp_path / "presets").exists():
+        (tmp_path / "presets").symlink_to(ROOT / "presets")
     done = subprocess.run(
         ["make", "-s", "-o", ".venv/.installed", "-f", str(ROOT / "Makefile"), "demo-seeds",
-         f"SEEDS={seeds}", f"SEEDS_RUN={run}", f"SNAKEMAKE={fake}"],
+         f"SEEDS={seeds}", f"SEEDS_RUN={run}", f"SNAKEMAKE={fake}", f"PY={sys.executable}"],
         cwd=tmp_path, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -418,11 +425,26 @@ def _snakemake(tmp_path: Path, args: list[str], timeout=300):
     )  # fmt: skip
 
 
+def test_the_presets_own_seed_is_the_presets_run_the_others_get_a_suffix(tmp_path, capsys):
+    assert seed_run("tiny", 11, 7) == "tiny-s11" and seed_run("tiny", 7, 7) == "tiny"
+    assert seed_run("tiny", 7) == "tiny-s7"
+    preset = tmp_path / "p.yaml"
+    preset.write_text("run: tiny\nworld: { seed: 5, eval_per_task: 9 }\n")
+    later = tmp_path / "q.yaml"
+    later.write_text("world: { eval_per_task: 3 }\n")  # merged key by key: seed 5 kept
+    for seed, want in ((5, "tiny"), (7, "tiny-s7")):
+        assert run_name_cli(["--run", "tiny", "--seed", str(seed), str(preset), str(later)]) == 0
+        assert capsys.readouterr().out.strip() == want
+    later.write_text("- a list\n")
+    with pytest.raises(DataError, match="q.yaml: not a mapping"):
+        run_name_cli(["--run", "tiny", "--seed", "5", str(preset), str(later)])
+
+
 def test_demo_seeds_runs_each_seed_with_the_presets_other_world_keys(tmp_path):
     calls = _make_calls(tmp_path, "7 11", "x")
-    assert calls == [
+    assert calls == [  # seed 7 is the tiny preset's own: its run keeps the plain name
         ["paper_figures", "--cores", "2", "--configfile", "presets/tiny.yaml",
-         "results/x-s7/world_seed.yaml"],
+         "results/x/world_seed.yaml"],
         ["paper_figures", "--cores", "2", "--configfile", "presets/tiny.yaml",
          "results/x-s11/world_seed.yaml"],
         ["paper_figures_seeds", "--cores", "2", "--configfile", "presets/tiny.yaml",
@@ -438,7 +460,7 @@ def test_demo_seeds_runs_each_seed_with_the_presets_other_world_keys(tmp_path):
     # seed changes the questions, the preset's eval_per_task (500; world default 40) stays.
     questions = {}
     for args, seed in zip(calls[:2], (7, 11), strict=True):
-        suite = f"results/x-s{seed}/eval/tasks/general"
+        suite = f"results/{seed_run('x', seed, 7)}/eval/tasks/general"
         done = _snakemake(tmp_path, [suite, *args[1:]])
         assert done.returncode == 0, done.stderr[-3000:]
         questions[seed] = (tmp_path / suite / "knowledge.jsonl").read_text().splitlines()
@@ -447,11 +469,14 @@ def test_demo_seeds_runs_each_seed_with_the_presets_other_world_keys(tmp_path):
 
 
 def test_aggregate_rule_runs_on_existing_seed_runs(tmp_path):
-    calls = _make_calls(tmp_path, "7 11 13", "mini")
+    # Seeds other than the preset's own (7): runs that only the fake CSVs below stand for (the
+    # preset's own run, "mini", is the config's run, whose reports Snakemake would rebuild).
+    seeds = [11, 13, 17]
+    calls = _make_calls(tmp_path, "11 13 17", "mini")
     aggregate = calls[-1]
     dry = _snakemake(tmp_path, [*aggregate, "-n"])
     assert dry.returncode != 0 and "MissingInputException" in dry.stdout + dry.stderr
-    make_seed_runs(tmp_path)
+    make_seed_runs(tmp_path, seeds=seeds)
     dry = _snakemake(tmp_path, [*aggregate, "-n"])
     assert dry.returncode == 0, dry.stderr[-3000:]
     text = dry.stdout + dry.stderr
@@ -462,12 +487,12 @@ def test_aggregate_rule_runs_on_existing_seed_runs(tmp_path):
     for name in ALL_NAMES:
         assert (out / f"{name}.csv").is_file() and (out / f"{name}.md").is_file()
     scorecard = json.loads((out / "claims.json").read_text())
-    assert scorecard["seeds"] == SEEDS
-    (overlay := tmp_path / "results/mini-s11/world_seed.yaml").write_text("world: {seed: 7}\n")
+    assert scorecard["seeds"] == seeds
+    (overlay := tmp_path / "results/mini-s11/world_seed.yaml").write_text("world: {seed: 13}\n")
     shutil.rmtree(out)
     failed = _snakemake(tmp_path, aggregate)
     log = (tmp_path / "logs/mini-seeds/seeds_report.log").read_text()
-    assert failed.returncode != 0 and "key 'world.seed' is 7, expected 11" in log
+    assert failed.returncode != 0 and "key 'world.seed' is 13, expected 11" in log
     assert overlay.is_file()
 
 

@@ -1,7 +1,9 @@
 """The miniature over several world seeds: tables, figures and claims aggregated across runs.
 
 Each world seed is a run of its own, ``{run}-s{seed}`` (``make demo-seeds``: the whole tiny DAG
-per seed, with ``world.seed`` set from an overlay config ``results/{run}-s{seed}/world_seed.yaml``).
+per seed, with ``world.seed`` set from an overlay config ``results/{run}-s{seed}/world_seed.yaml``),
+except the preset's own world seed, whose run is ``{run}`` itself (:func:`seed_run`): after
+``make demo``, ``make demo-seeds`` builds only the other seeds.
 :func:`seeds_report` reads the runs' report CSVs and writes ``paper_figures/{run}-seeds/``:
 
 - every table and figure CSV in the long format plus ``ci_low``, ``ci_high``, ``ci_method``,
@@ -24,10 +26,12 @@ reason in the Markdown notes and the log.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
 import re
+import sys
 import textwrap
 import zlib
 from collections import Counter
@@ -51,6 +55,7 @@ from instruct_pt.reports.claims import Numbers, score_claims, t_over_seeds
 from instruct_pt.reports.floors import FLOOR_CHANCE, FLOOR_LABELS, FLOOR_MAJORITY
 from instruct_pt.reports.markdown import figure_line, write_markdown
 from instruct_pt.reports.registry import SPECS
+from instruct_pt.world import config as world_config
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +87,35 @@ def parse_seeds(value: object, key: str = "seeds") -> list[int]:
     return seeds
 
 
-def seed_run(run: str, seed: int) -> str:
-    """The run of one world seed."""
-    return f"{run}-s{seed}"
+def seed_run(run: str, seed: int, home_seed: int | None = None) -> str:
+    """The run of one world seed: ``{run}-s{seed}``, except the configuration's own world seed
+    (``home_seed``), whose run is ``run`` itself, so that `make demo-seeds` after `make demo`
+    reuses the demo's run for the preset's seed instead of building the same world again."""
+    return run if seed == home_seed else f"{run}-s{seed}"
+
+
+def home_seed(config: dict) -> int:
+    """The world seed a configuration builds (its ``world`` section over the world's defaults)."""
+    return int(world_config.resolve_config(config.get("world") or {})["seed"])
+
+
+def run_name_cli(argv: Sequence[str] | None = None) -> int:
+    """`python -m instruct_pt.reports.seeds --run R --seed S CONFIG...`: prints the run of world
+    seed S, the config files (config.yaml, then the preset) merged as Snakemake merges them."""
+    p = argparse.ArgumentParser(prog="python -m instruct_pt.reports.seeds", description=__doc__)
+    p.add_argument("--run", required=True, help="the runs' base name (SEEDS_RUN)")
+    p.add_argument("--seed", required=True, type=int, help="one world seed")
+    p.add_argument("configs", nargs="+", help="config files, later ones overriding earlier")
+    args = p.parse_args(argv)
+    merged: dict = {}
+    for path in args.configs:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise DataError(f"{path}: not a mapping of config keys")
+        world = {**(merged.get("world") or {}), **(data.get("world") or {})}
+        merged = {**merged, **data, "world": world}
+    print(seed_run(args.run, args.seed, home_seed(merged)))
+    return 0
 
 
 def seeds_run(run: str) -> str:
@@ -407,3 +438,7 @@ def seeds_report(
         level=level,
         world_seeds=seeds,
     )
+
+
+if __name__ == "__main__":
+    sys.exit(run_name_cli())
