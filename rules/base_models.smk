@@ -1,6 +1,7 @@
 # External models: the synthesizer's base (Mistral-7B), Llama3-8B/70B, the Table 2 references.
 # Paper scale downloads hub weights (run this rule where the network is: a login node);
-# miniature scale pre-trains small stand-ins on the world's general corpus.
+# miniature scale pre-trains small stand-ins on the world's general corpus (a stand-in whose
+# recipe repeats an earlier one's takes that one's weights: STAND_IN_TWINS, rules/common.smk).
 
 
 rule base_model:
@@ -29,5 +30,6 @@ rule base_model:
         ),
         checkpoint_dir="results/{run}/checkpoints/base-{base}",
         seed=config["seed"],
+        twin=lambda wc: STAND_IN_TWINS.get(wc.base),
     script:
         "../workflow/scripts/base_model.py"

@@ -293,10 +293,20 @@ def mixture_inputs(wildcards):
     return [c["path"] for c in mixture_components(wildcards.mixture)]
 
 
+# Stand-ins whose training would compute the same weights as an earlier one's: trained once, the
+# others take those weights under their own config (instruct_pt.design.stand_in_twins).
+STAND_IN_TWINS = design.stand_in_twins(config)
+
+
 def base_model_inputs(wildcards):
     spec = config["base_models"][wildcards.base]
     if spec["source"] != "pretrain":
         return {}
+    if wildcards.base in STAND_IN_TWINS:
+        return {
+            "twin": model_dir(f"base-{STAND_IN_TWINS[wildcards.base]}"),
+            "tokenizer": tokenizer_dir(spec["tokenizer"]),
+        }
     st = config["stand_in_training"]
     return {
         "packed": packed_dir(spec["tokenizer"], st["mixture"], st["seq_len"]),

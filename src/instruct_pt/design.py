@@ -8,10 +8,11 @@ rounds, ratios) are config keys; docs/paper-facts.md gives the paper's values.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
-from instruct_pt.config import ConfigError
+from instruct_pt.config import ConfigError, train_settings
 
 DOMAINS = ("biomedicine", "finance")
 CORPORA = ("general", *DOMAINS)
@@ -292,3 +293,65 @@ def ceiling_row(config: dict, suites: list[str]) -> dict | None:
     if list(suites) == ["general"]:
         return {"label": label, "model": "ceiling-general"}
     return {"label": label, "models": {s: f"ceiling-{s}" for s in specs}}
+
+
+def _tokenizer_recipe(spec: dict) -> dict:
+    """What a tokenizer's vocabulary depends on: a trained one (byte-level BPE on every data set
+    of the run, rules/common.smk tokenizer_corpora) only its sizes, not the hub id that
+    config.yaml's entry still carries; any other its whole spec."""
+    if spec.get("source") != "train":
+        return dict(spec)
+    return {
+        "source": "train",
+        "vocab_size": int(spec["vocab_size"]),
+        "min_frequency": int(spec.get("min_frequency", 2)),
+    }
+
+
+def stand_in_recipe(config: dict, name: str) -> str | None:
+    """What a stand-in's trained weights depend on, as canonical JSON (None: not a stand-in).
+
+    Left out because they change no number the training computes: the arch's
+    ``max_position_embeddings`` when the training sequences fit in it (RoPE's angles do not
+    depend on it), and the family name when a Mistral has no sliding window shorter than the
+    sequences (then Mistral and Llama are the same network, built from the same seed into the
+    same tensors: tests/test_stand_in_twins.py). The tokenizer counts by what its vocabulary
+    depends on, not by its name.
+    """
+    spec = config["base_models"][name]
+    if spec["source"] != "pretrain":
+        return None
+    st = config["stand_in_training"]
+    seq_len = st["seq_len"]
+    arch = dict(spec["arch"])
+    if arch.get("max_position_embeddings", 0) >= seq_len:
+        arch.pop("max_position_embeddings", None)
+    window = arch.get("sliding_window")
+    if arch.get("family") == "mistral" and (window is None or window >= seq_len):
+        arch["family"] = "llama"
+        arch.pop("sliding_window", None)
+    recipe = {
+        "arch": arch,
+        "tokenizer": _tokenizer_recipe(config["tokenizers"][spec["tokenizer"]]),
+        "train": train_settings(config, "stand_in", base=name),
+        "mixture": st["mixture"],
+        "seq_len": seq_len,
+        "seed": config["seed"],
+    }
+    return json.dumps(recipe, sort_keys=True, default=str)
+
+
+def stand_in_twins(config: dict) -> dict[str, str]:
+    """{stand-in: the earlier stand-in (config order) whose weights it takes} for every stand-in
+    whose recipe (:func:`stand_in_recipe`) equals an earlier one's; the first of each is trained."""
+    first: dict[str, str] = {}
+    twins: dict[str, str] = {}
+    for name in config["base_models"]:
+        recipe = stand_in_recipe(config, name)
+        if recipe is None:
+            continue
+        if recipe in first:
+            twins[name] = first[recipe]
+        else:
+            first[recipe] = name
+    return twins

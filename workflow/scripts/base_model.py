@@ -18,6 +18,7 @@ prepare_base_model(
     checkpoint_dir=snakemake.params.checkpoint_dir,
     seed=snakemake.params.seed,
     threads=snakemake.threads,
+    twin_dir=snakemake.input.get("twin"),
 )
 # Only now, with every output written: a job killed before this line resumes from them.
 finish_checkpoints(

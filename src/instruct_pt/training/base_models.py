@@ -6,11 +6,14 @@ the rule where the network is: compute nodes of many clusters have none), and th
 folder holds links to the cached files, so a 70B model is stored once, not once per run
 (``copy: true`` on a base model copies instead, e.g. when the cache is not on a shared disk). Miniature scale: a small stand-in is
 pre-trained on the world's general corpus by the same training loop as every other model, so
-the rest of the DAG cannot tell the two apart.
+the rest of the DAG cannot tell the two apart. Stand-ins whose training would compute the same
+weights (:func:`instruct_pt.design.stand_in_twins`) are trained once: the later ones take the
+first one's weights under their own config (:func:`take_weights`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -40,6 +43,36 @@ def _materialize(snapshot: Path, out: Path, copy: bool) -> int:
     return n
 
 
+def take_weights(twin_dir: str, arch: dict, tokenizer_dir: str, out_dir: str, dtype: str | None):
+    """A stand-in folder from its twin's trained weights under this stand-in's own config (family,
+    max_position_embeddings) and tokenizer; its training summary and loss curve are the twin's."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    from instruct_pt.data.tokenizer import load_tokenizer
+    from instruct_pt.training.modeling import make_config, save_model
+
+    src = Path(twin_dir)
+    summary = json.loads((src / "train_summary.json").read_text(encoding="utf-8"))
+    tok = load_tokenizer(tokenizer_dir)
+    config = make_config(arch, len(tok), tok.bos_token_id, tok.eos_token_id, tok.pad_token_id)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    state = load_file(src / "model.safetensors")
+    if model.config.tie_word_embeddings:
+        state.setdefault("lm_head.weight", state["model.embed_tokens.weight"])
+    model.load_state_dict(state, strict=True, assign=True)
+    tied = set(getattr(model, "all_tied_weights_keys", None) or {})
+    tensors = {k: v for k, v in model.state_dict().items() if k not in tied}  # as training exports
+    extra = {**summary, "weights_of": src.name}
+    save_model(model, tokenizer_dir, out_dir, extra=extra, state_dict=tensors, dtype=dtype)
+    if (src / "metrics.jsonl").is_file():
+        shutil.copyfile(src / "metrics.jsonl", Path(out_dir) / "metrics.jsonl")
+    log.info("took the trained weights of %s (same recipe): nothing to train", src)
+    return {"weights_of": src.name, **summary}
+
+
 def prepare_base_model(
     spec: dict,
     out_dir: str,
@@ -49,9 +82,27 @@ def prepare_base_model(
     checkpoint_dir: str | None = None,
     seed: int = 0,
     threads: int | None = None,
+    twin_dir: str | None = None,
 ) -> dict:
+    """A base model's folder: hub weights linked, a local folder copied, a stand-in pre-trained,
+    or (``twin_dir``) a stand-in that takes the weights its twin trained."""
+    from instruct_pt.training.settings import TrainConfig
+
     source = spec["source"]
-    if source == "hub":
+    if twin_dir is not None:
+        if source != "pretrain" or not (tokenizer_dir and train):
+            raise DataError("only a stand-in (source: pretrain) takes a twin's weights")
+        summary = {
+            "source": "pretrain",
+            **take_weights(
+                twin_dir,
+                spec["arch"],
+                tokenizer_dir,
+                out_dir,
+                train.get("export_dtype", TrainConfig.export_dtype),
+            ),
+        }
+    elif source == "hub":
         from huggingface_hub import snapshot_download
 
         log.info("downloading %s (revision %s)", spec["id"], spec.get("revision"))
