@@ -373,7 +373,10 @@ def write_report(
         f"From the benchmark files under `{bench_dir}/` ({len(jobs)} jobs; each file holds the last "
         "time its job ran). Wall s is summed over jobs, which run side by side, so it exceeds the "
         "elapsed time; CPU s (user + system of the job's processes) is the work, and the share "
-        f"is of CPU s. Report written on: {machine()}.",
+        "is of CPU s. Snakemake samples a job's CPU every 0.5 s for about its first 15 s, then "
+        "every 30 s, and keeps the last sample, so a long job's last seconds of work are not "
+        "counted: CPU s is a lower bound (README, Measured). "
+        f"Report written on: {machine()}.",
         "",
         *_not_sampled_note(jobs),
         *(f"Left out: {n} file(s), {why}." for why, n in sorted(dropped.items())),
