@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from instruct_pt import config as config_mod
 from instruct_pt.common import DataError
 from instruct_pt.reports import plotting, stats
 from instruct_pt.reports.cells import (
@@ -107,14 +108,13 @@ def run_name_cli(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", required=True, type=int, help="one world seed")
     p.add_argument("configs", nargs="+", help="config files, later ones overriding earlier")
     args = p.parse_args(argv)
-    merged: dict = {}
+    layers = []
     for path in args.configs:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = config_mod.read_layer(path)
         if not isinstance(data, dict):
             raise DataError(f"{path}: not a mapping of config keys")
-        world = {**(merged.get("world") or {}), **(data.get("world") or {})}
-        merged = {**merged, **data, "world": world}
-    print(seed_run(args.run, args.seed, home_seed(merged)))
+        layers.append(data)
+    print(seed_run(args.run, args.seed, home_seed(config_mod.merge_layers(layers))))
     return 0
 
 
