@@ -78,39 +78,50 @@ def _eval_reasoning(world: World, rng: random.Random, n: int) -> list[dict]:
         "hobby": "hobby",
         "birth_city": "birth city",
     }
-    out = []
+    out: list[dict] = []
+    asked: set[str] = set()
     for _ in range(n):
-        kind = rng.choice(["first", "recent", "same"])
-        if kind == "same":
-            relation = rng.choice(sorted(labels))
-            groups: dict[str, list[Entity]] = {}
-            for p in people:
-                groups.setdefault(p.attrs[relation], []).append(p)
-            shared = [g for _, g in sorted(groups.items()) if len(g) > 1]
-            if shared and rng.random() < 0.5:
-                a, b = rng.sample(rng.choice(shared), 2)
-            else:
-                a = rng.choice(people)
-                b = rng.choice([p for p in people if p.attrs[relation] != a.attrs[relation]])
-            facts = " ".join(
-                render_statement(STATEMENTS[relation][0], e, True, v=e.attrs[relation])
-                for e in (a, b)
-            )
-            question = EVAL_INSTRUCTIONS["reasoning_same"].format(label=labels[relation])
-            gold = "yes" if a.attrs[relation] == b.attrs[relation] else "no"
-            out.append(_mc_record(f"{facts}\nQuestion: {question}\nAnswer:", ["yes", "no"], gold))
-            continue
-        a = rng.choice(people)
-        b = rng.choice([p for p in people if p.attrs["birth_year"] != a.attrs["birth_year"]])
-        facts = " ".join(
-            render_statement(STATEMENTS["birth_year"][0], e, True, v=e.attrs["birth_year"])
-            for e in (a, b)
-        )
-        older, younger = sorted((a, b), key=lambda e: int(e.attrs["birth_year"]))
-        gold = (older if kind == "first" else younger).name
-        question = EVAL_INSTRUCTIONS[f"reasoning_{kind}"]
-        out.append(_mc_record(f"{facts}\nQuestion: {question}\nAnswer:", [a.name, b.name], gold))
+        # a pair already asked about is drawn again (a few tries): in a world of few people, two
+        # people sharing a value are few, and a repeated question is no new evidence
+        for _attempt in range(20):
+            rec = _reasoning_record(rng, people, labels)
+            if rec["query"] not in asked:
+                break
+        asked.add(rec["query"])
+        out.append(rec)
     return out
+
+
+def _reasoning_record(rng: random.Random, people: list[Entity], labels: dict[str, str]) -> dict:
+    """One reasoning question: who was born first / more recently, or do two share a value."""
+    kind = rng.choice(["first", "recent", "same"])
+    if kind == "same":
+        relation = rng.choice(sorted(labels))
+        groups: dict[str, list[Entity]] = {}
+        for p in people:
+            groups.setdefault(p.attrs[relation], []).append(p)
+        shared = [g for _, g in sorted(groups.items()) if len(g) > 1]
+        if shared and rng.random() < 0.5:
+            a, b = rng.sample(rng.choice(shared), 2)
+        else:
+            a = rng.choice(people)
+            b = rng.choice([p for p in people if p.attrs[relation] != a.attrs[relation]])
+        facts = " ".join(
+            render_statement(STATEMENTS[relation][0], e, True, v=e.attrs[relation]) for e in (a, b)
+        )
+        question = EVAL_INSTRUCTIONS["reasoning_same"].format(label=labels[relation])
+        gold = "yes" if a.attrs[relation] == b.attrs[relation] else "no"
+        return _mc_record(f"{facts}\nQuestion: {question}\nAnswer:", ["yes", "no"], gold)
+    a = rng.choice(people)
+    b = rng.choice([p for p in people if p.attrs["birth_year"] != a.attrs["birth_year"]])
+    facts = " ".join(
+        render_statement(STATEMENTS["birth_year"][0], e, True, v=e.attrs["birth_year"])
+        for e in (a, b)
+    )
+    older, younger = sorted((a, b), key=lambda e: int(e.attrs["birth_year"]))
+    gold = (older if kind == "first" else younger).name
+    question = EVAL_INSTRUCTIONS[f"reasoning_{kind}"]
+    return _mc_record(f"{facts}\nQuestion: {question}\nAnswer:", [a.name, b.name], gold)
 
 
 def _eval_knowledge(world: World, rng: random.Random, n: int) -> list[dict]:
