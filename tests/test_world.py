@@ -404,6 +404,20 @@ def test_a_task_never_asks_the_same_question_twice(caplog):
     assert all(f"/{t} has" in caplog.text for t in short)
 
 
+def test_reasoning_draws_a_new_pair_instead_of_repeating_one(caplog):
+    """A world of few people has few pairs that share a value: the reasoning builder draws again
+    rather than ask a pair twice, so a small world still fills its questions (it had 139-140 of
+    150 when a repeat was only dropped)."""
+    for n_people in (30, 40):
+        cfg = {"seed": 7, "n_people": n_people, "n_drugs": 12, "n_companies": 12}
+        with caplog.at_level("WARNING", logger="instruct_pt.world"):
+            recs = W.eval_records("general", "reasoning", {**cfg, "eval_per_task": 150})
+        assert len({r["query"] for r in recs}) == len(recs) == 150
+        golds = {r["choices"][r["gold"]] for r in recs}
+        assert {"yes", "no"} <= golds and len(golds) > 10  # both kinds still asked
+    assert "distinct questions" not in caplog.text
+
+
 def test_the_tiny_preset_asks_500_distinct_questions_a_task(caplog):
     """#11 item 4: every task of every suite has its 500 questions, none repeated (the notion of
     ``eval_records``' dedupe), on the preset's seed and on one it never used."""
