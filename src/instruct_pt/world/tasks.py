@@ -78,13 +78,20 @@ def _eval_reasoning(world: World, rng: random.Random, n: int) -> list[dict]:
         "hobby": "hobby",
         "birth_city": "birth city",
     }
+    # groups of two or more people sharing a value, per relation (computed once, drawn from often)
+    shared: dict[str, list[list[Entity]]] = {}
+    for relation in labels:
+        groups: dict[str, list[Entity]] = {}
+        for p in people:
+            groups.setdefault(p.attrs[relation], []).append(p)
+        shared[relation] = [g for _, g in sorted(groups.items()) if len(g) > 1]
     out: list[dict] = []
     asked: set[str] = set()
     for _ in range(n):
         # a pair already asked about is drawn again (a few tries): in a world of few people, two
         # people sharing a value are few, and a repeated question is no new evidence
         for _attempt in range(20):
-            rec = _reasoning_record(rng, people, labels)
+            rec = _reasoning_record(rng, people, labels, shared)
             if rec["query"] not in asked:
                 break
         asked.add(rec["query"])
@@ -92,32 +99,32 @@ def _eval_reasoning(world: World, rng: random.Random, n: int) -> list[dict]:
     return out
 
 
-def _reasoning_record(rng: random.Random, people: list[Entity], labels: dict[str, str]) -> dict:
+def _reasoning_record(
+    rng: random.Random,
+    people: list[Entity],
+    labels: dict[str, str],
+    shared: dict[str, list[list[Entity]]],
+) -> dict:
     """One reasoning question: who was born first / more recently, or do two share a value."""
     kind = rng.choice(["first", "recent", "same"])
     if kind == "same":
         relation = rng.choice(sorted(labels))
-        groups: dict[str, list[Entity]] = {}
-        for p in people:
-            groups.setdefault(p.attrs[relation], []).append(p)
-        shared = [g for _, g in sorted(groups.items()) if len(g) > 1]
-        if shared and rng.random() < 0.5:
-            a, b = rng.sample(rng.choice(shared), 2)
+        if shared[relation] and rng.random() < 0.5:
+            a, b = rng.sample(rng.choice(shared[relation]), 2)
         else:
             a = rng.choice(people)
             b = rng.choice([p for p in people if p.attrs[relation] != a.attrs[relation]])
-        facts = " ".join(
-            render_statement(STATEMENTS[relation][0], e, True, v=e.attrs[relation]) for e in (a, b)
-        )
+    else:
+        relation = "birth_year"
+        a = rng.choice(people)
+        b = rng.choice([p for p in people if p.attrs[relation] != a.attrs[relation]])
+    facts = " ".join(
+        render_statement(STATEMENTS[relation][0], e, True, v=e.attrs[relation]) for e in (a, b)
+    )
+    if kind == "same":
         question = EVAL_INSTRUCTIONS["reasoning_same"].format(label=labels[relation])
         gold = "yes" if a.attrs[relation] == b.attrs[relation] else "no"
         return _mc_record(f"{facts}\nQuestion: {question}\nAnswer:", ["yes", "no"], gold)
-    a = rng.choice(people)
-    b = rng.choice([p for p in people if p.attrs["birth_year"] != a.attrs["birth_year"]])
-    facts = " ".join(
-        render_statement(STATEMENTS["birth_year"][0], e, True, v=e.attrs["birth_year"])
-        for e in (a, b)
-    )
     older, younger = sorted((a, b), key=lambda e: int(e.attrs["birth_year"]))
     gold = (older if kind == "first" else younger).name
     question = EVAL_INSTRUCTIONS[f"reasoning_{kind}"]
