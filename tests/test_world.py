@@ -429,20 +429,24 @@ def test_closed_book_questions_ask_distinct_facts():
     from instruct_pt.world.ceiling import _closed_book_fact, _fact_lookup
     from instruct_pt.world.entities import build_world
 
+    def asked(cfg: dict, seed: int | None = None) -> tuple[list[tuple[str, str]], int]:
+        """(the fact each knowledge question asks, the number of corpus people)"""
+        world = build_world(cfg, seed)
+        lookup = _fact_lookup(world, "general")
+        recs = W.eval_records("general", "knowledge", cfg, seed)
+        return [_closed_book_fact(lookup, "knowledge", r) for r in recs], len(
+            world.corpus("general")
+        )
+
     preset = Path(__file__).resolve().parents[1] / "presets" / "tiny.yaml"
     cfg = yaml.safe_load(preset.read_text())["world"]
     for seed in (7, 2027):
-        recs = W.eval_records("general", "knowledge", cfg, seed)
-        lookup = _fact_lookup(build_world(cfg, seed), "general")
-        facts = [_closed_book_fact(lookup, "knowledge", r) for r in recs]
-        assert len(set(facts)) == len(recs) == 500, (seed, len(set(facts)))
+        facts, _ = asked(cfg, seed)
+        assert len(set(facts)) == len(facts) == 500, (seed, len(set(facts)))
     # a small world runs out of facts: then facts repeat, each person's all asked first
     small = {"seed": 7, "n_people": 30, "n_drugs": 12, "n_companies": 12, "eval_per_task": 200}
-    recs = W.eval_records("general", "knowledge", small)
-    lookup = _fact_lookup(build_world(small), "general")
-    facts = [_closed_book_fact(lookup, "knowledge", r) for r in recs]
-    n_corpus = len(build_world(small).corpus("general"))
-    assert len(set(facts)) == min(len(recs), 6 * n_corpus)
+    facts, n_corpus = asked(small)
+    assert len(set(facts)) == min(len(facts), 6 * n_corpus) < len(facts)
 
 
 def test_the_tiny_preset_asks_500_distinct_questions_a_task(caplog):
