@@ -399,10 +399,22 @@ def ablation_target(ablation):
 
 CEILINGS = config.get("ceilings") or {}
 CEILING_SUITES = design.ceiling_suites(config)  # checks them against evaluation.suites
+# pre-trained on the oracle's true pairs (rule ceiling_pretrain); the others are fine-tuned
+ORACLE_CEILINGS = design.oracle_ceiling_suites(config)
+TUNED_CEILINGS = [s for s in CEILING_SUITES if s not in ORACLE_CEILINGS]
 
 
 def ceiling_suites():
     return CEILING_SUITES
+
+
+def oracle_size(suite):
+    return CEILINGS["suites"][suite]["oracle"]
+
+
+def _never(values):
+    """A wildcard pattern of `values`, or one that matches nothing when there are none."""
+    return _alt(values) if values else "(?!)"
 
 
 def ceiling_row(suites):

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -254,8 +255,15 @@ def test_the_tiny_dag_plans_one_ceiling_per_suite_and_rejects_unknown_suites(tmp
         text=True,
     )
     assert dry.returncode == 0, dry.stderr[-3000:]
-    jobs = dict(re.findall(r"^(ceiling_\w+)\s+(\d+)$", dry.stdout, re.M))
-    assert jobs == {"ceiling_data": "3", "ceiling_tune": "3"}
+    jobs = dict(re.findall(r"^((?:ceiling|oracle)_\w+)\s+(\d+)$", dry.stdout, re.M))
+    # general: pre-trained on the oracle's pairs (one shard each); the domains: fine-tuned
+    shards = str(yaml.safe_load((root / "presets/tiny.yaml").read_text())["synthesis"]["n_shards"])
+    assert jobs == {
+        "ceiling_data": "2",
+        "ceiling_tune": "2",
+        "ceiling_pretrain": "1",
+        "oracle_synthesis": shards,
+    }
     overlay = tmp_path / "bad.yaml"
     overlay.write_text(
         "ceilings: {per_task: 2, seq_len: 64, train: {tokens: 64}, "

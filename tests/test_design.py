@@ -112,10 +112,12 @@ def test_synthesis_rounds_and_context_of_each_variant():
         "wo_corpora": "model",
         "one_shot": "one_shot",
         "rule_based": "rule_based",
+        "oracle": "oracle",  # the world's true pairs (miniature ceiling)
     }
     assert [design.include_context(c, v) for v in design.AUGMENTED_VARIANTS] == [
         True,
         False,  # w/o Corpora: the pairs without their raw texts
+        True,
         True,
         True,
     ]

@@ -25,6 +25,8 @@ AUGMENTED_VARIANTS = {
     "wo_corpora": ("model", False),
     "one_shot": ("one_shot", True),
     "rule_based": ("rule_based", True),
+    # miniature only: the world's true pairs (instruct_pt.world.oracle), the general ceiling
+    "oracle": ("oracle", True),
 }
 #: The paper's names of the pre-training variants (Tables 1-3, Fig. 4).
 PT_LABELS = {"vanilla": "Vanilla PT", "mix": "Mix PT", "instruct": "Instruct PT"}
@@ -56,6 +58,7 @@ def mixture_components(
     general-vanilla:  all raw texts                                  (Vanilla PT)
     general-mix:      all raw texts + fine-tuning collection x ft_repeat      (Mix PT)
     general-instruct: augmented part + raw rest + collection x ft_repeat      (Instruct PT)
+    general-oracle:   the same with the world's true pairs (miniature ceiling, world.oracle)
     {domain}-vanilla: raw domain texts + general instructions (instruction_ratio by tokens)
     {domain}-{v}:     augmented domain texts (v = instruct or an ablation) + raw rest
                       + general instructions
@@ -69,8 +72,10 @@ def mixture_components(
         return {"name": name, "path": locate(source), "format": "text", **extra}
 
     if group == "general":
-        if variant not in ("vanilla", "mix", "instruct"):
-            raise ConfigError(f"mixture {mixture!r}: general variants are vanilla, mix, instruct")
+        if variant not in ("vanilla", "mix", "instruct", "oracle"):
+            raise ConfigError(
+                f"mixture {mixture!r}: general variants are vanilla, mix, instruct, oracle"
+            )
         ft = part("ft_collection", ("data", "synth_ft.templified"))
         ft["repeat"] = config["pretrain"]["ft_repeat"]
         if config["pretrain"].get("ft_records") is not None:
@@ -81,7 +86,7 @@ def mixture_components(
         if variant == "mix":
             return [part("raw", ("data", "raw_general")), ft]
         return [
-            part("augmented", ("augmented", "general", "instruct")),
+            part("augmented", ("augmented", "general", variant)),
             part("raw", ("rest", "general")),
             ft,
         ]
@@ -279,6 +284,39 @@ def ceiling_suites(config: dict) -> list[str]:
                 f"(evaluation.suites: {', '.join(known)})"
             )
     return suites
+
+
+def oracle_ceiling_suites(config: dict) -> list[str]:
+    """The suites whose ceiling is pre-trained on the oracle's true pairs (``oracle: SIZE``)
+    rather than a compared model fine-tuned on the task formats (``model: ...``); general only:
+    the oracle augments the general corpus (mixture general-oracle)."""
+    out = []
+    for suite in ceiling_suites(config):
+        spec = config["ceilings"]["suites"][suite]
+        if ("oracle" in spec) == ("model" in spec):
+            raise ConfigError(
+                f"config key 'ceilings.suites.{suite}': give exactly one of 'model' (fine-tune "
+                "a compared model) or 'oracle' (pre-train at a size on the true pairs)"
+            )
+        if "oracle" not in spec:
+            continue
+        if suite != "general":
+            raise ConfigError(
+                f"config key 'ceilings.suites.{suite}.oracle': only the general suite's ceiling "
+                "can be pre-trained on the oracle's pairs (mixture general-oracle)"
+            )
+        if spec["oracle"] not in config["pretrain"]["sizes"]:
+            raise ConfigError(
+                f"config key 'ceilings.suites.{suite}.oracle': {spec['oracle']!r} is not a size "
+                f"of pretrain.sizes ({', '.join(config['pretrain']['sizes'])})"
+            )
+        out.append(suite)
+    if out and not config["ceilings"].get("oracle_pairs_per_text"):
+        raise ConfigError(
+            "config key 'ceilings.oracle_pairs_per_text' is required by the oracle ceiling of "
+            f"{', '.join(out)}"
+        )
+    return out
 
 
 def ceiling_row(config: dict, suites: list[str]) -> dict | None:

@@ -7,8 +7,8 @@ lm-eval reads for world suites). Hub suites' documents are not on disk in that f
 floors are empty cells with a note ("n/a").
 
 Ceiling (miniature runs): a model of the compared models' size fine-tuned on its suite's
-task-format training split (rules/ceilings.smk), evaluated on the same questions: what each task
-allows at this size. A row like the models' (``{"label", "model"}`` or ``{"label", "models":
+task-format training split, or (general) Instruct PT on the world's true pairs
+(rules/ceilings.smk), evaluated on the same questions: what each task allows at this size. A row like the models' (``{"label", "model"}`` or ``{"label", "models":
 {domain: model}}``), placed after them; its label starts with "ceiling: ".
 """
 
@@ -170,8 +170,10 @@ CEILING_PREFIX = "ceiling: "
 CEILING_NOTE = (
     "Ceiling: a model of the compared models' size fine-tuned on its suite's task-format "
     "training split (the same query and answer format; other entities, or closed-book facts no "
-    "evaluation question asks), evaluated on the same questions. A ceiling cell not clearly above "
-    "its floors (by more than twice its standard error) says so in its note."
+    "evaluation question asks), or, where its label says so, Instruct PT from scratch with the "
+    "world's true pairs in place of the synthesizer's (the oracle synthesizer), evaluated on the "
+    "same questions. A ceiling cell not clearly above its floors (by more than twice its "
+    "standard error) says so in its note."
 )
 
 

@@ -24,6 +24,7 @@ import logging
 import random
 import re
 from collections import Counter
+from collections.abc import Callable
 
 from ..common import DataError, iter_jsonl, stable_hash, write_jsonl
 from ..progress import iter_progress
@@ -194,17 +195,23 @@ def mine_pairs(text: str, rng: random.Random) -> list[dict]:
     return clean
 
 
-def rule_based_shard(shard_path: str, out_path: str, seed: int) -> dict:
-    """Mine rule-based pairs for every text of a shard; records as ``synthesize_shard`` writes them."""
+def one_round_shard(
+    shard_path: str,
+    out_path: str,
+    make_pairs: Callable[[dict, str], list[dict]],
+    engine: str,
+    required: tuple[str, ...] = ("id", "text"),
+) -> tuple[dict, list[dict]]:
+    """Write one record per text of a shard, each its own one-round chain, its pairs from
+    ``make_pairs(record, where)`` (``where``: ``file:line`` for errors); records exactly as
+    ``synthesize_shard`` writes them. Returns (stats, records)."""
     out = []
-    rules: Counter = Counter()
     for lineno, rec in enumerate(
-        iter_progress(iter_jsonl(shard_path, required=("id", "text")), "rule-based", "texts"), 1
+        iter_progress(iter_jsonl(shard_path, required=required), engine, "texts"), 1
     ):
         if not isinstance(rec["text"], str):
             raise DataError(f"{shard_path}:{lineno}: 'text' must be a string")
-        pairs = mine_pairs(rec["text"], random.Random(stable_hash(seed, rec["id"])))
-        rules.update(p.pop("rule") for p in pairs)
+        pairs = make_pairs(rec, f"{shard_path}:{lineno}")
         out.append(
             {
                 "id": rec["id"],
@@ -225,8 +232,20 @@ def rule_based_shard(shard_path: str, out_path: str, seed: int) -> dict:
         "texts_with_pairs": sum(1 for r in out if r["pairs"]),
         "texts_without_pairs": sum(1 for r in out if not r["pairs"]),
         "pairs": sum(len(r["pairs"]) for r in out),
-        "pairs_by_rule": dict(sorted(rules.items())),
-        "engine": "rule_based",
     }
+    return stats, out
+
+
+def rule_based_shard(shard_path: str, out_path: str, seed: int) -> dict:
+    """Mine rule-based pairs for every text of a shard; records as ``synthesize_shard`` writes them."""
+    rules: Counter = Counter()
+
+    def mine(rec: dict, where: str) -> list[dict]:
+        pairs = mine_pairs(rec["text"], random.Random(stable_hash(seed, rec["id"])))
+        rules.update(p.pop("rule") for p in pairs)
+        return pairs
+
+    stats, _ = one_round_shard(shard_path, out_path, mine, "rule-based")
+    stats.update({"pairs_by_rule": dict(sorted(rules.items())), "engine": "rule_based"})
     log.info("rule-based %s: %d pairs for %d texts", shard_path, stats["pairs"], stats["texts"])
     return stats
