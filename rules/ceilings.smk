@@ -78,6 +78,8 @@ rule oracle_synthesis:
         runtime=runtime("data"),
     params:
         pairs_per_text=CEILINGS.get("oracle_pairs_per_text"),
+        # the synthesizer's rounds M: the same chains as Instruct PT's, only the pairs differ
+        rounds=lambda wc: design.synthesis_rounds(config, wc.corpus, "model"),
         seed=config["seed"],
     script:
         "../workflow/scripts/oracle_synthesis.py"

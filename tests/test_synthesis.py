@@ -622,3 +622,35 @@ def test_synthesis_logs_progress_lines(tmp_path, caplog, capfd):
         _synth(tmp_path, shard, FakeEngine(), out="again.jsonl", rounds=3, every=2)
     lines = [re.fullmatch(pat, r.getMessage()) for r in caplog.records]
     assert [int(m[1]) for m in lines if m] == [10]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 13),
+    rounds=st.integers(1, 4),
+    empty=st.sets(st.integers(0, 12), max_size=4),
+)
+def test_pairs_made_without_a_model_are_laid_out_as_the_synthesizer_lays_them_out(
+    n, rounds, empty
+):
+    """shard_records (rule-based, oracle) places texts in the chains, rounds, collection
+    positions and slots multi-round synthesis gives them, given the same texts with pairs."""
+    import tempfile
+    from pathlib import Path
+
+    from instruct_pt.synthesis.rule_based import shard_records
+
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        shard = _shard(tmp, n=n)
+        texts_without = {" ".join([f"t{i}"] * 3) for i in empty}
+        _synth(tmp, shard, FakeEngine(empty_for=texts_without), rounds=rounds)
+
+        def pairs(rec, where):
+            return [] if rec["text"] in texts_without else [{"question": "q", "answer": "a"}]
+
+        shard_records(str(shard), str(tmp / "made.jsonl"), pairs, "test", rounds)
+        keys = ("id", "chain", "round", "position", "slot")
+        synthesized = [{k: r[k] for k in keys} for r in read_jsonl(tmp / "out.jsonl")]
+        made = [{k: r[k] for k in keys} for r in read_jsonl(tmp / "made.jsonl")]
+        assert made == synthesized

@@ -9,4 +9,5 @@ oracle_shard(
     snakemake.output[0],
     snakemake.params.seed,
     snakemake.params.pairs_per_text,
+    snakemake.params.rounds,
 )

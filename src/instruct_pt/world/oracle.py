@@ -4,8 +4,9 @@ A miniature-only stand-in for a perfect instruction synthesizer. Every raw world
 facts (``meta.facts``: subject, relation, value); the oracle asks about ``pairs_per_text`` of
 them (distinct relations), in the training phrasings (``QUESTIONS[relation]["train"]``, never an
 evaluation phrasing), free-form or 4-way multiple choice in the synthesizer's option format, the
-answer always the true value. Its records have the ``synthesize_shard`` format (one-round
-chains), so templify, mixtures and pre-training treat them like the synthesizer's.
+answer always the true value. Its records have the ``synthesize_shard`` format and chains (M
+rounds, as the synthesizer's), so templify, mixtures and pre-training treat them like the
+synthesizer's.
 
 Pre-trained on (the mixture ``general-oracle``, Instruct PT with these pairs), a model shows what
 Instruct PT reaches at the compared size when every pair is relevant and correct: the general
@@ -19,7 +20,7 @@ import random
 
 from instruct_pt.common import DataError, stable_hash
 from instruct_pt.synthesis.protocol import format_mc_question
-from instruct_pt.synthesis.rule_based import one_round_shard
+from instruct_pt.synthesis.rule_based import shard_records
 from instruct_pt.world.qa import draw_choices
 from instruct_pt.world.vocabulary import POOLS, QUESTIONS
 
@@ -57,8 +58,12 @@ def oracle_pairs(facts: list[dict], rng: random.Random, k: int, mc_rate: float =
     return pairs
 
 
-def oracle_shard(shard_path: str, out_path: str, seed: int, pairs_per_text: int) -> dict:
-    """The oracle's pairs for every text of a shard (records as ``synthesize_shard`` writes them).
+def oracle_shard(
+    shard_path: str, out_path: str, seed: int, pairs_per_text: int, rounds: int = 1
+) -> dict:
+    """The oracle's pairs for every text of a shard, records as ``synthesize_shard`` writes them
+    for ``rounds`` rounds (the synthesizer's M for the corpus: the same chains, so Instruct PT on
+    the oracle's pairs differs from Instruct PT only in the pairs).
 
     A text without an askable fact gets no pairs (counted); a shard whose texts all lack one
     fails, as an empty augmentation would silently turn Instruct PT into Vanilla PT."""
@@ -69,7 +74,7 @@ def oracle_shard(shard_path: str, out_path: str, seed: int, pairs_per_text: int)
         rng = random.Random(stable_hash(seed, "oracle", rec["id"]))
         return oracle_pairs(_facts(rec, where), rng, pairs_per_text)
 
-    stats, _ = one_round_shard(shard_path, out_path, make, "oracle")
+    stats = shard_records(shard_path, out_path, make, "oracle", rounds)
     if stats["texts"] and not stats["texts_with_pairs"]:
         raise DataError(f"{shard_path}: no text has a fact the oracle can ask about")
     stats["engine"] = "oracle"
