@@ -630,9 +630,7 @@ def test_synthesis_logs_progress_lines(tmp_path, caplog, capfd):
     rounds=st.integers(1, 4),
     empty=st.sets(st.integers(0, 12), max_size=4),
 )
-def test_pairs_made_without_a_model_are_laid_out_as_the_synthesizer_lays_them_out(
-    n, rounds, empty
-):
+def test_pairs_made_without_a_model_are_laid_out_as_the_synthesizer_lays_them_out(n, rounds, empty):
     """shard_records (rule-based, oracle) places texts in the chains, rounds, collection
     positions and slots multi-round synthesis gives them, given the same texts with pairs."""
     import tempfile
