@@ -1,4 +1,4 @@
-# Fresh machine: `make demo` (the whole paper in miniature, 18-45 min on 2 CPU cores: README) and
+# Fresh machine: `make demo` (the whole paper in miniature, ~30 min or more on 2 CPU cores: README) and
 # `make test` (the test suite, including the smoke preset's whole DAG).
 SHELL := /bin/bash
 VENV ?= .venv
