@@ -636,7 +636,7 @@ def test_pairs_made_without_a_model_are_laid_out_as_the_synthesizer_lays_them_ou
     import tempfile
     from pathlib import Path
 
-    from instruct_pt.synthesis.rule_based import shard_records
+    from instruct_pt.synthesis.multi_round import shard_records
 
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)

@@ -21,6 +21,7 @@ import math
 import shutil
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from ..common import (
@@ -33,10 +34,10 @@ from ..common import (
     write_jsonl,
 )
 from ..data.inputs import escape_markers
-from ..progress import eta_seconds, progress_line, quiet_progress_bars
+from ..progress import eta_seconds, iter_progress, progress_line, quiet_progress_bars
 from ..training.dirlock import LOCK_NAME, FolderLock
 from .engines import Engine, load_engine
-from .protocol import build_prompt, format_example, parse_pairs
+from .protocol import EOS, build_prompt, format_example, format_pairs, parse_pairs
 
 log = logging.getLogger(__name__)
 
@@ -375,3 +376,55 @@ def synthesize_shard(
     }
     log.info("synthesis stats %s: %s", out_path, json.dumps(stats, sort_keys=True))
     return stats
+
+
+def shard_records(
+    shard_path: str,
+    out_path: str,
+    make_pairs: Callable[[dict, str], list[dict]],
+    engine: str,
+    rounds: int = 1,
+) -> dict:
+    """Write one record per text of a shard, its pairs from ``make_pairs(record, where)``
+    (``where``: ``file:line`` for errors), laid out as ``synthesize_shard`` lays out ``rounds``
+    rounds: text ``pos`` is text ``i`` of round ``pos // ceil(n / rounds)``, continues chain ``i``
+    when the chain's last text and its own have pairs (else starts its own chain, as an unchained
+    prompt does), and sits at ``collection_positions(n, rounds)[pos]``. Returns the stats."""
+    records = []
+    for lineno, rec in enumerate(
+        iter_progress(iter_jsonl(shard_path, required=("id", "text")), engine, "texts"), 1
+    ):
+        if not isinstance(rec["text"], str):
+            raise DataError(f"{shard_path}:{lineno}: 'text' must be a string")
+        records.append((rec, make_pairs(rec, f"{shard_path}:{lineno}")))
+    n = len(records)
+    where = collection_positions(n, rounds)
+    size = math.ceil(n / rounds) if n else 1
+    chains: dict[int, tuple[int, bool]] = {}  # index in the round -> (chain, last had pairs)
+    out = []
+    for pos, (rec, pairs) in enumerate(records):
+        rnd, i = divmod(pos, size)
+        chain, chained = chains.get(i, (pos, False))
+        chain = chain if chained and pairs else pos
+        chains[i] = (chain, bool(pairs))
+        out.append(
+            {
+                "id": rec["id"],
+                "text": rec["text"],
+                "chain": chain,
+                "round": rnd + 1,
+                "position": where[pos][0],
+                "slot": where[pos][1],
+                "truncated": False,
+                "pairs": pairs,
+                "dropped": {},
+                "generation": format_pairs(pairs) + (EOS if pairs else ""),
+            }
+        )
+    write_jsonl(out_path, out)
+    return {
+        "texts": n,
+        "texts_with_pairs": sum(1 for r in out if r["pairs"]),
+        "texts_without_pairs": sum(1 for r in out if not r["pairs"]),
+        "pairs": sum(len(r["pairs"]) for r in out),
+    }

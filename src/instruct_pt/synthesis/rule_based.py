@@ -21,16 +21,13 @@ DAG does not care which method made the pairs.
 from __future__ import annotations
 
 import logging
-import math
 import random
 import re
 from collections import Counter
-from collections.abc import Callable
 
-from ..common import DataError, iter_jsonl, stable_hash, write_jsonl
-from ..progress import iter_progress
-from .multi_round import collection_positions
-from .protocol import EOS, MARKERS, format_mc_question, format_pairs
+from ..common import stable_hash
+from .multi_round import shard_records
+from .protocol import MARKERS, format_mc_question
 
 log = logging.getLogger(__name__)
 
@@ -195,58 +192,6 @@ def mine_pairs(text: str, rng: random.Random) -> list[dict]:
         keep = sorted(rng.sample(range(len(clean)), MAX_PAIRS))
         clean = [clean[k] for k in keep]
     return clean
-
-
-def shard_records(
-    shard_path: str,
-    out_path: str,
-    make_pairs: Callable[[dict, str], list[dict]],
-    engine: str,
-    rounds: int = 1,
-) -> dict:
-    """Write one record per text of a shard, its pairs from ``make_pairs(record, where)``
-    (``where``: ``file:line`` for errors), laid out as ``synthesize_shard`` lays out ``rounds``
-    rounds: text ``pos`` is text ``i`` of round ``pos // ceil(n / rounds)``, continues chain ``i``
-    when the chain's last text and its own have pairs (else starts its own chain, as an unchained
-    prompt does), and sits at ``collection_positions(n, rounds)[pos]``. Returns the stats."""
-    records = []
-    for lineno, rec in enumerate(
-        iter_progress(iter_jsonl(shard_path, required=("id", "text")), engine, "texts"), 1
-    ):
-        if not isinstance(rec["text"], str):
-            raise DataError(f"{shard_path}:{lineno}: 'text' must be a string")
-        records.append((rec, make_pairs(rec, f"{shard_path}:{lineno}")))
-    n = len(records)
-    where = collection_positions(n, rounds)
-    size = math.ceil(n / rounds) if n else 1
-    chains: dict[int, tuple[int, bool]] = {}  # index in the round -> (chain, last had pairs)
-    out = []
-    for pos, (rec, pairs) in enumerate(records):
-        rnd, i = divmod(pos, size)
-        chain, chained = chains.get(i, (pos, False))
-        chain = chain if chained and pairs else pos
-        chains[i] = (chain, bool(pairs))
-        out.append(
-            {
-                "id": rec["id"],
-                "text": rec["text"],
-                "chain": chain,
-                "round": rnd + 1,
-                "position": where[pos][0],
-                "slot": where[pos][1],
-                "truncated": False,
-                "pairs": pairs,
-                "dropped": {},
-                "generation": format_pairs(pairs) + (EOS if pairs else ""),
-            }
-        )
-    write_jsonl(out_path, out)
-    return {
-        "texts": n,
-        "texts_with_pairs": sum(1 for r in out if r["pairs"]),
-        "texts_without_pairs": sum(1 for r in out if not r["pairs"]),
-        "pairs": sum(len(r["pairs"]) for r in out),
-    }
 
 
 def rule_based_shard(shard_path: str, out_path: str, seed: int) -> dict:

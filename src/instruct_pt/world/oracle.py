@@ -19,8 +19,8 @@ import logging
 import random
 
 from instruct_pt.common import DataError, stable_hash
+from instruct_pt.synthesis.multi_round import shard_records
 from instruct_pt.synthesis.protocol import format_mc_question
-from instruct_pt.synthesis.rule_based import shard_records
 from instruct_pt.world.qa import draw_choices
 from instruct_pt.world.vocabulary import POOLS, QUESTIONS
 
