@@ -8,8 +8,9 @@ floors are empty cells with a note ("n/a").
 
 Ceiling (miniature runs): a model of the compared models' size fine-tuned on its suite's
 task-format training split, or (general) Instruct PT on the world's true pairs
-(rules/ceilings.smk), evaluated on the same questions: what each task allows at this size. A row like the models' (``{"label", "model"}`` or ``{"label", "models":
-{domain: model}}``), placed after them; its label starts with "ceiling: ".
+(rules/ceilings.smk), evaluated on the same questions: what each task allows at this size. A row
+like the models' (``{"label", "model"}`` or ``{"label", "models": {domain: model}}``), placed
+after them; its label starts with "ceiling: ".
 """
 
 from __future__ import annotations
